@@ -1,0 +1,29 @@
+"""fallom: trace, A/B test and manage prompts for LLM applications.
+
+Everything here is safe on your code's path: it never raises into it, never
+waits on the network, and costs microseconds per traced call.
+"""
+
+from ._api import current_span, span, trace_llm
+from ._sdk import flush, init, shutdown, stats
+from ._session import FallomSession, SessionContext, session
+from ._span import NoOpSpan, Span
+from ._threads import bind_context
+from ._version import __version__
+
+__all__ = [
+    "FallomSession",
+    "NoOpSpan",
+    "SessionContext",
+    "Span",
+    "__version__",
+    "bind_context",
+    "current_span",
+    "flush",
+    "init",
+    "session",
+    "shutdown",
+    "span",
+    "stats",
+    "trace_llm",
+]

@@ -1,0 +1,101 @@
+"""The tracing entry points: ``trace_llm``, ``span`` and ``current_span``."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union, overload
+
+from ._context import CURRENT_SPAN
+from ._instrument import CallOptions, CallScope, instrument
+from ._span import NOOP_SPAN, NoOpSpan, Span
+
+__all__ = ["current_span", "span", "trace_llm"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def trace_llm(func: F) -> F: ...
+
+
+@overload
+def trace_llm(
+    func: None = None, *, name: Optional[str] = None, model: Optional[str] = None,
+    provider: Optional[str] = None, capture_input: bool = True, capture_output: bool = True,
+    extractor: Optional[Callable[[Any], Any]] = None,
+) -> Callable[[F], F]: ...
+
+
+def trace_llm(
+    func: Optional[F] = None, *, name: Optional[str] = None, model: Optional[str] = None,
+    provider: Optional[str] = None, capture_input: bool = True, capture_output: bool = True,
+    extractor: Optional[Callable[[Any], Any]] = None,
+) -> Union[F, Callable[[F], F]]:
+    """Trace each call of an LLM helper as an ``llm`` span.
+
+    Works bare or with options, on functions, methods, static and class
+    methods, coroutines, generators and async generators. The bound
+    arguments become the input and the return value the output; known SDK
+    responses also give model and token counts (see ``fallom.extractors``).
+    """
+
+    def decorate(target: F) -> F:
+        opts = CallOptions(target, name=name, kind="llm", capture_input=capture_input,
+                           capture_output=capture_output, extractor=extractor,
+                           model=model, provider=provider)
+        return instrument(target, opts)  # type: ignore[no-any-return]
+
+    if func is None:
+        return decorate
+    return decorate(func)
+
+
+class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_current_span
+    """A span around a block (``with`` / ``async with``) or a function (decorator).
+
+    Each ``with`` entry and each decorated call makes a new span, current
+    inside the block and ended when it leaves; an exception is recorded on
+    the span and propagates unchanged.
+    """
+
+    __slots__ = ("_opts", "_scopes")
+
+    def __init__(self, name: str, kind: str = "span",
+                 attributes: Optional[Mapping[str, Any]] = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("span name must be a non-empty string")
+        self._opts = CallOptions(None, name=name, kind=kind, capture_input=False,
+                                 capture_output=False, attributes=attributes)
+        self._scopes: list[CallScope] = []
+
+    def __enter__(self) -> Union[Span, NoOpSpan]:
+        scope = CallScope(self._opts, None, (), {})
+        self._scopes.append(scope.__enter__())
+        return scope.span if scope.span is not None else NOOP_SPAN
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        scope = self._scopes.pop() if self._scopes else None
+        if scope is not None:
+            scope.__exit__(exc_type, exc, tb)
+            if exc is None:
+                scope.end()
+
+    async def __aenter__(self) -> Union[Span, NoOpSpan]:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: F) -> F:
+        opts = self._opts
+        decorated = CallOptions(func, name=opts.name, kind=opts.kind, capture_input=False,
+                                capture_output=False, attributes=opts.attributes)
+        return instrument(func, decorated)  # type: ignore[no-any-return]
+
+
+def current_span() -> Union[Span, NoOpSpan]:
+    """The span active in this context, or a no-op span that ignores every call."""
+    active = CURRENT_SPAN.get()
+    return active if active is not None else NOOP_SPAN

@@ -1,0 +1,196 @@
+"""Safe capture: any user object becomes a JSON-safe value, and never raises.
+
+Cycles, broken ``__repr__``, bytes, sets, dataclasses, pydantic models,
+NaN/inf, non-string keys, and very large or deep values are all handled;
+what is cut is replaced by a visible marker so a reader knows it was cut.
+Immutable scalars are kept by reference and converted later, off the
+caller's path; anything mutable is converted at once so that what the user
+passed is what gets recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import itertools
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+__all__ = ["Captured", "Limits", "resolve", "snapshot", "to_jsonable"]
+
+
+class Limits(NamedTuple):
+    """Per-field caps: characters per string, items per container, nesting depth."""
+
+    max_chars: int = 10_000
+    max_items: int = 1_000
+    max_depth: int = 20
+
+
+class Captured:
+    """A value already converted on the caller's path."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_DEFAULT = Limits()
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_MAX_DEPTH_HARD = 100
+
+
+def snapshot(value: Any, limits: Limits = _DEFAULT) -> Any:
+    """Keep immutable scalars by reference; convert everything else now."""
+    if type(value) in _SCALAR_TYPES:
+        return value
+    return Captured(to_jsonable(value, limits))
+
+
+def resolve(value: Any, limits: Limits = _DEFAULT) -> Any:
+    """The JSON-safe form of a value that went through :func:`snapshot`."""
+    if type(value) is Captured:
+        return value.value
+    return to_jsonable(value, limits)
+
+
+def to_jsonable(value: Any, limits: Limits = _DEFAULT) -> Any:
+    """Convert ``value`` to plain JSON types; never raises."""
+    try:
+        return _convert(value, limits, min(limits.max_depth, _MAX_DEPTH_HARD), set())
+    except Exception:  # the converter guards each step; this is the last resort
+        return _unrepresentable(value)
+
+
+def _clip(text: str, max_chars: int) -> str:
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}…[truncated {len(text) - max_chars} chars]"
+
+
+def _float(value: float) -> Any:
+    if math.isfinite(value):
+        return value
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _unrepresentable(value: Any) -> str:
+    return f"<unrepresentable {type(value).__name__}>"
+
+
+def _repr(value: Any, limits: Limits) -> str:
+    try:
+        return _clip(repr(value), limits.max_chars)
+    except Exception:
+        return _unrepresentable(value)
+
+
+def _key(key: Any, limits: Limits) -> str:
+    if isinstance(key, str):
+        return _clip(key, limits.max_chars)
+    if type(key) in _SCALAR_TYPES:
+        return str(key)
+    return _repr(key, limits)
+
+
+def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    kind = type(value)
+    if kind is str:
+        return _clip(value, limits.max_chars)
+    if kind is bool or kind is int or value is None:
+        return value
+    if kind is float:
+        return _float(value)
+    if isinstance(value, enum.Enum):
+        return _convert(value.value, limits, depth, seen)
+    if isinstance(value, str):
+        return _clip(str.__str__(value), limits.max_chars)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _float(float(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _bytes(value, limits)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if depth <= 0:
+        return f"<{kind.__name__} at max depth>"
+    marker = id(value)
+    if marker in seen:
+        return f"<cycle {kind.__name__}>"
+    seen.add(marker)
+    try:
+        return _container(value, limits, depth - 1, seen)
+    finally:
+        seen.discard(marker)
+
+
+def _bytes(value: bytes | bytearray | memoryview, limits: Limits) -> str:
+    raw = bytes(value[: limits.max_chars * 4])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(value)} bytes>"
+    if len(raw) < len(value):
+        return f"{text[: limits.max_chars]}…[truncated {len(value) - len(raw)} bytes]"
+    return _clip(text, limits.max_chars)
+
+
+def _container(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    if isinstance(value, Mapping):
+        return _mapping(value, limits, depth, seen)
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return _mapping(value._asdict(), limits, depth, seen)
+    if isinstance(value, (list, tuple)):
+        return _sequence(value, len(value), limits, depth, seen)
+    if isinstance(value, (set, frozenset)):
+        try:
+            items: Any = sorted(value)
+        except Exception:
+            items = list(value)
+        return _sequence(items, len(items), limits, depth, seen)
+    fields = _fields_of(value)
+    if fields is not None:
+        return _mapping(fields, limits, depth, seen)
+    return _repr(value, limits)
+
+
+def _fields_of(value: Any) -> Mapping[str, Any] | None:
+    """The fields of a dataclass or pydantic model, read without deep copies."""
+    try:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+        dump = getattr(type(value), "model_dump", None)  # pydantic v2
+        if callable(dump):
+            result = value.model_dump()
+            return result if isinstance(result, Mapping) else None
+        if hasattr(type(value), "__fields__") and callable(getattr(value, "dict", None)):
+            result = value.dict()  # pydantic v1
+            return result if isinstance(result, Mapping) else None
+    except Exception:
+        return None
+    return None
+
+
+def _mapping(value: Mapping[Any, Any], limits: Limits, depth: int, seen: set[int]) -> Any:
+    out: dict[str, Any] = {}
+    try:
+        for key, item in itertools.islice(value.items(), limits.max_items):
+            out[_key(key, limits)] = _convert(item, limits, depth, seen)
+        extra = len(value) - limits.max_items
+    except Exception:
+        return _repr(value, limits)
+    if extra > 0:
+        out["…"] = f"[{extra} more keys]"
+    return out
+
+
+def _sequence(value: Any, size: int, limits: Limits, depth: int, seen: set[int]) -> list[Any]:
+    head = itertools.islice(value, limits.max_items)
+    out = [_convert(item, limits, depth, seen) for item in head]
+    if size > limits.max_items:
+        out.append(f"…[{size - limits.max_items} more items]")
+    return out

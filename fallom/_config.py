@@ -1,0 +1,187 @@
+"""Settings: argument > environment variable > default, validated up front.
+
+Every ``init()`` resolves each setting afresh. A wrong value raises
+``ValueError`` naming the parameter (or the environment variable it came
+from), so misconfiguration fails at start-up rather than in production.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+__all__ = ["DEFAULTS", "Settings", "is_loopback_url", "resolve_settings"]
+
+Redactor = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
+
+DEFAULTS: Mapping[str, Any] = {
+    "traces_url": "https://traces.fallom.com",
+    "configs_url": "https://configs.fallom.com",
+    "prompts_url": "https://prompts.fallom.com",
+    "capture_content": True,
+    "debug": False,
+    "tracing": True,
+    "sample_rate": 1.0,
+    "propagate_threads": True,
+    "allow_insecure_http": False,
+    "max_queue_size": 10_000,
+    "max_batch_size": 512,
+    "max_batch_bytes": 4_000_000,
+    "batch_interval": 1.0,
+    "export_timeout": 10.0,
+    "shutdown_timeout": 5.0,
+    "capture_max_chars": 10_000,
+    "capture_max_items": 1_000,
+    "capture_max_depth": 20,
+}
+
+_ENV = {
+    "api_key": "FALLOM_API_KEY",
+    "traces_url": "FALLOM_TRACES_URL",
+    "configs_url": "FALLOM_CONFIGS_URL",
+    "prompts_url": "FALLOM_PROMPTS_URL",
+    "capture_content": "FALLOM_CAPTURE_CONTENT",
+    "debug": "FALLOM_DEBUG",
+    "tracing": "FALLOM_TRACING",
+    "sample_rate": "FALLOM_SAMPLE_RATE",
+    "shutdown_timeout": "FALLOM_SHUTDOWN_TIMEOUT",
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration of one ``init()``; the key never shows in its repr."""
+
+    api_key: str | None = field(default=None, repr=False)
+    traces_url: str = DEFAULTS["traces_url"]
+    configs_url: str = DEFAULTS["configs_url"]
+    prompts_url: str = DEFAULTS["prompts_url"]
+    capture_content: bool = True
+    debug: bool = False
+    tracing: bool = True
+    sample_rate: float = 1.0
+    propagate_threads: bool = True
+    allow_insecure_http: bool = False
+    max_queue_size: int = DEFAULTS["max_queue_size"]
+    max_batch_size: int = DEFAULTS["max_batch_size"]
+    max_batch_bytes: int = DEFAULTS["max_batch_bytes"]
+    batch_interval: float = DEFAULTS["batch_interval"]
+    export_timeout: float = DEFAULTS["export_timeout"]
+    shutdown_timeout: float = DEFAULTS["shutdown_timeout"]
+    capture_max_chars: int = DEFAULTS["capture_max_chars"]
+    capture_max_items: int = DEFAULTS["capture_max_items"]
+    capture_max_depth: int = DEFAULTS["capture_max_depth"]
+    redact: Redactor | None = None
+    exporters: Sequence[Any] = ()
+
+    @property
+    def local_mode(self) -> bool:
+        """Without a key nothing is sent to the Fallom endpoints."""
+        return not self.api_key
+
+
+def _parse_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"{name} must be a boolean (true/false, 1/0, yes/no), got {value!r}")
+
+
+def _parse_number(value: Any, name: str, *, kind: type, low: float, high: float) -> Any:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if (isinstance(number, float) and math.isnan(number)) or not low <= number <= high:
+        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return number
+
+
+def _parse_url(value: Any, name: str) -> str:
+    parts = urlsplit(str(value)) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} must be an http(s) URL with a host, got {value!r}")
+    return str(value).rstrip("/")
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1, where plain http is safe."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http")
+_INTS = ("max_queue_size", "max_batch_size", "max_batch_bytes",
+         "capture_max_chars", "capture_max_items", "capture_max_depth")
+_FLOATS = ("batch_interval", "export_timeout", "shutdown_timeout")
+_URLS = ("traces_url", "configs_url", "prompts_url")
+
+
+def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """Resolve ``init()`` arguments against the environment and the defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for key in Settings.__dataclass_fields__:
+        if args.get(key) is not None:
+            values[key], names[key] = args[key], key
+        elif key in _ENV and env.get(_ENV[key], "").strip():
+            values[key], names[key] = env[_ENV[key]].strip(), _ENV[key]
+        elif key in DEFAULTS:
+            values[key], names[key] = DEFAULTS[key], key
+    for key in _BOOLS:
+        values[key] = _parse_bool(values[key], names[key])
+    for key in _INTS:
+        values[key] = _parse_number(values[key], names[key], kind=int, low=1, high=2**62)
+    for key in _FLOATS:
+        values[key] = _parse_number(values[key], names[key], kind=float, low=0.0, high=86_400.0)
+    values["sample_rate"] = _parse_number(
+        values["sample_rate"], names["sample_rate"], kind=float, low=0.0, high=1.0
+    )
+    for key in _URLS:
+        values[key] = _parse_url(values[key], names[key])
+    _check_callables(values)
+    settings = Settings(**values)
+    _check_transport_security(settings, names)
+    return settings
+
+
+def _check_callables(values: dict[str, Any]) -> None:
+    redact = values.get("redact")
+    if redact is not None and not callable(redact):
+        raise ValueError(f"redact must be a callable taking a record, got {redact!r}")
+    exporters = values.get("exporters") or ()
+    for exporter in exporters:
+        if not callable(getattr(exporter, "export", None)):
+            raise ValueError(f"exporters must have an export(records) method, got {exporter!r}")
+    values["exporters"] = tuple(exporters)
+    api_key = values.get("api_key")
+    if api_key is not None and not isinstance(api_key, str):
+        raise ValueError("api_key must be a string")
+
+
+def _check_transport_security(settings: Settings, names: Mapping[str, str]) -> None:
+    """Refuse to send the key in clear text to anything but this machine."""
+    if settings.local_mode or settings.allow_insecure_http:
+        return
+    for key in _URLS:
+        url = getattr(settings, key)
+        if url.startswith("http://") and not is_loopback_url(url):
+            raise ValueError(
+                f"{names[key]} uses plain http to a non-loopback host; the API key would travel "
+                "unencrypted. Use https, or pass allow_insecure_http=True."
+            )

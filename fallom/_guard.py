@@ -1,0 +1,42 @@
+"""One guard for every piece of SDK code that runs on the user's path.
+
+Internal code on the user's path catches ``Exception`` and hands it here
+(a ``try`` costs nothing until it raises, unlike a context manager). An
+internal error is logged (at most once a minute per call site) and swallowed,
+so a bug in fallom never changes what the user's code returns or raises.
+The project's own test suite sets ``FALLOM_RAISE_INTERNAL_ERRORS=1`` so
+that those bugs fail tests instead of hiding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+__all__ = ["logger", "report_internal_error"]
+
+logger = logging.getLogger("fallom")
+
+_INTERVAL_S = 60.0
+_last_logged: dict[str, float] = {}
+_lock = threading.Lock()
+
+
+def _raise_internal() -> bool:
+    return os.environ.get("FALLOM_RAISE_INTERNAL_ERRORS", "") == "1"
+
+
+def report_internal_error(exc: BaseException, where: str = "") -> None:
+    """Log ``exc`` as a fallom bug (rate-limited); re-raise it under our tests."""
+    if _raise_internal():
+        raise exc
+    key = where or f"{type(exc).__name__}"
+    now = time.monotonic()
+    with _lock:
+        last = _last_logged.get(key)
+        if last is not None and now - last < _INTERVAL_S:
+            return
+        _last_logged[key] = now
+    logger.warning("fallom internal error in %s (ignored)", where or "sdk", exc_info=exc)

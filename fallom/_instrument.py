@@ -1,0 +1,308 @@
+"""The one wrapper behind ``@trace_llm`` and ``@span``: sync, async, generators.
+
+The call mode is chosen once, at decoration time; the span logic lives in
+:class:`CallScope` and is shared by every mode, which branch only on how
+they call the user's function.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from types import TracebackType
+from typing import Any, AsyncGenerator, Callable, Generator, Mapping, Optional
+
+import wrapt
+
+from . import extractors
+from ._capture import snapshot
+from ._context import CURRENT_SPAN
+from ._guard import report_internal_error
+from ._record import Binder, BoundArgs
+from ._span import Span, start_span
+from ._state import STATE
+
+__all__ = ["CallOptions", "CallScope", "begin", "fail", "finish", "instrument", "span_name"]
+
+
+def span_name(func: Any) -> str:
+    """``__qualname__`` without ``<locals>`` parts: ``Bot.ask``, ``plain``."""
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or "call"
+    return str(qualname).replace(".<locals>", "")
+
+
+class CallOptions:
+    """What a decoration site decided, fixed at decoration time."""
+
+    __slots__ = ("attributes", "binder", "capture_input", "capture_output", "extractor",
+                 "kind", "model", "name")
+
+    def __init__(self, func: Any, *, name: Optional[str], kind: str, capture_input: bool,
+                 capture_output: bool, extractor: Optional[Callable[[Any], Any]] = None,
+                 model: Optional[str] = None, provider: Optional[str] = None,
+                 attributes: Optional[Mapping[str, Any]] = None) -> None:
+        if extractor is not None and not callable(extractor):
+            raise TypeError(f"extractor must be a callable (result) -> dict, got {extractor!r}")
+        self.name = name or span_name(func)
+        self.kind = kind
+        self.capture_input = capture_input
+        self.capture_output = capture_output
+        self.extractor = extractor
+        self.model = model
+        attrs = dict(attributes or {})
+        if model:
+            attrs["gen_ai.request.model"] = model
+        if provider:
+            attrs["gen_ai.provider.name"] = provider
+        self.attributes = attrs or None
+        self.binder: Optional[Binder] = None
+        if func is not None and capture_input:
+            try:
+                self.binder = Binder(inspect.signature(getattr(func, "__func__", func)))
+            except (TypeError, ValueError):
+                pass
+
+
+def begin(opts: CallOptions, instance: Any, args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> Optional[Span]:
+    """Start the span of one call, capturing its arguments; None when off or broken."""
+    if not STATE.active:
+        return None
+    try:
+        span = start_span(opts.name, opts.kind, opts.attributes)
+        if opts.model:
+            span.model = opts.model
+        if (args or kwargs) and opts.capture_input and span._capture:
+            limits = STATE.limits
+            span.input = BoundArgs(
+                opts.binder,
+                instance is not None,
+                tuple([snapshot(a, limits) for a in args]),
+                tuple([(k, snapshot(v, limits)) for k, v in kwargs.items()]) if kwargs else None,
+            )
+        return span
+    except Exception as exc:
+        report_internal_error(exc, "trace start")
+        return None
+
+
+def finish(span: Span, opts: CallOptions, result: Any) -> Any:
+    """Record a call's result and end its span; returns ``result`` untouched."""
+    try:
+        extractor = opts.extractor
+        fields = extractor(result) if extractor is not None else extractors.extract(result)
+        if fields:
+            extractors.apply(span, fields, capture_output=opts.capture_output)
+        if opts.capture_output and (not fields or "output" not in fields):
+            span.set_output(result)
+    except Exception as exc:
+        report_internal_error(exc, "reading the result")
+    span.end()
+    return result
+
+
+def fail(span: Span, exc: BaseException) -> None:
+    """Record the user's exception (which the caller re-raises) and end the span."""
+    try:
+        span.record_exception(exc)
+        span.end()
+    except Exception as err:
+        report_internal_error(err, "trace end")
+
+
+def _reset(token: Any) -> None:
+    try:
+        CURRENT_SPAN.reset(token)
+    except ValueError:  # left in another context than it was entered in
+        pass
+
+
+class CallScope:
+    """A span made current step by step: ``with`` blocks and generators."""
+
+    __slots__ = ("items", "opts", "span", "token")
+
+    def __init__(self, opts: CallOptions, instance: Any, args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self.opts = opts
+        self.token: Any = None
+        self.items: Optional[list[Any]] = None
+        self.span = begin(opts, instance, args, kwargs)
+
+    def __enter__(self) -> CallScope:
+        if self.span is not None:
+            self.token = CURRENT_SPAN.set(self.span)
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        token, self.token = self.token, None
+        if token is not None:
+            _reset(token)
+        if exc is not None:
+            self.fail(exc)
+
+    def end(self) -> None:
+        """End the span with no result to record (a ``with`` block)."""
+        if self.span is not None:
+            self.span.end()
+
+    def fail(self, exc: BaseException) -> None:
+        span = self.span
+        if span is not None:
+            if self.items is not None:
+                self._record_items(span)
+            fail(span, exc)
+
+    # -- streams -------------------------------------------------------------
+    def item(self, item: Any) -> None:
+        """Note one yielded item: time to first content, and the output so far."""
+        span = self.span
+        if span is None:
+            return
+        try:
+            if span.ttft_ns is None and has_content(item):
+                span.record_first_token()
+            if self.opts.capture_output and span._capture:
+                if self.items is None:
+                    self.items = []
+                if len(self.items) < STATE.limits.max_items:
+                    self.items.append(snapshot(item, STATE.limits))
+        except Exception as exc:
+            report_internal_error(exc, "trace item")
+
+    def stream_done(self) -> None:
+        span = self.span
+        if span is not None:
+            try:
+                self._record_items(span)
+                span.end()
+            except Exception as exc:
+                report_internal_error(exc, "trace end")
+
+    def _record_items(self, span: Span) -> None:
+        if self.opts.kind == "llm":
+            span.is_streaming = True
+        items = self.items or []
+        if self.opts.capture_output:
+            if items and all(type(i) is str for i in items):
+                span.set_output("".join(items))
+            else:
+                span.set_output(items)
+
+
+def has_content(item: Any) -> bool:
+    """An item counts for time to first token unless it is None or empty text."""
+    return item is not None and not (type(item) in (str, bytes) and not item)
+
+
+# -- the four call modes: they differ only in how they call ---------------------
+
+def _call_sync(opts: CallOptions, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    span = begin(opts, instance, args, kwargs)
+    if span is None:
+        return wrapped(*args, **kwargs)
+    token = CURRENT_SPAN.set(span)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        fail(span, exc)
+        raise
+    finally:
+        _reset(token)
+    return finish(span, opts, result)
+
+
+async def _call_async(opts: CallOptions, wrapped: Any, instance: Any, args: Any,
+                      kwargs: Any) -> Any:
+    span = begin(opts, instance, args, kwargs)
+    if span is None:
+        return await wrapped(*args, **kwargs)
+    token = CURRENT_SPAN.set(span)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        fail(span, exc)
+        raise
+    finally:
+        _reset(token)
+    return finish(span, opts, result)
+
+
+def _call_gen(opts: CallOptions, wrapped: Any, instance: Any, args: Any,
+              kwargs: Any) -> Generator[Any, Any, Any]:
+    scope = CallScope(opts, instance, args, kwargs)
+    with scope:
+        gen = wrapped(*args, **kwargs)
+    if scope.span is None:
+        return (yield from gen)
+    send: Callable[[Any], Any] = gen.send
+    value: Any = None
+    try:
+        while True:
+            with scope:
+                try:
+                    item = send(value)
+                except StopIteration as stop:
+                    scope.stream_done()
+                    return stop.value
+            scope.item(item)
+            try:
+                value, send = (yield item), gen.send
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as exc:  # thrown in by the consumer
+                value, send = exc, gen.throw
+    except GeneratorExit as exc:
+        scope.fail(exc)
+        raise
+
+
+async def _call_agen(opts: CallOptions, wrapped: Any, instance: Any, args: Any,
+                     kwargs: Any) -> AsyncGenerator[Any, Any]:
+    scope = CallScope(opts, instance, args, kwargs)
+    with scope:
+        agen = wrapped(*args, **kwargs)
+    send: Callable[[Any], Any] = agen.asend
+    value: Any = None
+    try:
+        while True:
+            with scope:
+                try:
+                    item = await send(value)
+                except StopAsyncIteration:
+                    scope.stream_done()
+                    return
+            scope.item(item)
+            try:
+                value, send = (yield item), agen.asend
+            except GeneratorExit:
+                await agen.aclose()
+                raise
+            except BaseException as exc:
+                value, send = exc, agen.athrow
+    except GeneratorExit as exc:
+        scope.fail(exc)
+        raise
+
+
+def _mode(func: Any) -> Callable[..., Any]:
+    target = getattr(func, "__func__", func)  # classmethod / staticmethod objects
+    if inspect.isasyncgenfunction(target):
+        return _call_agen
+    if inspect.iscoroutinefunction(target):
+        return _call_async
+    if inspect.isgeneratorfunction(target):
+        return _call_gen
+    return _call_sync
+
+
+def instrument(func: Any, opts: CallOptions) -> Any:
+    """Wrap ``func`` with wrapt so that each call is traced as ``opts`` says."""
+    mode = _mode(func)
+
+    # wrapt calls ``enabled`` (a C method: no Python frame) before the
+    # wrapper, and calls the function directly while tracing is off.
+    make: Any = wrapt.decorator
+    return make(functools.partial(mode, opts), enabled=STATE.active_flag.__len__)(func)

@@ -1,0 +1,195 @@
+"""Turn a finished span into the wire record of DESIGN §3.
+
+Runs on the export path (the worker thread, or the test kit), never on the
+caller's: binding arguments, converting captured values and formatting
+timestamps all happen here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+from typing import Any, Callable, Optional
+
+from ._capture import Limits, resolve
+from ._guard import logger
+from ._span import _UNSET, Span
+from ._state import STATE
+
+__all__ = ["Binder", "BoundArgs", "iso_time", "reset_warnings", "to_record"]
+
+Record = dict[str, Any]
+
+
+class Binder:
+    """Binds a call's arguments to the decorated function's signature.
+
+    Computed once per decoration site. When every parameter is plain
+    positional-or-keyword, binding is zipping names with values, which is
+    what ``bind_partial`` does for such a signature at a tenth of the cost;
+    any other signature goes through ``bind_partial``.
+    """
+
+    __slots__ = ("names", "signature")
+
+    def __init__(self, signature: inspect.Signature) -> None:
+        self.signature = signature
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in signature.parameters.values())
+        self.names: Optional[tuple[str, ...]] = tuple(signature.parameters) if plain else None
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        names = self.names
+        if names is not None and len(args) <= len(names) and all(k in names for k in kwargs):
+            bound = dict(zip(names, args))
+            if kwargs:
+                bound.update(kwargs)
+            return bound
+        return dict(self.signature.bind_partial(*args, **kwargs).arguments)
+
+
+class BoundArgs:
+    """A call's arguments, bound to the signature only when the record is built."""
+
+    __slots__ = ("args", "binder", "has_self", "kwargs")
+
+    def __init__(self, binder: Optional[Binder], has_self: bool, args: tuple[Any, ...],
+                 kwargs: Optional[tuple[tuple[str, Any], ...]]) -> None:
+        self.binder, self.has_self, self.args, self.kwargs = binder, has_self, args, kwargs
+
+    def to_dict(self, limits: Limits) -> dict[str, Any]:
+        args = (None, *self.args) if self.has_self else self.args
+        kwargs = dict(self.kwargs) if self.kwargs else {}
+        try:
+            if self.binder is None:
+                raise TypeError
+            bound = self.binder.bind(args, kwargs)
+            if self.has_self:
+                bound.pop(next(iter(self.binder.signature.parameters)), None)
+        except TypeError:
+            bound = {"args": list(self.args), **kwargs}
+        return {key: _resolve_deep(value, limits) for key, value in bound.items()}
+
+
+def _resolve_deep(value: Any, limits: Limits) -> Any:
+    # Captured arguments are scalars or Captured; a raw tuple or dict here can
+    # only be what bind_partial collected for *args or **kwargs.
+    if type(value) is tuple:
+        return [resolve(item, limits) for item in value]
+    if type(value) is dict:
+        return {key: resolve(item, limits) for key, item in value.items()}
+    return resolve(value, limits)
+
+
+_last_second: list[Any] = [None, ""]
+
+
+def iso_time(ns: int) -> str:
+    """ISO 8601 UTC with microseconds, as the other Fallom SDKs send.
+
+    Records come in bursts within one second, so the formatted second is
+    cached (one entry; a race only costs a recomputation).
+    """
+    seconds, micros = divmod(ns // 1000, 1_000_000)
+    cached = _last_second
+    if cached[0] != seconds:
+        moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+        cached[1], cached[0] = moment.strftime("%Y-%m-%dT%H:%M:%S"), seconds
+        return f"{cached[1]}.{micros:06d}Z"
+    return f"{cached[1]}.{micros:06d}Z"
+
+
+def _value(value: Any, limits: Limits) -> Any:
+    if isinstance(value, BoundArgs):
+        return value.to_dict(limits)
+    return resolve(value, limits)
+
+
+def to_record(span: Span) -> Optional[Record]:
+    """The wire record of ``span`` after the redact hook; None when it is dropped."""
+    if span._record is not None:
+        return span._record
+    record: Optional[Record] = _build(span, STATE.limits)
+    redact: Optional[Callable[[Record], Optional[Record]]] = STATE.settings.redact
+    if redact is not None and record is not None:
+        record = _apply_redact(redact, record)
+    span._record = record
+    return record
+
+
+_redact_failed = False
+
+
+def reset_warnings() -> None:
+    """A new ``init()`` may bring a new hook: its first failure is logged again."""
+    global _redact_failed
+    _redact_failed = False
+
+
+def _apply_redact(redact: Callable[[Record], Optional[Record]], record: Record) -> Optional[Record]:
+    """A failing hook drops the record rather than letting it out unredacted."""
+    global _redact_failed
+    try:
+        result = redact(record)
+        if result is not None and not isinstance(result, dict):
+            raise TypeError(f"the redact hook returned {type(result).__name__}, not a dict or None")
+    except Exception:
+        if not _redact_failed:
+            _redact_failed = True
+            logger.exception("fallom: the redact hook failed; records it fails on are dropped")
+        return None
+    return result
+
+
+def _build(span: Span, limits: Limits) -> Record:
+    record: Record = {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+    }
+    if span._parent_id is not None:
+        record["parent_span_id"] = span.parent_span_id
+    session = span.session
+    if session is not None:
+        record["config_key"] = session.config_key
+        record["session_id"] = session.session_id
+        if session.customer_id:
+            record["customer_id"] = session.customer_id
+    record["name"] = span.name
+    record["kind"] = span.kind
+    record["start_time"] = iso_time(span.start_ns)
+    record["end_time"] = iso_time(span.end_ns)
+    record["duration_ms"] = (span.duration_ns or 0) / 1e6
+    record["status"] = span.status
+    if span.error_message:
+        record["error_message"] = span.error_message
+    _optional(record, "model", span.model)
+    _optional(record, "prompt_tokens", span.prompt_tokens)
+    _optional(record, "completion_tokens", span.completion_tokens)
+    _optional(record, "total_tokens", span.total_tokens)
+    if span.ttft_ns is not None:
+        record["time_to_first_token_ms"] = span.ttft_ns / 1e6
+    if span.is_streaming:
+        record["is_streaming"] = True
+    if span._capture:
+        if span.input is not _UNSET:
+            record["input"] = _value(span.input, limits)
+        if span.output is not _UNSET:
+            record["output"] = _value(span.output, limits)
+    if session is not None:
+        if session.metadata:
+            record["metadata"] = {k: resolve(v, limits) for k, v in session.metadata.items()}
+        if session.tags:
+            record["tags"] = list(session.tags)
+    if span.attributes:
+        record["attributes"] = {k: resolve(v, limits) for k, v in span.attributes.items()}
+    prompt = span.prompt
+    if prompt is not None:
+        record["prompt_key"] = prompt.key
+        _optional(record, "prompt_version", prompt.version)
+        _optional(record, "prompt_ab_test_key", prompt.ab_test_key)
+        _optional(record, "prompt_variant_index", prompt.variant_index)
+    return record
+
+
+def _optional(record: Record, key: str, value: Any) -> None:
+    if value is not None:
+        record[key] = value

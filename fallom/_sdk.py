@@ -1,0 +1,144 @@
+"""``init``, ``flush``, ``shutdown`` and ``stats``: the SDK's lifecycle."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import _record
+from ._capture import Limits
+from ._config import Settings, resolve_settings
+from ._guard import logger
+from ._state import STATE, SpanProcessor
+from ._threads import install_thread_propagation
+from .exporters._base import merge_stats
+from .exporters._batch import BatchProcessor
+
+__all__ = ["flush", "init", "shutdown", "stats"]
+
+_lock = threading.RLock()
+_atexit_registered = False
+_retired: List[SpanProcessor] = []  # kept so stats() still counts them
+
+
+def init(
+    *,
+    api_key: Optional[str] = None,
+    traces_url: Optional[str] = None,
+    configs_url: Optional[str] = None,
+    prompts_url: Optional[str] = None,
+    capture_content: Optional[bool] = None,
+    debug: Optional[bool] = None,
+    tracing: Optional[bool] = None,
+    sample_rate: Optional[float] = None,
+    propagate_threads: Optional[bool] = None,
+    redact: Optional[Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]] = None,
+    exporters: Optional[Sequence[Any]] = None,
+    allow_insecure_http: Optional[bool] = None,
+    max_queue_size: Optional[int] = None,
+    max_batch_size: Optional[int] = None,
+    max_batch_bytes: Optional[int] = None,
+    batch_interval: Optional[float] = None,
+    export_timeout: Optional[float] = None,
+    shutdown_timeout: Optional[float] = None,
+    capture_max_chars: Optional[int] = None,
+    capture_max_items: Optional[int] = None,
+    capture_max_depth: Optional[int] = None,
+) -> None:
+    """Configure fallom; calling it again reconfigures from scratch.
+
+    Each setting comes from its argument, else its ``FALLOM_*`` environment
+    variable, else the default. Without an API key nothing is sent to Fallom
+    (local mode) and nothing raises; a wrong value raises ``ValueError``
+    naming the parameter, an unknown keyword ``TypeError``.
+    """
+    settings = resolve_settings(dict(locals()))
+    processors = _build_processors(settings)
+    with _lock:
+        old = STATE.processors
+        STATE.processors = ()
+        STATE.settings = settings
+        STATE.capture = settings.capture_content
+        STATE.limits = Limits(settings.capture_max_chars, settings.capture_max_items,
+                              settings.capture_max_depth)
+        STATE.sample_threshold = int(settings.sample_rate * (1 << 64))
+        STATE.processors = tuple(processors)
+        STATE.initialized = True
+        STATE.refresh()
+        _record.reset_warnings()
+        if settings.propagate_threads:
+            install_thread_propagation()
+        _register_atexit()
+    _set_log_level(settings)
+    _close(old, settings.shutdown_timeout)
+
+
+def _build_processors(settings: Settings) -> List[SpanProcessor]:
+    processors: List[SpanProcessor] = []
+
+    def batch(exporter: Any) -> BatchProcessor:
+        return BatchProcessor(exporter, max_queue_size=settings.max_queue_size,
+                              max_batch_size=settings.max_batch_size,
+                              interval=settings.batch_interval)
+
+    if not settings.local_mode and settings.tracing:
+        from .exporters._http import HttpExporter
+
+        processors.append(batch(HttpExporter.from_settings(settings)))
+    if settings.debug and settings.tracing:
+        from ._console import ConsoleProcessor
+
+        processors.append(ConsoleProcessor())
+    processors.extend(batch(exporter) for exporter in settings.exporters)
+    return processors
+
+
+def _set_log_level(settings: Settings) -> None:
+    if settings.debug:
+        logger.setLevel(logging.DEBUG)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+
+
+def _close(processors: Sequence[SpanProcessor], timeout: float) -> None:
+    _retired.extend(processors)
+    deadline = time.monotonic() + timeout
+    for processor in processors:
+        processor.shutdown(max(0.0, deadline - time.monotonic()))
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Deliver what is queued; True when all of it was delivered within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    ok = True
+    for processor in STATE.all_processors():
+        ok = processor.force_flush(max(0.0, deadline - time.monotonic())) and ok
+    return ok
+
+
+def shutdown(timeout: Optional[float] = None) -> None:
+    """Flush within ``timeout`` (default ``shutdown_timeout``), then stop every thread."""
+    with _lock:
+        processors, STATE.processors = STATE.processors, ()
+        STATE.initialized = False
+        STATE.refresh()
+    _close(processors, STATE.settings.shutdown_timeout if timeout is None else timeout)
+
+
+def stats() -> Dict[str, Any]:
+    """Delivery counters: ``sent``, ``retried``, ``batches`` and ``dropped`` by reason."""
+    everything = (*_retired, *STATE.all_processors())
+    parts = [p.stats() for p in everything if hasattr(p, "stats")]
+    return merge_stats(parts)
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        atexit.register(shutdown)
+        _atexit_registered = True

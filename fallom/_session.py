@@ -1,0 +1,110 @@
+"""Sessions: who and what experiment every span inside a block belongs to."""
+
+from __future__ import annotations
+
+from contextvars import Token
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Any, Iterable, Mapping, Optional
+
+from ._capture import to_jsonable
+from ._context import CURRENT_SESSION
+from ._guard import report_internal_error
+
+__all__ = ["FallomSession", "SessionContext", "session"]
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    """A frozen copy of a session's identity, safe to hand to other threads."""
+
+    config_key: str
+    session_id: str
+    customer_id: Optional[str] = None
+    metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    tags: tuple[str, ...] = ()
+
+
+def _required(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} is required and must be a non-empty string, got {value!r}")
+    return value
+
+
+class FallomSession:
+    """A session: a context manager (sync or async) or a plain object.
+
+    Inside ``with session:`` every span started, in any function called,
+    carries its config key, session id, customer id, metadata and tags; an
+    inner session wins inside its own block.
+    """
+
+    __slots__ = ("_context", "_tokens")
+
+    def __init__(self, config_key: str, session_id: str, customer_id: Optional[str] = None,
+                 metadata: Optional[Mapping[str, Any]] = None,
+                 tags: Optional[Iterable[str]] = None) -> None:
+        _required(config_key, "config_key")
+        _required(session_id, "session_id")
+        if customer_id is not None and not isinstance(customer_id, str):
+            raise ValueError(f"customer_id must be a string, got {customer_id!r}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        if isinstance(tags, str):
+            raise ValueError("tags must be a list of strings, not one string")
+        meta = to_jsonable(dict(metadata)) if metadata else {}
+        self._context = SessionContext(
+            config_key=config_key,
+            session_id=session_id,
+            customer_id=customer_id or None,
+            metadata=MappingProxyType(meta),
+            tags=tuple(str(tag) for tag in tags or ()),
+        )
+        self._tokens: list[Token[Optional[SessionContext]]] = []
+
+    @property
+    def config_key(self) -> str:
+        return self._context.config_key
+
+    @property
+    def session_id(self) -> str:
+        return self._context.session_id
+
+    @property
+    def customer_id(self) -> Optional[str]:
+        return self._context.customer_id
+
+    def get_context(self) -> SessionContext:
+        """The session's identity as a frozen value."""
+        return self._context
+
+    def __repr__(self) -> str:
+        return f"<FallomSession config_key={self.config_key!r} session_id={self.session_id!r}>"
+
+    def __enter__(self) -> FallomSession:
+        self._tokens.append(CURRENT_SESSION.set(self._context))
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        if not self._tokens:
+            return
+        try:
+            CURRENT_SESSION.reset(self._tokens.pop())
+        except ValueError as err:  # left in another context than it was entered in
+            report_internal_error(err, "session exit")
+
+    async def __aenter__(self) -> FallomSession:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def session(config_key: str, session_id: str, *, customer_id: Optional[str] = None,
+            metadata: Optional[Mapping[str, Any]] = None,
+            tags: Optional[Iterable[str]] = None) -> FallomSession:
+    """Open a session; see :class:`FallomSession`."""
+    return FallomSession(config_key, session_id, customer_id=customer_id,
+                         metadata=metadata, tags=tags)

@@ -1,0 +1,249 @@
+"""Spans: one timed unit of work, nested through the context.
+
+A span keeps raw values (ints for ids, ns for times) and becomes a wire
+record only on the export path, so the caller pays for little more than an
+object allocation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+
+from . import _ids
+from ._capture import snapshot
+from ._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
+from ._guard import report_internal_error
+from ._state import STATE
+
+if TYPE_CHECKING:
+    from ._session import SessionContext
+
+__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "Span", "start_span"]
+
+_CANCEL_TYPES: tuple[type[BaseException], ...]
+try:
+    from asyncio import CancelledError
+
+    _CANCEL_TYPES = (GeneratorExit, CancelledError)
+except ImportError:  # pragma: no cover
+    _CANCEL_TYPES = (GeneratorExit,)
+
+
+class PromptMark:
+    """The managed prompt last fetched in this context; used by one LLM span only."""
+
+    __slots__ = ("ab_test_key", "key", "used", "variant_index", "version")
+
+    def __init__(self, key: str, version: Any, ab_test_key: str | None = None,
+                 variant_index: int | None = None) -> None:
+        self.key, self.version = key, version
+        self.ab_test_key, self.variant_index = ab_test_key, variant_index
+        self.used = False
+
+
+class Span:
+    """A recording span. Every public method is safe: it never raises.
+
+    Optional fields are class-level defaults, so a span only stores what was
+    set on it: creating one costs a handful of attribute writes.
+    """
+
+    status = "OK"
+    error_message: Optional[str] = None
+    model: Optional[str] = None
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    total_tokens: Optional[int] = None
+    ttft_ns: Optional[int] = None
+    is_streaming = False
+    input: Any = None  # replaced by _UNSET below, once it exists
+    output: Any = None
+    prompt: Optional[PromptMark] = None
+    attributes: Optional[dict[str, Any]] = None
+    duration_ns: Optional[int] = None  # set once, by end()
+    _trace_id: int
+    _span_id: int
+    _record: Optional[dict[str, Any]] = None
+
+    def __init__(self, name: str, kind: str, parent: Optional[Span],
+                 attributes: Optional[Mapping[str, Any]] = None) -> None:
+        self.name = name
+        self.kind = kind
+        if parent is None:
+            trace_id = self._trace_id = _ids.ids.trace_id()
+            self._parent_id: Optional[int] = None
+            self.sampled = (trace_id & 0xFFFFFFFFFFFFFFFF) < STATE.sample_threshold
+        else:
+            self._trace_id = parent._trace_id
+            self._parent_id = parent._span_id
+            self.sampled = parent.sampled
+        self._span_id = _ids.ids.span_id()
+        self.session: Optional[SessionContext] = CURRENT_SESSION.get()
+        if attributes:
+            self.attributes = dict(attributes)
+        self._capture = STATE.capture
+        self.start_ns = _ids.clock.wall_ns()
+        self.start_mono = _ids.clock.monotonic_ns()
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + (self.duration_ns or 0)
+
+    # -- read-only identity -------------------------------------------------
+    @property
+    def trace_id(self) -> str:
+        return f"{self._trace_id:032x}"
+
+    @property
+    def span_id(self) -> str:
+        return f"{self._span_id:016x}"
+
+    @property
+    def parent_span_id(self) -> Optional[str]:
+        return None if self._parent_id is None else f"{self._parent_id:016x}"
+
+    def is_recording(self) -> bool:
+        return self.duration_ns is None
+
+    def __repr__(self) -> str:
+        return (f"<fallom.Span {self.name!r} kind={self.kind} "
+                f"trace={self.trace_id} span={self.span_id}>")
+
+    # -- mutation (safe) ----------------------------------------------------
+    def set_attribute(self, key: str, value: Any) -> None:
+        try:
+            if self.attributes is None:
+                self.attributes = {}
+            self.attributes[str(key)] = snapshot(value, STATE.limits)
+        except Exception as exc:
+            report_internal_error(exc, "Span.set_attribute")
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        try:
+            for key, value in attributes.items():
+                self.set_attribute(key, value)
+        except Exception as exc:
+            report_internal_error(exc, "Span.set_attributes")
+
+    def set_input(self, value: Any) -> None:
+        if self._capture:
+            self.input = snapshot(value, STATE.limits)
+
+    def set_output(self, value: Any) -> None:
+        if self._capture:
+            self.output = snapshot(value, STATE.limits)
+
+    def set_model(self, model: Optional[str]) -> None:
+        if model:
+            self.model = str(model)
+
+    def record_usage(self, prompt_tokens: Optional[int] = None,
+                     completion_tokens: Optional[int] = None,
+                     total_tokens: Optional[int] = None) -> None:
+        try:
+            if prompt_tokens is not None:
+                self.prompt_tokens = int(prompt_tokens)
+            if completion_tokens is not None:
+                self.completion_tokens = int(completion_tokens)
+            if total_tokens is not None:
+                self.total_tokens = int(total_tokens)
+            elif self.prompt_tokens is not None and self.completion_tokens is not None:
+                self.total_tokens = self.prompt_tokens + self.completion_tokens
+        except Exception as exc:
+            report_internal_error(exc, "Span.record_usage")
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Mark the span failed; cancellation ends it without a user error."""
+        try:
+            if isinstance(exc, _CANCEL_TYPES):
+                self.set_attribute("cancelled", True)
+                return
+            self.status = "ERROR"
+            name = type(exc).__name__
+            self.error_message = _exception_text(exc) if self._capture else name
+            self.set_attribute("error.type", name)
+        except Exception as err:
+            report_internal_error(err, "Span.record_exception")
+
+    def set_status(self, status: str, message: Optional[str] = None) -> None:
+        status = str(status).upper()
+        if status in ("OK", "ERROR"):
+            self.status = status
+            if message is not None and self._capture:
+                self.error_message = str(message)
+
+    def record_first_token(self) -> None:
+        """Note the time to first token, once."""
+        if self.ttft_ns is None:
+            self.ttft_ns = _ids.clock.monotonic_ns() - self.start_mono
+
+    def end(self) -> None:
+        """Finish the span and hand it to the processors; a second call does nothing."""
+        if self.duration_ns is not None:
+            return
+        self.duration_ns = _ids.clock.monotonic_ns() - self.start_mono
+        if not self.sampled:
+            return
+        try:
+            for processor in STATE.processors:
+                processor.on_end(self)
+            for processor in STATE.test_processors:
+                processor.on_end(self)
+        except Exception as exc:
+            report_internal_error(exc, "Span.end")
+
+
+def _exception_text(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+Span.input = Span.output = _UNSET
+
+
+class NoOpSpan:
+    """What ``current_span()`` returns outside any span: every call does nothing."""
+
+    __slots__ = ()
+    trace_id = "0" * 32
+    span_id = "0" * 16
+    parent_span_id = None
+    name = ""
+
+    def is_recording(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return _noop
+
+    def __repr__(self) -> str:
+        return "<fallom.NoOpSpan>"
+
+
+def _noop(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+NOOP_SPAN = NoOpSpan()
+
+
+def start_span(name: str, kind: str, attributes: Optional[Mapping[str, Any]] = None) -> Span:
+    """A new span under the current one; an LLM span also takes the pending prompt."""
+    span = Span(name, kind, CURRENT_SPAN.get(), attributes)
+    if kind == "llm":
+        mark = CURRENT_PROMPT.get()
+        if mark is not None and not mark.used:
+            mark.used = True
+            span.prompt = mark
+    return span

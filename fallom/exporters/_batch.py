@@ -1,0 +1,212 @@
+"""The batch processor: a bounded queue drained by one background thread.
+
+Modelled on OpenTelemetry's BatchProcessor, with its gaps closed: every
+timeout is honoured, each drop is counted by reason, and a fork gives the
+child an empty queue and a fresh worker so nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import weakref
+from typing import Any, Deque, Dict, List, Optional, Union
+
+from .._guard import logger, report_internal_error
+from .._record import to_record
+from .._span import Span
+from .._state import SpanProcessor
+from ._base import Exporter, Record, Stats
+
+__all__ = ["BatchProcessor"]
+
+_FIRST_WAIT_S = 0.05
+_PROCESSORS: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()
+
+
+class _FlushMarker:
+    """Placed in the queue by ``flush``; resolved once everything before it is handled."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+
+
+class BatchProcessor(SpanProcessor):
+    """Queue finished spans in O(1) on the caller's thread; export them in batches."""
+
+    def __init__(self, exporter: Exporter, *, max_queue_size: int = 10_000,
+                 max_batch_size: int = 512, interval: float = 1.0) -> None:
+        self.exporter = exporter
+        self.max_queue_size = max_queue_size
+        self.max_batch_size = max_batch_size
+        self.interval = interval
+        self.counters = Stats()
+        if hasattr(exporter, "counters"):
+            exporter.counters = self.counters  # it counts its own sends and drops
+        self._reset_runtime()
+        _PROCESSORS.add(self)
+
+    def _reset_runtime(self) -> None:
+        self._queue: Deque[Union[Span, _FlushMarker]] = collections.deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._closing = False
+        self._closed = False
+        self._undelivered = 0
+        self._inflight = 0
+
+    # -- caller side: O(1), never waits on I/O -------------------------------
+    def on_end(self, span: Span) -> None:
+        queue = self._queue
+        if len(queue) >= self.max_queue_size or self._closing:
+            self._lose("shutdown" if self._closing else "queue_full", 1)
+            return
+        queue.append(span)
+        if self._thread is None:
+            self._start()
+        if len(queue) >= self.max_batch_size:
+            self._wake.set()
+
+    def _lose(self, reason: str, count: int) -> None:
+        self.counters.drop(reason, count)
+        with self._lock:
+            self._undelivered += count
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._closing:
+                return
+            thread = threading.Thread(target=self._run, name="fallom-export", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    # -- worker ----------------------------------------------------------------
+    def _run(self) -> None:
+        wait = min(self.interval, _FIRST_WAIT_S)
+        while True:
+            self._wake.wait(wait)
+            self._wake.clear()
+            wait = self.interval
+            closing = self._closing
+            try:
+                self._drain()
+            except Exception as exc:  # never let the worker die
+                report_internal_error(exc, "export worker")
+            if closing and not self._queue:
+                return
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue:
+            batch: List[Span] = []
+            marker: Optional[_FlushMarker] = None
+            while queue and len(batch) < self.max_batch_size:
+                item = queue.popleft()
+                if isinstance(item, _FlushMarker):
+                    marker = item
+                    break
+                batch.append(item)
+            if batch:
+                self._export(batch)
+            if marker is not None:
+                with self._lock:
+                    marker.ok, self._undelivered = self._undelivered == 0, 0
+                marker.done.set()
+
+    def _export(self, batch: List[Span]) -> None:
+        records: List[Record] = []
+        for span in batch:
+            try:
+                record = to_record(span)
+            except Exception as exc:
+                report_internal_error(exc, "to_record")
+                self._lose("export_error", 1)
+                continue
+            if record is None:
+                self.counters.drop("redacted")
+            else:
+                records.append(record)
+        if not records:
+            return
+        self._inflight = len(records)
+        try:
+            ok = bool(self.exporter.export(records))
+        except Exception as exc:
+            logger.warning("fallom: exporter %r failed: %r", type(self.exporter).__name__, exc)
+            ok = False
+        finally:
+            self._inflight = 0
+        counts_itself = hasattr(self.exporter, "counters")
+        if ok and not counts_itself:
+            self.counters.add("sent", len(records))
+            self.counters.add("batches")
+        elif not ok:
+            if not counts_itself:
+                self.counters.drop("export_error", len(records))
+            with self._lock:
+                self._undelivered += len(records)
+
+    # -- flush and shutdown --------------------------------------------------------
+    def force_flush(self, timeout: float) -> bool:
+        """True when everything queued before the call was delivered in time."""
+        if self._thread is None and not self._queue:
+            with self._lock:
+                ok, self._undelivered = self._undelivered == 0, 0
+            return ok
+        marker = _FlushMarker()
+        self._queue.append(marker)
+        if self._thread is None:
+            self._start()
+        self._wake.set()
+        return marker.done.wait(max(timeout, 0.0)) and marker.ok
+
+    def shutdown(self, timeout: float) -> None:
+        """Drain within ``timeout``; then give up, count and say what was left."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closing = self._closed = True
+        thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(max(timeout, 0.0))
+        if thread is not None and thread.is_alive():
+            left = self._inflight
+            while self._queue:
+                if isinstance(self._queue.popleft(), Span):
+                    left += 1
+                    self.counters.drop("shutdown")
+            sys.stderr.write(
+                f"fallom: gave up delivering after {timeout:g} s; {left} spans undelivered\n"
+            )
+        stop = getattr(self.exporter, "shutdown", None)
+        if callable(stop):
+            try:
+                stop()
+            except Exception as exc:
+                report_internal_error(exc, "exporter shutdown")
+
+    def stats(self) -> Dict[str, Any]:
+        return self.counters.snapshot()
+
+    def _after_fork(self) -> None:
+        self._reset_runtime()
+        reset = getattr(self.exporter, "after_fork", None)
+        if callable(reset):
+            reset()
+
+
+def _reinit_after_fork() -> None:
+    for processor in list(_PROCESSORS):
+        processor._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+

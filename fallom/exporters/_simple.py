@@ -1,0 +1,53 @@
+"""Synchronous delivery for the test kit and the in-memory exporter."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List
+
+from .._guard import report_internal_error
+from .._record import to_record
+from .._span import Span
+from .._state import SpanProcessor
+from ._base import Exporter, Record, Stats
+
+__all__ = ["InMemoryExporter", "SimpleProcessor"]
+
+
+class InMemoryExporter:
+    """Keeps every record it is given, in order, in ``records``."""
+
+    def __init__(self) -> None:
+        self.records: List[Record] = []
+        self._lock = threading.Lock()
+
+    def export(self, records: List[Record]) -> bool:
+        with self._lock:
+            self.records.extend(records)
+        return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self.records.clear()
+
+
+class SimpleProcessor(SpanProcessor):
+    """Converts and exports each span on the thread that ended it (tests only)."""
+
+    def __init__(self, exporter: Exporter) -> None:
+        self.exporter = exporter
+        self.counters = Stats()
+
+    def on_end(self, span: Span) -> None:
+        try:
+            record = to_record(span)
+            if record is None:
+                self.counters.drop("redacted")
+                return
+            if self.exporter.export([record]):
+                self.counters.add("sent")
+        except Exception as exc:
+            report_internal_error(exc, "SimpleProcessor.on_end")
+
+    def stats(self) -> Dict[str, Any]:
+        return self.counters.snapshot()

@@ -1,0 +1,89 @@
+"""Read model, usage and output out of whatever an LLM call returned.
+
+An extractor is a callable ``(result) -> dict`` of record fields: ``model``,
+``provider``, ``prompt_tokens``, ``completion_tokens``, ``total_tokens``,
+``output``, ``finish_reason``, ``response_id`` and ``attributes``. They are
+looked up by the result's type, so an unknown result costs one dict lookup;
+provider SDKs are never imported here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from ._guard import report_internal_error
+
+__all__ = ["Extractor", "apply", "extract", "register"]
+
+Extractor = Callable[[Any], Optional[Mapping[str, Any]]]
+
+_BY_TYPE: Dict[type, Extractor] = {}
+_BY_NAME: Dict[str, Extractor] = {}
+_CACHE: Dict[type, Optional[Extractor]] = {}
+
+
+def register(target: Union[type, str], extractor: Extractor) -> None:
+    """Use ``extractor`` for results of ``target``: a type, or ``"module.QualName"``."""
+    if not callable(extractor):
+        raise TypeError(f"extractor must be callable, got {extractor!r}")
+    if isinstance(target, str):
+        _BY_NAME[target] = extractor
+    elif isinstance(target, type):
+        _BY_TYPE[target] = extractor
+    else:
+        raise TypeError(f"target must be a type or 'module.QualName', got {target!r}")
+    _CACHE.clear()
+
+
+def _lookup(kind: type) -> Optional[Extractor]:
+    try:
+        return _CACHE[kind]
+    except KeyError:
+        pass
+    found: Optional[Extractor] = None
+    for klass in kind.__mro__:
+        found = _BY_TYPE.get(klass) or _BY_NAME.get(f"{klass.__module__}.{klass.__qualname__}")
+        if found is not None:
+            break
+    _CACHE[kind] = found
+    return found
+
+
+def extract(result: Any) -> Optional[Mapping[str, Any]]:
+    """Record fields read from ``result``, or None when its type is not known."""
+    extractor = _lookup(type(result))
+    if extractor is None:
+        return None
+    return extractor(result)
+
+
+_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) -> None:
+    """Copy extracted ``fields`` onto ``span``; unknown keys become attributes."""
+    try:
+        for key, value in fields.items():
+            if value is None:
+                continue
+            if key == "model":
+                span.set_model(value)
+            elif key in _USAGE:
+                span.record_usage(**{key: value})
+            elif key == "output":
+                if capture_output:
+                    span.set_output(value)
+            elif key == "input":
+                span.set_input(value)
+            elif key == "attributes":
+                span.set_attributes(value)
+            elif key == "provider":
+                span.set_attribute("gen_ai.provider.name", value)
+            elif key == "finish_reason":
+                span.set_attribute("gen_ai.response.finish_reasons", value)
+            elif key == "response_id":
+                span.set_attribute("gen_ai.response.id", value)
+            else:
+                span.set_attribute(key, value)
+    except Exception as exc:
+        report_internal_error(exc, "extractors.apply")

@@ -1,0 +1,68 @@
+"""A test kit for your own tests: capture fallom's records in memory.
+
+``capture_spans()`` works with or without ``fallom.init()``; the pytest
+fixture ``fallom_spans`` (registered through the ``pytest11`` entry point)
+wraps it. ``deterministic()`` makes ids and timestamps repeatable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Any, Dict, Iterator, List
+
+from . import _ids
+from ._state import STATE
+from .exporters._simple import InMemoryExporter, SimpleProcessor
+
+__all__ = ["CapturedSpans", "capture_spans", "deterministic"]
+
+
+class CapturedSpans(List[Dict[str, Any]]):
+    """The finished records, in the order their spans ended."""
+
+    def by_name(self, name: str) -> Dict[str, Any]:
+        """The one record called ``name``; fails loudly when there is not exactly one."""
+        found = [r for r in self if r.get("name") == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one span named {name!r}, found {len(found)}")
+        return found[0]
+
+    def names(self) -> List[str]:
+        return [r.get("name", "") for r in self]
+
+
+class _ListExporter(InMemoryExporter):
+    def __init__(self, target: CapturedSpans) -> None:
+        super().__init__()
+        self.records = target
+
+
+@contextlib.contextmanager
+def capture_spans() -> Iterator[CapturedSpans]:
+    """Collect every record finished inside the block, synchronously."""
+    records = CapturedSpans()
+    processor = SimpleProcessor(_ListExporter(records))
+    STATE.test_processors = (*STATE.test_processors, processor)
+    STATE.refresh()
+    try:
+        yield records
+    finally:
+        STATE.test_processors = tuple(p for p in STATE.test_processors if p is not processor)
+        STATE.refresh()
+
+
+@contextlib.contextmanager
+def deterministic(start_ns: int = 1_700_000_000_000_000_000,
+                  step_ns: int = 1_000_000) -> Iterator[None]:
+    """Sequential ids (1, 2, ...) and a clock that advances ``step_ns`` per reading."""
+    trace_ids, span_ids, ticks = itertools.count(1), itertools.count(1), itertools.count(0)
+    _ids.ids.trace_id = lambda: next(trace_ids)
+    _ids.ids.span_id = lambda: next(span_ids)
+    monotonic = lambda: next(ticks) * step_ns  # noqa: E731
+    _ids.clock.monotonic_ns = monotonic
+    _ids.clock.wall_ns = lambda: start_ns
+    try:
+        yield
+    finally:
+        _ids.reset()

@@ -1,0 +1,40 @@
+"""Shared fixtures: internal errors raise here, and every test starts clean."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["FALLOM_RAISE_INTERNAL_ERRORS"] = "1"
+for _name in [k for k in os.environ if k.startswith(("FALLOM_", "OTEL_"))]:
+    if _name != "FALLOM_RAISE_INTERNAL_ERRORS":
+        del os.environ[_name]
+
+from typing import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+import fallom  # noqa: E402
+from fallom import _ids  # noqa: E402
+from fallom._config import Settings  # noqa: E402
+from fallom._state import STATE  # noqa: E402
+from fallom.testing import CapturedSpans, capture_spans  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clean_fallom() -> Iterator[None]:
+    yield
+    fallom.shutdown(2.0)
+    STATE.settings = Settings()
+    STATE.capture = True
+    STATE.sample_threshold = 1 << 64
+    STATE.test_processors = ()
+    STATE.refresh()
+    _ids.reset()
+
+
+@pytest.fixture
+def spans() -> Iterator[CapturedSpans]:
+    """Records of the spans finished in the test, after a local-mode init."""
+    fallom.init()
+    with capture_spans() as records:
+        yield records

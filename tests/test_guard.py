@@ -1,0 +1,122 @@
+"""Never break the host: internal errors are logged and swallowed (outside our tests)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+import fallom
+from fallom import extractors
+from fallom._guard import report_internal_error
+from fallom.testing import capture_spans
+
+
+class Weird:
+    """A result type whose registered extractor is broken."""
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FALLOM_RAISE_INTERNAL_ERRORS")
+
+
+def test_internal_errors_raise_under_the_test_suite() -> None:
+    with pytest.raises(RuntimeError):
+        report_internal_error(RuntimeError("bug"), "here")
+
+
+def test_broken_extractor_never_changes_the_result(
+    production: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    extractors.register(Weird, lambda result: 1 / 0)  # type: ignore[arg-type, return-value]
+    result = Weird()
+
+    @fallom.trace_llm
+    def call() -> Weird:
+        return result
+
+    fallom.init()
+    with caplog.at_level(logging.WARNING, logger="fallom"), capture_spans() as spans:
+        for _ in range(3):
+            assert call() is result
+    assert len(spans) == 3
+    internal = [r for r in caplog.records if "internal error" in r.getMessage()]
+    assert len(internal) == 1  # rate-limited
+
+
+def test_user_exception_passes_through_a_broken_sdk(production: None) -> None:
+    extractors.register(Weird, lambda result: 1 / 0)  # type: ignore[arg-type, return-value]
+
+    class Boom(Exception):
+        pass
+
+    @fallom.trace_llm(extractor=lambda r: 1 / 0)  # type: ignore[arg-type, return-value]
+    def call() -> None:
+        raise Boom
+
+    fallom.init()
+    with pytest.raises(Boom):
+        call()
+
+
+def test_a_broken_exporter_does_not_reach_the_caller(production: None) -> None:
+    class Broken:
+        def export(self, records: list) -> bool:
+            raise OSError("disk full")
+
+    @fallom.trace_llm
+    def call() -> int:
+        return 7
+
+    fallom.init(exporters=[Broken()])
+    assert call() == 7
+    assert fallom.flush(2.0) is False
+    assert fallom.stats()["dropped"]["export_error"] == 1
+
+
+def test_before_init_decorators_are_inert_and_cheap() -> None:
+    calls = []
+
+    @fallom.trace_llm
+    def call(x: int) -> int:
+        calls.append(x)
+        return x
+
+    with fallom.span("nothing") as span:
+        assert call(2) == 2
+    assert span.is_recording() is False
+    assert calls == [2]
+    start = time.perf_counter()
+    for _ in range(10_000):
+        call(1)
+    assert time.perf_counter() - start < 1.0  # generous: the benchmark measures the real cost
+
+
+def test_tracing_disabled_records_nothing() -> None:
+    fallom.init(tracing=False)
+
+    @fallom.trace_llm
+    def call() -> str:
+        return "x"
+
+    assert call() == "x"
+    assert fallom.current_span().is_recording() is False
+
+
+def test_sample_rate_keeps_or_drops_whole_traces() -> None:
+    fallom.init(sample_rate=0.5)
+    with capture_spans() as spans:
+        for i in range(400):
+            with fallom.span(f"root-{i}"), fallom.span(f"root-{i}/child"):
+                pass
+    roots = {r["trace_id"] for r in spans if "parent_span_id" not in r}
+    children = {r["trace_id"] for r in spans if "parent_span_id" in r}
+    assert roots == children
+    assert 120 < len(roots) < 280
+    fallom.init(sample_rate=0)
+    with capture_spans() as none:
+        with fallom.span("never"):
+            pass
+    assert list(none) == []

@@ -1,0 +1,33 @@
+"""fallom imports and traces with no provider SDK and no OpenTelemetry installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+OPTIONAL = ["openai", "anthropic", "google.genai", "langchain_core", "litellm", "opentelemetry"]
+
+
+def test_import_and_trace_without_optional_packages() -> None:
+    code = (
+        "import sys, fallom\n"
+        "from fallom.testing import capture_spans\n"
+        "@fallom.trace_llm\n"
+        "def ask(q): return q\n"
+        "with capture_spans() as spans: ask('x')\n"
+        "assert spans[0]['output'] == 'x'\n"
+        f"loaded = [m for m in {OPTIONAL!r} if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(not os.environ.get("FALLOM_EXPECT_NO_PROVIDERS"),
+                    reason="only in the `noproviders` tox environment")
+def test_the_environment_really_has_no_optional_package() -> None:
+    present = [m for m in OPTIONAL if importlib.util.find_spec(m.split(".")[0]) is not None]
+    assert present == []
