@@ -55,13 +55,17 @@ def capture_spans() -> Iterator[CapturedSpans]:
 @contextlib.contextmanager
 def deterministic(start_ns: int = 1_700_000_000_000_000_000,
                   step_ns: int = 1_000_000) -> Iterator[None]:
-    """Sequential ids (1, 2, ...) and a clock that advances ``step_ns`` per reading."""
-    trace_ids, span_ids, ticks = itertools.count(1), itertools.count(1), itertools.count(0)
+    """Sequential ids (1, 2, ...) and clocks that advance ``step_ns`` per reading.
+
+    The wall clock is read once per span start, so start times are distinct
+    and ordered; durations come from the monotonic clock, as always.
+    """
+    trace_ids, span_ids = itertools.count(1), itertools.count(1)
+    ticks, wall_ticks = itertools.count(0), itertools.count(0)
     _ids.ids.trace_id = lambda: next(trace_ids)
     _ids.ids.span_id = lambda: next(span_ids)
-    monotonic = lambda: next(ticks) * step_ns  # noqa: E731
-    _ids.clock.monotonic_ns = monotonic
-    _ids.clock.wall_ns = lambda: start_ns
+    _ids.clock.monotonic_ns = lambda: next(ticks) * step_ns
+    _ids.clock.wall_ns = lambda: start_ns + next(wall_ticks) * step_ns
     try:
         yield
     finally:

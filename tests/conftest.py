@@ -14,16 +14,19 @@ from typing import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 import fallom  # noqa: E402
-from fallom import _ids  # noqa: E402
+from fallom import _ids, _sdk  # noqa: E402
 from fallom._config import Settings  # noqa: E402
 from fallom._state import STATE  # noqa: E402
 from fallom.testing import CapturedSpans, capture_spans  # noqa: E402
+
+from ._traces_server import TracesServer  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _clean_fallom() -> Iterator[None]:
     yield
     fallom.shutdown(2.0)
+    _sdk._retired.clear()
     STATE.settings = Settings()
     STATE.capture = True
     STATE.sample_threshold = 1 << 64
@@ -38,3 +41,11 @@ def spans() -> Iterator[CapturedSpans]:
     fallom.init()
     with capture_spans() as records:
         yield records
+
+
+@pytest.fixture
+def traces_server() -> Iterator[TracesServer]:
+
+    server = TracesServer()
+    yield server
+    server.close()

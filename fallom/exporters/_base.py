@@ -19,8 +19,9 @@ DROP_REASONS = (
 class Exporter(Protocol):
     """Takes finished records, on a background thread; returns True when delivered.
 
-    An exporter may also define ``shutdown()`` (stop, interrupting any wait)
-    and ``stats()`` (its own counters).
+    An exporter may also define ``interrupt()`` (called when shutdown starts:
+    cut any wait short), ``shutdown()`` (called after the final drain) and
+    ``after_fork()`` (drop connections inherited from the parent).
     """
 
     def export(self, records: List[Record]) -> bool: ...

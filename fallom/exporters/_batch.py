@@ -172,6 +172,7 @@ class BatchProcessor(SpanProcessor):
             if self._closed:
                 return
             self._closing = self._closed = True
+        self._call_exporter("interrupt")  # ends a backoff, so the drain below does not sleep
         thread = self._thread
         self._wake.set()
         if thread is not None:
@@ -185,12 +186,16 @@ class BatchProcessor(SpanProcessor):
             sys.stderr.write(
                 f"fallom: gave up delivering after {timeout:g} s; {left} spans undelivered\n"
             )
-        stop = getattr(self.exporter, "shutdown", None)
-        if callable(stop):
+        else:
+            self._call_exporter("shutdown")
+
+    def _call_exporter(self, hook: str) -> None:
+        method = getattr(self.exporter, hook, None)
+        if callable(method):
             try:
-                stop()
+                method()
             except Exception as exc:
-                report_internal_error(exc, "exporter shutdown")
+                report_internal_error(exc, f"exporter {hook}")
 
     def stats(self) -> Dict[str, Any]:
         return self.counters.snapshot()

@@ -1,0 +1,127 @@
+"""Render trace records as ``rich`` trees: debug mode and the local trace viewer.
+
+User text (names, prompts, errors) is only ever put in ``Text`` objects, so a
+prompt containing ``[/bold]`` prints as written. Lines are cut at the
+terminal width, never wrapped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+__all__ = ["print_traces", "render_traces"]
+
+Record = Mapping[str, Any]
+PREVIEW_CHARS = 60
+
+
+def _duration(ms: Any) -> str:
+    if not isinstance(ms, (int, float)):
+        return "?"
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.1f} ms"
+
+
+def _preview(value: Any, more: str) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                            default=str, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - len(more)] + more
+
+
+class _Glyphs:
+    def __init__(self, unicode: bool) -> None:
+        self.dot, self.arrow, self.more = (" · ", " → ", "…") if unicode else (" | ", " -> ", "...")
+
+
+def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs) -> Text:
+    failed = record.get("status") == "ERROR"
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(str(record.get("name", "?")), style="bold red" if failed else "bold")
+    line.append(f" ({record.get('kind', 'span')}) ", style="dim")
+    line.append(_duration(record.get("duration_ms")))
+    line.append(" ")
+    line.append("ERROR" if failed else "OK", style="red" if failed else "green")
+    dot = glyphs.dot
+    details: List[str] = []
+    if record.get("model"):
+        details.append(str(record["model"]))
+    tokens = [record.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    if any(t is not None for t in tokens):
+        details.append("tokens " + "/".join("-" if t is None else str(t) for t in tokens))
+    if record.get("time_to_first_token_ms") is not None:
+        details.append(f"ttft {_duration(record['time_to_first_token_ms'])}")
+    if root:
+        for key, title in (("session_id", "session"), ("customer_id", "customer"),
+                           ("config_key", "config")):
+            if record.get(key):
+                details.append(f"{title} {record[key]}")
+    if details:
+        line.append(dot + dot.join(details), style="cyan")
+    if failed and record.get("error_message"):
+        line.append(f"{dot}{record['error_message']}", style="red")
+    if unfinished:
+        line.append(" (unfinished trace)", style="yellow")
+    parts = []
+    if "input" in record:
+        parts.append(f"in {_preview(record['input'], glyphs.more)}")
+    if "output" in record:
+        parts.append(f"out {_preview(record['output'], glyphs.more)}")
+    if parts:
+        line.append("\n")
+        line.append("  " + glyphs.arrow.join(parts), style="dim")
+    if glyphs.more == "...":  # an ASCII-only console: user text may hold anything
+        return Text(line.plain.encode("ascii", "replace").decode("ascii"), no_wrap=True,
+                    overflow="ellipsis")
+    return line
+
+
+def render_traces(records: Iterable[Record], *, unfinished: bool = False,
+                  unicode: bool = True) -> List[Tree]:
+    """One tree per trace; spans whose parent is absent become roots of their own.
+
+    ``unicode=False`` keeps every character ASCII, for consoles that cannot
+    encode more (rich then draws ASCII guides too).
+    """
+    glyphs = _Glyphs(unicode)
+    records = list(records)
+    ids = {r.get("span_id") for r in records}
+    children: Dict[Optional[str], List[Record]] = defaultdict(list)
+    roots: List[Record] = []
+    for record in sorted(records, key=lambda r: str(r.get("start_time", ""))):
+        parent = record.get("parent_span_id")
+        if parent and parent in ids:
+            children[parent].append(record)
+        else:
+            roots.append(record)
+
+    def build(tree: Tree, record: Record) -> None:
+        for child in children.get(record.get("span_id"), []):
+            build(tree.add(_label(child, root=False, unfinished=False, glyphs=glyphs)), child)
+
+    trees = []
+    for root in roots:
+        tree = Tree(_label(root, root=True, unfinished=unfinished, glyphs=glyphs),
+                    guide_style="dim")
+        build(tree, root)
+        trees.append(tree)
+    return trees
+
+
+def print_traces(records: Iterable[Record], console: Optional[Console] = None, *,
+                 unfinished: bool = False) -> None:
+    """Print ``records`` as trees (to stderr unless a console is given)."""
+    console = console or make_console()
+    unicode = console.encoding.lower().replace("-", "").startswith("utf")
+    for tree in render_traces(records, unfinished=unfinished, unicode=unicode):
+        console.print(tree, crop=True, soft_wrap=False, overflow="ellipsis", no_wrap=True)
+
+
+def make_console() -> Console:
+    """stderr, colour only on a terminal (rich honours ``NO_COLOR``), no markup."""
+    return Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=False)
