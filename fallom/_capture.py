@@ -52,8 +52,11 @@ def snapshot(value: Any, limits: Limits = _DEFAULT) -> Any:
 
 def resolve(value: Any, limits: Limits = _DEFAULT) -> Any:
     """The JSON-safe form of a value that went through :func:`snapshot`."""
-    if type(value) is Captured:
+    kind = type(value)
+    if kind is Captured:
         return value.value
+    if kind is str and len(value) <= limits.max_chars or kind is int or kind is bool:
+        return value
     return to_jsonable(value, limits)
 
 
@@ -99,11 +102,34 @@ def _key(key: Any, limits: Limits) -> str:
 def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     kind = type(value)
     if kind is str:
-        return _clip(value, limits.max_chars)
+        return value if len(value) <= limits.max_chars else _clip(value, limits.max_chars)
     if kind is bool or kind is int or value is None:
         return value
     if kind is float:
         return _float(value)
+    if kind is dict or kind is list:  # the common case, without the ABC checks below
+        if depth <= 0:
+            return f"<{kind.__name__} at max depth>"
+        marker = id(value)
+        if marker in seen:
+            return f"<cycle {kind.__name__}>"
+        seen.add(marker)
+        try:
+            if len(value) > limits.max_items:
+                return _container(value, limits, depth - 1, seen)
+            if kind is list:
+                return [_convert(item, limits, depth - 1, seen) for item in value]
+            return {
+                key if type(key) is str and len(key) <= limits.max_chars else _key(key, limits):
+                _convert(item, limits, depth - 1, seen)
+                for key, item in value.items()
+            }
+        finally:
+            seen.discard(marker)
+    return _convert_other(value, kind, limits, depth, seen)
+
+
+def _convert_other(value: Any, kind: type, limits: Limits, depth: int, seen: set[int]) -> Any:
     if isinstance(value, enum.Enum):
         return _convert(value.value, limits, depth, seen)
     if isinstance(value, str):

@@ -34,6 +34,7 @@ class TracesServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each small reply waits for a delayed ACK
 
             def log_message(self, *args: Any) -> None:
                 pass

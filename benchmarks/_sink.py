@@ -1,0 +1,45 @@
+"""A sink HTTP server for benchmarks, run in its own process: reads, counts, answers.
+
+``python _sink.py PORT_FILE [hang]`` writes its port to PORT_FILE; with
+``hang`` it never answers. It counts records in fallom batches (gzip JSON)
+and requests for anything else.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HANG = len(sys.argv) > 2 and sys.argv[2] == "hang"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each small reply waits for a delayed ACK
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if HANG:
+            time.sleep(3600)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+def main() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    with open(sys.argv[1], "w") as handle:
+        handle.write(str(server.server_address[1]))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sys.stdin.read()  # until the benchmark closes our stdin
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""End-to-end export: throughput of ~1 KB records to a local server, CPU per span,
+and the caller's p99 while the server hangs; fallom beside the OpenTelemetry SDK
+(BatchSpanProcessor + OTLP/HTTP exporter) in the same run.
+
+The server runs in its own process, so its CPU is not counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Iterator, List, Tuple
+
+import fallom
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+COUNT = 100_000
+PAYLOAD = {"messages": [{"role": "system", "content": "You are terse. " * 12},
+                        {"role": "user", "content": "Summarise the plot of Hamlet. " * 12}],
+           "temperature": 0.2}
+
+
+@contextlib.contextmanager
+def sink(hang: bool = False) -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = os.path.join(tmp, "port")
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sink.py"), port_file,
+                                 "hang" if hang else "ok"], stdin=subprocess.PIPE)
+        while not os.path.exists(port_file) or not open(port_file).read():
+            time.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{open(port_file).read()}"
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+@fallom.trace_llm(model="gpt-4o-mini")
+def chat(messages: list, temperature: float) -> str:
+    return "Hamlet, prince of Denmark, avenges his father; nearly everyone dies." * 3
+
+
+def fallom_run(url: str) -> Tuple[float, float]:
+    """A service at its sustainable maximum: the producer never lets the queue pass
+    5,000 records (it yields while the worker catches up), so memory stays bounded
+    and the figure is the pipeline's throughput, not the size of a backlog."""
+    from fallom._state import STATE
+
+    fallom.init(api_key="bench", traces_url=url)
+    queue = STATE.processors[0]._queue  # type: ignore[attr-defined]
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(COUNT):
+        chat(PAYLOAD["messages"], temperature=0.2)
+        if i % 500 == 0:
+            while len(queue) > 5_000:
+                time.sleep(0.0005)
+    assert fallom.flush(120)
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+    stats = fallom.stats()
+    fallom.shutdown(5)
+    assert stats["sent"] >= COUNT and sum(stats["dropped"].values()) == 0, stats
+    return COUNT / elapsed, used / COUNT * 1e6
+
+
+def otel_provider(url: str, max_queue: int):  # type: ignore[no-untyped-def]
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(
+        OTLPSpanExporter(endpoint=url + "/v1/traces"), max_queue_size=max_queue,
+        max_export_batch_size=512))
+    return provider
+
+
+def otel_chat(tracer) -> Callable[[], None]:  # type: ignore[no-untyped-def]
+    import json
+
+    def call() -> None:
+        with tracer.start_as_current_span("chat") as span:
+            span.set_attribute("gen_ai.request.model", "gpt-4o-mini")
+            span.set_attribute("input", json.dumps(PAYLOAD))
+            span.set_attribute("output", "Hamlet, prince of Denmark, avenges his father." * 3)
+    return call
+
+
+def otel_run(url: str) -> Tuple[float, float]:
+    provider = otel_provider(url, COUNT)
+    processor = provider._active_span_processor._span_processors[0]
+    queue = processor._batch_processor._queue
+    call = otel_chat(provider.get_tracer("bench"))
+    start, cpu = time.perf_counter(), time.process_time()
+    for i in range(COUNT):
+        call()
+        if i % 500 == 0:
+            while len(queue) > 5_000:
+                time.sleep(0.0005)
+    provider.force_flush(120_000)
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+    provider.shutdown()
+    return COUNT / elapsed, used / COUNT * 1e6
+
+
+def p99_ns(call: Callable[[], object], n: int = 20_000) -> float:
+    samples: List[int] = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        call()
+        samples.append(clock() - t0)
+    samples.sort()
+    return float(samples[int(n * 0.99)])
+
+
+def fallom_p99(url: str) -> float:
+    fallom.init(api_key="bench", traces_url=url, shutdown_timeout=0.5)
+    result = p99_ns(lambda: chat(PAYLOAD["messages"], temperature=0.2))
+    fallom.shutdown(0.5)
+    return result
+
+
+def main() -> None:
+    rounds = int(os.environ.get("ROUNDS", "3"))
+    rows = []
+    for _ in range(rounds):
+        with sink() as url:
+            f_rate, f_cpu = fallom_run(url)
+            o_rate, o_cpu = otel_run(url)
+            healthy = fallom_p99(url)
+        with sink(hang=True) as url:
+            hanging = fallom_p99(url)
+        rows.append((f_rate, f_cpu, o_rate, o_cpu, healthy, hanging))
+    med = [statistics.median(col) for col in zip(*rows)]
+    f_rate, f_cpu, o_rate, o_cpu, healthy, hanging = med
+    print(f"records of ~{len(str(PAYLOAD)) + 300} bytes, {COUNT} per run, median of {rounds} runs")
+    print(f"fallom throughput      {f_rate:>10,.0f} spans/s   target >= 50,000 (aim 100,000)")
+    print(f"OTel OTLP throughput   {o_rate:>10,.0f} spans/s")
+    print(f"  ratio fallom / OTel  {f_rate / o_rate:>10.2f}")
+    print(f"fallom CPU per span    {f_cpu:>10.1f} us (caller + worker)")
+    print(f"OTel CPU per span      {o_cpu:>10.1f} us")
+    print(f"caller p99, healthy    {healthy / 1000:>10.2f} us")
+    print(f"caller p99, hanging    {hanging / 1000:>10.2f} us")
+    print(f"  ratio hanging / ok   {hanging / healthy:>10.2f}   target <= 1.1")
+
+
+if __name__ == "__main__":
+    main()
