@@ -25,16 +25,23 @@ PAYLOAD = {"messages": [{"role": "system", "content": "You are terse. " * 12},
            "temperature": 0.2}
 
 
+def read(path: str) -> str:
+    if not os.path.exists(path):
+        return ""
+    with open(path) as handle:
+        return handle.read()
+
+
 @contextlib.contextmanager
 def sink(hang: bool = False) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = os.path.join(tmp, "port")
         proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sink.py"), port_file,
                                  "hang" if hang else "ok"], stdin=subprocess.PIPE)
-        while not os.path.exists(port_file) or not open(port_file).read():
+        while not read(port_file):
             time.sleep(0.01)
         try:
-            yield f"http://127.0.0.1:{open(port_file).read()}"
+            yield f"http://127.0.0.1:{read(port_file)}"
         finally:
             proc.kill()
             proc.wait()
@@ -63,7 +70,8 @@ def fallom_run(url: str) -> Tuple[float, float]:
     elapsed, used = time.perf_counter() - start, time.process_time() - cpu
     stats = fallom.stats()
     fallom.shutdown(5)
-    assert stats["sent"] >= COUNT and sum(stats["dropped"].values()) == 0, stats
+    assert stats["sent"] >= COUNT, stats
+    assert sum(stats["dropped"].values()) == 0, stats
     return COUNT / elapsed, used / COUNT * 1e6
 
 

@@ -53,12 +53,12 @@ def stream_answer(plan: str) -> Iterator[str]:
 
 
 def agent(question: str, user: str) -> str:
-    with fallom.session(config_key="quickstart-agent", session_id=str(uuid.uuid4()),
-                        customer_id=user, tags=["quickstart"]):
-        with fallom.span("agent", kind="agent"):
-            docs = retrieve(question)
-            plan = complete(f"Question: {question}\nDocuments: {docs}")
-            return "".join(stream_answer(plan)).strip()
+    session = fallom.session(config_key="quickstart-agent", session_id=str(uuid.uuid4()),
+                             customer_id=user, tags=["quickstart"])
+    with session, fallom.span("agent", kind="agent"):
+        docs = retrieve(question)
+        plan = complete(f"Question: {question}\nDocuments: {docs}")
+        return "".join(stream_answer(plan)).strip()
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ def resolve(value: Any, limits: Limits = _DEFAULT) -> Any:
     kind = type(value)
     if kind is Captured:
         return value.value
-    if kind is str and len(value) <= limits.max_chars or kind is int or kind is bool:
+    if (kind is str and len(value) <= limits.max_chars) or kind is int or kind is bool:
         return value
     return to_jsonable(value, limits)
 

@@ -27,6 +27,7 @@ __all__ = ["CallOptions", "CallScope", "begin", "fail", "finish", "instrument", 
 
 def span_name(func: Any) -> str:
     """``__qualname__`` without ``<locals>`` parts: ``Bot.ask``, ``plain``."""
+    func = getattr(func, "__func__", func)  # staticmethod/classmethod lack a qualname on 3.9
     qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or "call"
     return str(qualname).replace(".<locals>", "")
 
