@@ -7,12 +7,19 @@ and requests for anything else.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HANG = len(sys.argv) > 2 and sys.argv[2] == "hang"
+CHAT = json.dumps({
+    "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+    "choices": [{"index": 0, "finish_reason": "stop",
+                 "message": {"role": "assistant", "content": "Hello there!"}}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+}).encode()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -26,10 +33,12 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if HANG:
             time.sleep(3600)
+        body = CHAT if self.path.endswith("/chat/completions") else b"{}"
         self.send_response(200)
-        self.send_header("Content-Length", "2")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(b"{}")
+        self.wfile.write(body)
 
 
 def main() -> None:

@@ -91,7 +91,15 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
     """Record a call's result and end its span; returns ``result`` untouched."""
     try:
         extractor = opts.extractor
-        fields = extractor(result) if extractor is not None else extractors.extract(result)
+        if extractor is None:
+            kind = type(result)
+            extractor = extractors.lookup(kind)
+            if extractor is not None and kind is not dict:
+                # An SDK response does not change after the call: read it off this path.
+                span.defer_read(extractor, result, opts.capture_output)
+                span.end()
+                return result
+        fields = extractor(result) if extractor is not None else None
         if fields:
             extractors.apply(span, fields, capture_output=opts.capture_output)
         if opts.capture_output and (not fields or "output" not in fields):

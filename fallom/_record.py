@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import threading
 from typing import Any, Callable, Optional
 
+from . import extractors
 from ._capture import Limits, resolve
-from ._guard import logger
+from ._guard import logger, report_internal_error
 from ._span import _UNSET, Span
 from ._state import STATE
 
@@ -104,16 +106,41 @@ def _value(value: Any, limits: Limits) -> Any:
     return resolve(value, limits)
 
 
+_DROPPED: Record = {}
+_build_lock = threading.Lock()
+
+
 def to_record(span: Span) -> Optional[Record]:
-    """The wire record of ``span`` after the redact hook; None when it is dropped."""
-    if span._record is not None:
-        return span._record
+    """The wire record of ``span`` after the redact hook; None when it is dropped.
+
+    Built once per span (under a lock, as two processors may ask at once),
+    after reading any response whose reading was deferred off the caller's path.
+    """
+    cached = span._record
+    if cached is None:
+        with _build_lock:
+            cached = span._record
+            if cached is None:
+                cached = span._record = _finish_and_build(span)
+    return None if cached is _DROPPED else cached
+
+
+def _finish_and_build(span: Span) -> Record:
+    deferred = span._deferred
+    if deferred is not None:
+        span._deferred = None
+        reader, result, capture_output = deferred
+        try:
+            fields = reader(result)
+            if fields:
+                extractors.apply(span, fields, capture_output=capture_output)
+        except Exception as exc:
+            report_internal_error(exc, "reading a response")
     record: Optional[Record] = _build(span, STATE.limits)
     redact: Optional[Callable[[Record], Optional[Record]]] = STATE.settings.redact
     if redact is not None and record is not None:
         record = _apply_redact(redact, record)
-    span._record = record
-    return record
+    return _DROPPED if record is None else record
 
 
 _redact_failed = False

@@ -5,13 +5,15 @@ from __future__ import annotations
 from contextvars import Token
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, TypeVar
 
 from ._capture import to_jsonable
 from ._context import CURRENT_SESSION
 from ._guard import report_internal_error
 
 __all__ = ["FallomSession", "SessionContext", "session"]
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,34 @@ class FallomSession:
             CURRENT_SESSION.reset(self._tokens.pop())
         except ValueError as err:  # left in another context than it was entered in
             report_internal_error(err, "session exit")
+
+    # -- provider clients ------------------------------------------------------
+    def wrap_openai(self, client: C) -> C:
+        """Trace ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` or any OpenAI-compatible client."""
+        from .providers import openai
+        from .providers._proxy import wrap_client
+
+        return wrap_client(client, openai.PROVIDER, self._context)
+
+    def wrap_anthropic(self, client: C) -> C:
+        """Trace ``Anthropic`` / ``AsyncAnthropic``: ``messages.create`` and ``messages.stream``."""
+        from .providers import anthropic
+        from .providers._proxy import wrap_client
+
+        return wrap_client(client, anthropic.PROVIDER, self._context)
+
+    def wrap_google_ai(self, model_or_client: C) -> C:
+        """Trace a google-genai ``Client`` or a google-generativeai ``GenerativeModel``."""
+        from .providers import google
+        from .providers._proxy import ClientProxy, wrap_client
+
+        target: Any = model_or_client
+        while isinstance(target, ClientProxy):
+            target = target.__wrapped__
+        if hasattr(target, "generate_content") and not hasattr(target, "models"):
+            model = getattr(target, "model_name", None)
+            return wrap_client(model_or_client, google.GENERATIVE_MODEL, self._context, model)
+        return wrap_client(model_or_client, google.PROVIDER, self._context)
 
     async def __aenter__(self) -> FallomSession:
         return self.__enter__()

@@ -64,6 +64,7 @@ class Span:
     _trace_id: int
     _span_id: int
     _record: Optional[dict[str, Any]] = None
+    _deferred: Optional[tuple[Callable[[Any], Any], Any, bool]] = None
 
     def __init__(self, name: str, kind: str, parent: Optional[Span],
                  attributes: Optional[Mapping[str, Any]] = None) -> None:
@@ -171,6 +172,11 @@ class Span:
             self.status = status
             if message is not None and self._capture:
                 self.error_message = str(message)
+
+    def defer_read(self, reader: Callable[[Any], Any], result: Any,
+                   capture_output: bool = True) -> None:
+        """Read an immutable SDK response on the export path, not the caller's."""
+        self._deferred = (reader, result, capture_output)
 
     def record_first_token(self) -> None:
         """Note the time to first token, once."""

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from ._guard import report_internal_error
 
-__all__ = ["Extractor", "apply", "extract", "register"]
+__all__ = ["Extractor", "apply", "extract", "lookup", "register"]
 
 Extractor = Callable[[Any], Optional[Mapping[str, Any]]]
 
@@ -49,6 +49,11 @@ def _lookup(kind: type) -> Optional[Extractor]:
     return found
 
 
+def lookup(kind: type) -> Optional[Extractor]:
+    """The extractor for results of type ``kind``, or None."""
+    return _lookup(kind)
+
+
 def extract(result: Any) -> Optional[Mapping[str, Any]]:
     """Record fields read from ``result``, or None when its type is not known."""
     extractor = _lookup(type(result))
@@ -58,6 +63,57 @@ def extract(result: Any) -> Optional[Mapping[str, Any]]:
 
 
 _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _read_dict(result: Any) -> Optional[Mapping[str, Any]]:
+    """Plain dicts shaped like the OpenAI or Anthropic JSON responses."""
+    from .providers import anthropic, openai
+
+    kind = result.get("object")
+    if kind == "chat.completion":
+        return openai.read_chat_completion(result)
+    if kind == "text_completion":
+        return openai.read_completion(result)
+    if kind == "response":
+        return openai.read_response(result)
+    if kind == "list" and isinstance(result.get("data"), list) and "usage" in result:
+        return openai.read_embeddings(result)
+    if result.get("type") == "message" and isinstance(result.get("content"), list):
+        return anthropic.read_message(result)
+    return None
+
+
+def _read_litellm(result: Any) -> Mapping[str, Any]:
+    from .providers import openai
+    from .providers._read import get
+
+    fields = dict(openai.read_chat_completion(result))
+    hidden = getattr(result, "_hidden_params", None) or {}
+    fields["provider"] = hidden.get("custom_llm_provider") or "litellm"
+    cost = hidden.get("response_cost")
+    if cost is not None:
+        fields.setdefault("attributes", {})["gen_ai.usage.cost"] = cost
+    fields.setdefault("response_id", get(result, "id"))
+    return fields
+
+
+def _register_builtins() -> None:
+    from .providers import anthropic, google, openai
+
+    known: Dict[str, Extractor] = {
+        "openai.types.chat.chat_completion.ChatCompletion": openai.read_chat_completion,
+        "openai.types.completion.Completion": openai.read_completion,
+        "openai.types.responses.response.Response": openai.read_response,
+        "openai.types.create_embedding_response.CreateEmbeddingResponse":
+            openai.read_embeddings,
+        "anthropic.types.message.Message": anthropic.read_message,
+        "google.genai.types.GenerateContentResponse": google.read_generate_content,
+        "google.generativeai.types.generation_types.GenerateContentResponse":
+            google.read_generate_content,
+        "litellm.types.utils.ModelResponse": _read_litellm,
+    }
+    _BY_NAME.update(known)
+    _BY_TYPE[dict] = _read_dict
 
 
 def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) -> None:
@@ -87,3 +143,6 @@ def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) 
                 span.set_attribute(key, value)
     except Exception as exc:
         report_internal_error(exc, "extractors.apply")
+
+
+_register_builtins()

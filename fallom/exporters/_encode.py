@@ -18,7 +18,8 @@ try:  # pragma: no cover - depends on the optional extra
     import orjson
 
     def _dumps(value: Any) -> bytes:
-        return orjson.dumps(value, default=str)  # type: ignore[no-any-return]
+        encoded: bytes = orjson.dumps(value, default=str)
+        return encoded
 
 except ImportError:  # pragma: no cover
     _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)

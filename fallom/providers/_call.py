@@ -1,0 +1,174 @@
+"""The one wrapper behind every provider method: sync, async and streaming.
+
+Whether a call is async is decided from what it returns (an awaitable), not
+from the method's signature, and its span then covers the await. Streams
+come back as :mod:`._stream` proxies; everything else is read by the
+endpoint's reader and returned untouched.
+"""
+
+from __future__ import annotations
+
+import inspect
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+
+from .. import _attributes as attr
+from .. import _ids
+from .._context import CURRENT_SPAN
+from .._guard import report_internal_error
+from .._instrument import fail
+from .._span import Span, start_span
+from .._state import STATE
+from ._base import Endpoint, ObjectProxy, Provider
+from ._stream import AsyncTracedStream, StreamState, TracedStream, observe_events
+
+if TYPE_CHECKING:
+    from .._session import SessionContext
+
+__all__ = ["Binding", "traced_call"]
+
+
+class Binding:
+    """A provider client bound to a session: what every traced call needs to know."""
+
+    __slots__ = ("default_model", "provider", "session")
+
+    def __init__(self, provider: Provider, session: Optional[SessionContext],
+                 default_model: Optional[str] = None) -> None:
+        self.provider, self.session, self.default_model = provider, session, default_model
+
+
+def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tuple[Any, ...],
+           kwargs: Dict[str, Any]) -> Span:
+    provider = binding.provider
+    span = start_span(f"{provider.name}.{'.'.join(path)}", endpoint.kind)
+    if binding.session is not None:
+        span.session = binding.session  # the wrapper's session, whatever the context
+    model = kwargs.get("model") or binding.default_model
+    if model:
+        model = str(model)
+        span.model = model[len("models/"):] if model.startswith("models/") else model
+    attributes = {attr.PROVIDER: provider.name, attr.OPERATION: endpoint.operation,
+                  attr.REQUEST_MODEL: span.model}
+    attributes.update(provider.request_attributes(kwargs))
+    span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+    if span._capture:
+        inputs = {k: kwargs[k] for k in endpoint.input_keys if k in kwargs}
+        if args and endpoint.input_keys:
+            inputs.setdefault(endpoint.input_keys[-1], args[0])
+        span.set_input(inputs[endpoint.input_keys[-1]] if len(inputs) == 1 and
+                       endpoint.input_keys[-1] in inputs else inputs)
+    return span
+
+
+def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wrapped: Any,
+                args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    """Call ``wrapped`` under an LLM span; never changes what it returns or raises."""
+    if not STATE.active:
+        return wrapped(*args, **kwargs)
+    hide = stream = False
+    try:
+        span = _start(binding, path, endpoint, args, kwargs)
+        stream = endpoint.streams(kwargs) and endpoint.accumulator is not None
+        if stream:
+            kwargs, hide = binding.provider.prepare_stream(endpoint, kwargs)
+    except Exception as exc:
+        report_internal_error(exc, "provider call start")
+        return wrapped(*args, **kwargs)
+    token = CURRENT_SPAN.set(span)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _fail(span, exc)
+        raise
+    finally:
+        CURRENT_SPAN.reset(token)
+    if inspect.isawaitable(result):
+        return _awaited(span, endpoint, result, stream, hide)
+    return _outcome(span, endpoint, result, stream, hide)
+
+
+def _restart(span: Span) -> None:
+    """The work starts now (an await, a ``with``), not when the call was made."""
+    span.start_ns, span.start_mono = _ids.clock.wall_ns(), _ids.clock.monotonic_ns()
+
+
+async def _awaited(span: Span, endpoint: Endpoint, awaitable: Any, stream: bool,
+                   hide: bool) -> Any:
+    _restart(span)
+    token = CURRENT_SPAN.set(span)
+    try:
+        result = await awaitable
+    except BaseException as exc:
+        _fail(span, exc)
+        raise
+    finally:
+        CURRENT_SPAN.reset(token)
+    return _outcome(span, endpoint, result, stream, hide)
+
+
+def _fail(span: Span, exc: BaseException) -> None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        span.set_attribute(attr.HTTP_STATUS, status)
+    fail(span, exc)
+
+
+def _outcome(span: Span, endpoint: Endpoint, result: Any, stream: bool, hide: bool) -> Any:
+    """Wrap a stream, or read a response and end the span; ``result`` is kept as is."""
+    try:
+        if stream and endpoint.accumulator is not None:
+            state = StreamState(span, endpoint.accumulator(), hide)
+            if (hasattr(result, "__enter__") and not hasattr(result, "__iter__")) or \
+                    (hasattr(result, "__aenter__") and not hasattr(result, "__aiter__")):
+                return TracedManager(result, state)
+            if hasattr(result, "__aiter__"):
+                return AsyncTracedStream(result, state)
+            return TracedStream(result, state)
+        span.defer_read(endpoint.read, result)
+    except Exception as exc:
+        report_internal_error(exc, "provider response")
+    span.end()
+    return result
+
+
+class TracedManager(ObjectProxy):
+    """Anthropic's ``messages.stream(...)``: the span runs from ``__enter__`` to ``__exit__``."""
+
+    def __init__(self, wrapped: Any, state: StreamState) -> None:
+        super().__init__(wrapped)
+        self._self_state = state
+
+    def __enter__(self) -> Any:
+        _restart(self._self_state.span)
+        try:
+            stream = self.__wrapped__.__enter__()
+        except BaseException as exc:
+            self._self_state.finish(exc)
+            raise
+        observe_events(stream, self._self_state)
+        return stream
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_state.finish(exc)
+
+    async def __aenter__(self) -> Any:
+        _restart(self._self_state.span)
+        try:
+            stream = await self.__wrapped__.__aenter__()
+        except BaseException as exc:
+            self._self_state.finish(exc)
+            raise
+        observe_events(stream, self._self_state)
+        return stream
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._self_state.finish(exc)

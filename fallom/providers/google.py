@@ -1,0 +1,100 @@
+"""Google: google-genai ``Client`` (sync and ``aio``) and google-generativeai models."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Tuple
+
+from ._base import Accumulator, Endpoint, Provider, request_attributes
+from ._read import compact, get, items
+
+__all__ = ["GENERATIVE_MODEL", "PROVIDER", "read_generate_content"]
+
+
+def _parts(response: Any) -> Tuple[List[str], List[Dict[str, Any]]]:
+    texts: List[str] = []
+    calls: List[Dict[str, Any]] = []
+    candidates = items(response, "candidates")
+    for part in items(candidates[0], "content", "parts") if candidates else []:
+        if get(part, "text"):
+            texts.append(get(part, "text"))
+        call = get(part, "function_call")
+        if get(call, "name"):  # protobuf messages default to an empty call
+            calls.append({"name": get(call, "name"), "arguments": _plain(get(call, "args"))})
+    return texts, calls
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return dict(value) if value is not None else None
+    except (TypeError, ValueError):
+        return value
+
+
+def _finish(response: Any) -> Any:
+    reasons = [get(c, "finish_reason") for c in items(response, "candidates")]
+    named = [getattr(r, "name", r) for r in reasons if r is not None]
+    return [str(r) for r in named] or None
+
+
+def read_generate_content(response: Any) -> Dict[str, Any]:
+    texts, calls = _parts(response)
+    usage = get(response, "usage_metadata")
+    text = "".join(texts)
+    return compact({
+        "provider": "google",
+        "model": get(response, "model_version"),
+        "prompt_tokens": get(usage, "prompt_token_count"),
+        "completion_tokens": get(usage, "candidates_token_count"),
+        "total_tokens": get(usage, "total_token_count"),
+        "finish_reason": _finish(response),
+        "response_id": get(response, "response_id"),
+        "output": {"content": text, "tool_calls": calls} if calls else text,
+        "attributes": {"gen_ai.usage.cached_tokens": get(usage, "cached_content_token_count"),
+                       "gen_ai.usage.reasoning_tokens": get(usage, "thoughts_token_count")},
+    })
+
+
+class ContentAccumulator(Accumulator):
+    """Streamed ``GenerateContentResponse`` chunks; the last one carries the usage."""
+
+    def __init__(self) -> None:
+        self.texts: List[str] = []
+        self.calls: List[Dict[str, Any]] = []
+        self.last: Any = None
+
+    def add(self, chunk: Any) -> bool:
+        self.last = chunk
+        texts, calls = _parts(chunk)
+        self.texts += texts
+        self.calls += calls
+        return bool(texts or calls)
+
+    def fields(self) -> Dict[str, Any]:
+        fields = read_generate_content(self.last) if self.last is not None else {}
+        text = "".join(self.texts)
+        fields["output"] = {"content": text, "tool_calls": self.calls} if self.calls else text
+        return fields
+
+
+def _attributes(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+    config = kwargs.get("config") or kwargs.get("generation_config")
+    return request_attributes(kwargs, config)
+
+
+_GENERATE = Endpoint("generate_content", ("contents",), read_generate_content,
+                     ContentAccumulator)
+_STREAM = Endpoint("generate_content", ("contents",), read_generate_content,
+                   ContentAccumulator, always_streams=True)
+
+PROVIDER = Provider("google", {
+    ("models", "generate_content"): _GENERATE,
+    ("models", "generate_content_stream"): _STREAM,
+    ("aio", "models", "generate_content"): _GENERATE,
+    ("aio", "models", "generate_content_stream"): _STREAM,
+}, request_attributes=_attributes)
+
+# google-generativeai: ``GenerativeModel.generate_content(contents, stream=False)``
+GENERATIVE_MODEL = Provider("google", {
+    ("generate_content",): _GENERATE,
+    ("generate_content_async",): _GENERATE,
+}, request_attributes=_attributes)

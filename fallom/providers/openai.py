@@ -1,0 +1,197 @@
+"""OpenAI (and any OpenAI-compatible server): chat, responses, embeddings, completions."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Tuple
+
+from .. import _attributes as attr
+from ._base import Accumulator, Endpoint, Provider
+from ._read import compact, get, items
+
+__all__ = ["PROVIDER", "read_chat_completion", "read_completion", "read_embeddings",
+           "read_response"]
+
+
+def _usage(usage: Any, prompt: str, completion: str) -> Dict[str, Any]:
+    return {
+        "prompt_tokens": get(usage, prompt),
+        "completion_tokens": get(usage, completion),
+        "total_tokens": get(usage, "total_tokens"),
+    }
+
+
+def _tool_call(call: Any) -> Dict[str, Any]:
+    return {"id": get(call, "id"), "name": get(call, "function", "name"),
+            "arguments": get(call, "function", "arguments")}
+
+
+def read_chat_completion(response: Any) -> Dict[str, Any]:
+    choices = items(response, "choices")
+    message = get(choices[0], "message") if choices else None
+    tool_calls = [_tool_call(c) for c in items(message, "tool_calls")]
+    content = get(message, "content")
+    usage = get(response, "usage")
+    return compact({
+        "provider": "openai",
+        "model": get(response, "model"),
+        **_usage(usage, "prompt_tokens", "completion_tokens"),
+        "finish_reason": [get(c, "finish_reason") for c in choices] or None,
+        "response_id": get(response, "id"),
+        "output": {"content": content, "tool_calls": tool_calls} if tool_calls else content,
+        "attributes": {
+            attr.CACHED_TOKENS: get(usage, "prompt_tokens_details", "cached_tokens"),
+            attr.REASONING_TOKENS: get(usage, "completion_tokens_details", "reasoning_tokens"),
+        },
+    })
+
+
+def read_completion(response: Any) -> Dict[str, Any]:
+    choices = items(response, "choices")
+    return compact({
+        "provider": "openai",
+        "model": get(response, "model"),
+        **_usage(get(response, "usage"), "prompt_tokens", "completion_tokens"),
+        "finish_reason": [get(c, "finish_reason") for c in choices] or None,
+        "response_id": get(response, "id"),
+        "output": get(choices[0], "text") if choices else None,
+    })
+
+
+def read_response(response: Any) -> Dict[str, Any]:
+    """The Responses API: output items of type message (text) and function_call."""
+    texts: List[str] = []
+    calls: List[Dict[str, Any]] = []
+    for item in items(response, "output"):
+        if get(item, "type") == "message":
+            texts += [get(part, "text") or "" for part in items(item, "content")
+                      if get(part, "type") == "output_text"]
+        elif get(item, "type") == "function_call":
+            calls.append({"id": get(item, "call_id"), "name": get(item, "name"),
+                          "arguments": get(item, "arguments")})
+    usage = get(response, "usage")
+    text = "".join(texts)
+    return compact({
+        "provider": "openai",
+        "model": get(response, "model"),
+        **_usage(usage, "input_tokens", "output_tokens"),
+        "response_id": get(response, "id"),
+        "finish_reason": [get(response, "status")] if get(response, "status") else None,
+        "output": {"content": text, "tool_calls": calls} if calls else text,
+        "attributes": {
+            attr.CACHED_TOKENS: get(usage, "input_tokens_details", "cached_tokens"),
+            attr.REASONING_TOKENS: get(usage, "output_tokens_details", "reasoning_tokens"),
+        },
+    })
+
+
+def read_embeddings(response: Any) -> Dict[str, Any]:
+    data = items(response, "data")
+    return compact({
+        "provider": "openai",
+        "model": get(response, "model"),
+        "prompt_tokens": get(response, "usage", "prompt_tokens"),
+        "total_tokens": get(response, "usage", "total_tokens"),
+        "output": {"embeddings": len(data),
+                   "dimensions": len(get(data[0], "embedding") or []) if data else 0},
+    })
+
+
+class ChatAccumulator(Accumulator):
+    """Chat completion chunks: text deltas, tool-call fragments, the usage chunk."""
+
+    def __init__(self) -> None:
+        self.text: List[str] = []
+        self.calls: Dict[int, Dict[str, Any]] = {}
+        self.model = self.response_id = self.usage = None
+        self.finish: List[Any] = []
+
+    def add(self, chunk: Any) -> bool:
+        self.model = get(chunk, "model") or self.model
+        self.response_id = get(chunk, "id") or self.response_id
+        if get(chunk, "usage") is not None:
+            self.usage = get(chunk, "usage")
+        content = False
+        for choice in items(chunk, "choices"):
+            delta = get(choice, "delta")
+            text = get(delta, "content")
+            if text:
+                self.text.append(text)
+                content = True
+            for call in items(delta, "tool_calls"):
+                slot = self.calls.setdefault(get(call, "index") or 0,
+                                             {"id": None, "name": None, "arguments": ""})
+                slot["id"] = get(call, "id") or slot["id"]
+                slot["name"] = get(call, "function", "name") or slot["name"]
+                slot["arguments"] += get(call, "function", "arguments") or ""
+                content = True
+            if get(choice, "finish_reason"):
+                self.finish.append(get(choice, "finish_reason"))
+        return content
+
+    def hidden(self, chunk: Any) -> bool:
+        return not items(chunk, "choices") and get(chunk, "usage") is not None
+
+    def fields(self) -> Dict[str, Any]:
+        text = "".join(self.text)
+        calls = [self.calls[i] for i in sorted(self.calls)]
+        return compact({
+            "provider": "openai",
+            "model": self.model,
+            **_usage(self.usage, "prompt_tokens", "completion_tokens"),
+            "finish_reason": self.finish or None,
+            "response_id": self.response_id,
+            "output": {"content": text, "tool_calls": calls} if calls else text,
+        })
+
+
+class CompletionAccumulator(ChatAccumulator):
+    def add(self, chunk: Any) -> bool:
+        self.model = get(chunk, "model") or self.model
+        if get(chunk, "usage") is not None:
+            self.usage = get(chunk, "usage")
+        texts = [get(c, "text") for c in items(chunk, "choices") if get(c, "text")]
+        self.text += texts
+        return bool(texts)
+
+
+class ResponsesAccumulator(Accumulator):
+    """Responses API events: text deltas, then ``response.completed`` with everything."""
+
+    def __init__(self) -> None:
+        self.text: List[str] = []
+        self.final: Dict[str, Any] = {}
+
+    def add(self, chunk: Any) -> bool:
+        kind = get(chunk, "type")
+        if kind == "response.output_text.delta":
+            self.text.append(get(chunk, "delta") or "")
+            return bool(get(chunk, "delta"))
+        if kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.final = read_response(get(chunk, "response"))
+        return bool(kind == "response.function_call_arguments.delta")
+
+    def fields(self) -> Dict[str, Any]:
+        return self.final or compact({"provider": "openai", "output": "".join(self.text)})
+
+
+def _prepare_stream(endpoint: Endpoint, kwargs: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
+    """Ask for the usage chunk when the user did not; it is then hidden from them."""
+    if endpoint.operation in ("chat", "text_completion") and kwargs.get("stream_options") is None:
+        return {**kwargs, "stream_options": {"include_usage": True}}, True
+    return kwargs, False
+
+
+_CHAT = Endpoint("chat", ("messages",), read_chat_completion, ChatAccumulator)
+ENDPOINTS: Mapping[Tuple[str, ...], Endpoint] = {
+    ("chat", "completions", "create"): _CHAT,
+    ("chat", "completions", "parse"): _CHAT,
+    ("beta", "chat", "completions", "parse"): _CHAT,
+    ("responses", "create"): Endpoint("responses", ("instructions", "input"), read_response,
+                                      ResponsesAccumulator),
+    ("embeddings", "create"): Endpoint("embeddings", ("input",), read_embeddings,
+                                       kind="embedding"),
+    ("completions", "create"): Endpoint("text_completion", ("prompt",), read_completion,
+                                        CompletionAccumulator),
+}
+
+PROVIDER = Provider("openai", ENDPOINTS, prepare_stream=_prepare_stream)

@@ -1,0 +1,263 @@
+"""The real openai SDK against a local server speaking its JSON and SSE formats."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+
+import pytest
+
+import fallom
+from fallom.testing import CapturedSpans
+
+from ._provider_server import ProviderServer
+
+openai = pytest.importorskip("openai")
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture
+def session() -> fallom.FallomSession:
+    return fallom.session(config_key="bot", session_id="s-1", customer_id="u-1")
+
+
+@pytest.fixture
+def client(provider_server: ProviderServer, session: fallom.FallomSession) -> openai.OpenAI:
+    raw = openai.OpenAI(api_key="sk-test", base_url=provider_server.url + "/v1", max_retries=0)
+    return session.wrap_openai(raw)
+
+
+def test_chat_completion(client: openai.OpenAI, spans: CapturedSpans) -> None:
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                              temperature=0.3, max_tokens=20, top_p=0.9)
+    assert response.choices[0].message.content == "Hello"
+    (record,) = spans
+    assert record["name"] == "openai.chat.completions.create"
+    assert record["kind"] == "llm"
+    assert (record["session_id"], record["customer_id"], record["config_key"]) == (
+        "s-1", "u-1", "bot")
+    assert record["model"] == "gpt-4o-mini-2024"
+    assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (
+        9, 2, 11)
+    assert record["input"] == MESSAGES
+    assert record["output"] == "Hello"
+    attrs = record["attributes"]
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attrs["gen_ai.request.temperature"] == 0.3
+    assert attrs["gen_ai.request.max_tokens"] == 20
+    assert attrs["gen_ai.request.top_p"] == 0.9
+    assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
+    assert attrs["gen_ai.response.id"] == "chatcmpl-1"
+    assert attrs["gen_ai.usage.cached_tokens"] == 4
+    assert attrs["gen_ai.usage.reasoning_tokens"] == 1
+
+
+def test_wrapped_client_passes_for_the_original(
+    client: openai.OpenAI, provider_server: ProviderServer, spans: CapturedSpans
+) -> None:
+    assert isinstance(client, openai.OpenAI)
+    raw = client.__wrapped__  # type: ignore[attr-defined]
+    raw.chat.completions.create(model="m", messages=MESSAGES)
+    assert spans == []  # the original client is left untraced
+
+
+def test_wrapping_twice_or_by_two_sessions_records_once(
+    client: openai.OpenAI, spans: CapturedSpans
+) -> None:
+    other = fallom.session(config_key="bot", session_id="s-2")
+    twice = other.wrap_openai(fallom.session(config_key="x", session_id="y").wrap_openai(client))
+    twice.chat.completions.create(model="m", messages=MESSAGES)
+    assert [r["session_id"] for r in spans] == ["s-2"]
+
+
+def test_the_wrapper_session_wins_over_the_context(
+    client: openai.OpenAI, spans: CapturedSpans
+) -> None:
+    with fallom.session(config_key="other", session_id="elsewhere"), fallom.span("request"):
+        client.chat.completions.create(model="m", messages=MESSAGES)
+    call, request = spans
+    assert call["session_id"] == "s-1"
+    assert call["parent_span_id"] == request["span_id"]
+
+
+def test_stream_is_unchanged_and_recorded(
+    client: openai.OpenAI, provider_server: ProviderServer, spans: CapturedSpans
+) -> None:
+    provider_server.first_chunk_delay = 0.3
+    raw = client.__wrapped__  # type: ignore[attr-defined]
+    expected = list(raw.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert len(chunks) == len(expected)
+    assert [type(c) for c in chunks] == [type(c) for c in expected]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello"
+    (record,) = spans
+    assert record["is_streaming"] is True
+    assert record["output"] == "Hello"
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (9, 2)
+    assert abs(record["time_to_first_token_ms"] - 300) < 50
+    sent = provider_server.requests[-1]["body"]
+    assert sent["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in provider_server.requests[0]["body"]
+
+
+def test_usage_chunk_stays_when_the_user_asked_for_it(
+    client: openai.OpenAI, spans: CapturedSpans
+) -> None:
+    chunks = list(client.chat.completions.create(
+        model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage is not None
+    assert chunks[-1].choices == []
+    assert spans[0]["total_tokens"] == 11
+
+
+def test_stream_broken_off_ends_the_span(
+    client: openai.OpenAI, spans: CapturedSpans
+) -> None:
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    for chunk in stream:
+        if chunk.choices[0].delta.content == "Hel":
+            break
+    (record,) = spans
+    assert record["output"] == "Hel"
+    assert record["attributes"]["cancelled"] is True
+
+
+def test_stream_abandoned_unread_ends_when_collected(
+    client: openai.OpenAI, spans: CapturedSpans
+) -> None:
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    next(stream)
+    assert spans == []
+    del stream
+    gc.collect()
+    (record,) = spans
+    assert record["attributes"]["cancelled"] is True
+
+
+def test_stream_as_context_manager(client: openai.OpenAI, spans: CapturedSpans) -> None:
+    with client.chat.completions.create(model="m", messages=MESSAGES, stream=True) as stream:
+        first = next(stream)
+        assert first.choices[0].delta.role == "assistant"
+    (record,) = spans
+    assert record["attributes"]["cancelled"] is True
+
+
+def test_streamed_tool_calls(client: openai.OpenAI, spans: CapturedSpans) -> None:
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    list(client.chat.completions.create(model="m", messages=MESSAGES, tools=tools, stream=True))
+    client.chat.completions.create(model="m", messages=MESSAGES, tools=tools)
+    streamed, plain = spans
+    expected = {"content": "", "tool_calls": [
+        {"id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'}]}
+    assert streamed["output"] == expected
+    assert plain["output"] == {**expected, "content": None}
+
+
+def test_async_client_and_the_span_covers_the_await(
+    provider_server: ProviderServer, session: fallom.FallomSession, spans: CapturedSpans
+) -> None:
+    client = session.wrap_openai(openai.AsyncOpenAI(
+        api_key="sk-test", base_url=provider_server.url + "/v1", max_retries=0))
+    provider_server.first_chunk_delay = 0.2
+
+    async def main() -> str:
+        pending = client.chat.completions.create(model="m", messages=MESSAGES)
+        await asyncio.sleep(0.3)  # not part of the call
+        response = await pending
+        stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream])
+        return response.choices[0].message.content + text
+
+    assert asyncio.run(main()) == "HelloHello"
+    plain, streamed = spans
+    assert plain["duration_ms"] < 250
+    assert plain["output"] == "Hello"
+    assert streamed["output"] == "Hello"
+    assert abs(streamed["time_to_first_token_ms"] - 200) < 50
+    assert streamed["total_tokens"] == 11
+
+
+def test_errors_are_recorded_and_reraised_unchanged(
+    client: openai.OpenAI, provider_server: ProviderServer, spans: CapturedSpans
+) -> None:
+    provider_server.error = (400, {"error": {"message": "bad model", "type": "invalid"}})
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="nope", messages=MESSAGES)
+    assert caught.value.status_code == 400
+    (record,) = spans
+    assert record["status"] == "ERROR"
+    assert "bad model" in record["error_message"]
+    assert record["attributes"]["http.response.status_code"] == 400
+    assert record["attributes"]["error.type"] == "BadRequestError"
+
+
+def test_timeouts_are_recorded(provider_server: ProviderServer,
+                               session: fallom.FallomSession, spans: CapturedSpans) -> None:
+    provider_server.first_chunk_delay = 1.0
+    client = session.wrap_openai(openai.OpenAI(
+        api_key="k", base_url=provider_server.url + "/v1", max_retries=0, timeout=0.2))
+    with pytest.raises(openai.APITimeoutError):
+        list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert spans[0]["status"] == "ERROR"
+
+
+def test_other_endpoints(client: openai.OpenAI, spans: CapturedSpans) -> None:
+    client.responses.create(model="gpt-4o", input="Say hello", instructions="Be brief")
+    list(client.responses.create(model="gpt-4o", input="Say hello", stream=True))
+    client.embeddings.create(model="text-embedding-3-small", input="hello")
+    client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hello")
+    list(client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say", stream=True))
+    client.chat.completions.parse(model="gpt-4o", messages=MESSAGES)
+    names = [r["name"] for r in spans]
+    assert names == ["openai.responses.create", "openai.responses.create",
+                     "openai.embeddings.create", "openai.completions.create",
+                     "openai.completions.create", "openai.chat.completions.parse"]
+    responses, responses_stream, embeddings, completion, completion_stream, parsed = spans
+    assert responses["input"] == {"instructions": "Be brief", "input": "Say hello"}
+    assert responses["output"] == "Hello"
+    assert responses["total_tokens"] == 11
+    assert responses_stream["output"] == "Hello"
+    assert responses_stream["total_tokens"] == 11
+    assert embeddings["kind"] == "embedding"
+    assert embeddings["output"] == {"embeddings": 1, "dimensions": 3}
+    assert embeddings["prompt_tokens"] == 3
+    assert completion["output"] == "Hello"
+    assert completion_stream["output"] == "Hello"
+    assert completion_stream["total_tokens"] == 11
+    assert parsed["output"] == "Hello"
+
+
+def test_with_options_and_with_raw_response_keep_working(
+    client: openai.OpenAI, spans: CapturedSpans
+) -> None:
+    tuned = client.with_options(timeout=5.0)
+    assert isinstance(tuned, openai.OpenAI)
+    tuned.chat.completions.create(model="m", messages=MESSAGES)
+    raw = client.chat.completions.with_raw_response.create(model="m", messages=MESSAGES)
+    assert raw.parse().choices[0].message.content == "Hello"
+    assert [r["name"] for r in spans] == ["openai.chat.completions.create"]
+
+
+def test_capture_off_keeps_messages_in_process(provider_server: ProviderServer,
+                                               session: fallom.FallomSession) -> None:
+    from fallom.testing import capture_spans
+
+    fallom.init(capture_content=False)
+    client = session.wrap_openai(openai.OpenAI(api_key="k", base_url=provider_server.url + "/v1"))
+    with capture_spans() as spans:
+        client.chat.completions.create(model="m", messages=MESSAGES)
+        list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert all("input" not in r and "output" not in r for r in spans)
+    assert spans[1]["total_tokens"] == 11
+
+
+def test_untraced_before_init(provider_server: ProviderServer,
+                              session: fallom.FallomSession) -> None:
+    client = session.wrap_openai(openai.OpenAI(api_key="k", base_url=provider_server.url + "/v1"))
+    began = time.monotonic()
+    assert client.chat.completions.create(model="m", messages=MESSAGES).choices
+    assert time.monotonic() - began < 5
+    assert "stream_options" not in provider_server.requests[0]["body"]
