@@ -4,6 +4,7 @@ Everything here is safe on your code's path: it never raises into it, never
 waits on the network, and costs microseconds per traced call.
 """
 
+from . import models, prompts
 from ._api import current_span, span, trace_llm
 from ._sdk import flush, init, shutdown, stats
 from ._session import FallomSession, SessionContext, session
@@ -21,6 +22,8 @@ __all__ = [
     "current_span",
     "flush",
     "init",
+    "models",
+    "prompts",
     "session",
     "shutdown",
     "span",

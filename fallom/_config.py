@@ -37,6 +37,8 @@ DEFAULTS: Mapping[str, Any] = {
     "capture_max_chars": 10_000,
     "capture_max_items": 1_000,
     "capture_max_depth": 20,
+    "cache_ttl": 60.0,
+    "cold_start_timeout": 1.0,
 }
 
 _ENV = {
@@ -77,6 +79,8 @@ class Settings:
     capture_max_chars: int = DEFAULTS["capture_max_chars"]
     capture_max_items: int = DEFAULTS["capture_max_items"]
     capture_max_depth: int = DEFAULTS["capture_max_depth"]
+    cache_ttl: float = DEFAULTS["cache_ttl"]
+    cold_start_timeout: float = DEFAULTS["cold_start_timeout"]
     redact: Redactor | None = None
     exporters: Sequence[Any] = ()
 
@@ -127,7 +131,8 @@ def is_loopback_url(url: str) -> bool:
 _BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http")
 _INTS = ("max_queue_size", "max_batch_size", "max_batch_bytes",
          "capture_max_chars", "capture_max_items", "capture_max_depth")
-_FLOATS = ("batch_interval", "export_timeout", "shutdown_timeout")
+_FLOATS = ("batch_interval", "export_timeout", "shutdown_timeout", "cache_ttl",
+           "cold_start_timeout")
 _URLS = ("traces_url", "configs_url", "prompts_url")
 
 

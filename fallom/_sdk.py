@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import _record
+from . import _experiments, _record
 from ._capture import Limits
 from ._config import Settings, resolve_settings
 from ._guard import logger
@@ -47,6 +47,8 @@ def init(
     capture_max_chars: Optional[int] = None,
     capture_max_items: Optional[int] = None,
     capture_max_depth: Optional[int] = None,
+    cache_ttl: Optional[float] = None,
+    cold_start_timeout: Optional[float] = None,
 ) -> None:
     """Configure fallom; calling it again reconfigures from scratch.
 
@@ -73,6 +75,7 @@ def init(
             install_thread_propagation()
         _register_atexit()
     _set_log_level(settings)
+    _experiments.start(settings)  # the first config and prompt fetches start now
     _close(old, settings.shutdown_timeout)
 
 
@@ -127,6 +130,7 @@ def shutdown(timeout: Optional[float] = None) -> None:
         processors, STATE.processors = STATE.processors, ()
         STATE.initialized = False
         STATE.refresh()
+    _experiments.stop()
     _close(processors, STATE.settings.shutdown_timeout if timeout is None else timeout)
 
 

@@ -96,6 +96,14 @@ class FallomSession:
         except ValueError as err:  # left in another context than it was entered in
             report_internal_error(err, "session exit")
 
+    def get_model(self, fallback: Optional[str] = None, version: Optional[int] = None,
+                  context: Optional[Mapping[str, Any]] = None) -> str:
+        """This session's model under its config; targeting sees ``customer_id`` and ``context``."""
+        from . import models
+
+        return models.get(self.config_key, self.session_id, fallback=fallback, version=version,
+                          customer_id=self.customer_id, context=context)
+
     # -- provider clients ------------------------------------------------------
     def wrap_openai(self, client: C) -> C:
         """Trace ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` or any OpenAI-compatible client."""

@@ -19,6 +19,7 @@ from fallom._config import Settings  # noqa: E402
 from fallom._state import STATE  # noqa: E402
 from fallom.testing import CapturedSpans, capture_spans  # noqa: E402
 
+from ._config_server import ConfigServer  # noqa: E402
 from ._provider_server import ProviderServer  # noqa: E402
 from ._traces_server import TracesServer  # noqa: E402
 
@@ -55,5 +56,12 @@ def traces_server() -> Iterator[TracesServer]:
 @pytest.fixture
 def provider_server() -> Iterator[ProviderServer]:
     server = ProviderServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def config_server() -> Iterator[ConfigServer]:
+    server = ConfigServer()
     yield server
     server.close()

@@ -1,0 +1,163 @@
+"""The configs and prompts stores of the current ``init()``, and their wire parsing."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Optional, Tuple
+from urllib.parse import quote
+
+import cachetools
+
+from ._assign import Config, ConfigError, parse_config
+from ._config import Settings
+from ._guard import logger
+from ._remote import Fetcher, RemoteStore
+
+__all__ = ["ABTest", "Experiments", "Template", "current", "start", "stop"]
+
+
+@dataclass(frozen=True)
+class Template:
+    key: str
+    version: Any
+    system: str
+    user: str
+
+
+@dataclass(frozen=True)
+class ABTest:
+    key: str
+    version: Any
+    variants: Tuple[Mapping[str, Any], ...]
+
+
+_warned: cachetools.LRUCache[Tuple[Any, ...], bool] = cachetools.LRUCache(10_000)
+_warned_lock = threading.Lock()
+
+
+def warn_once(*what: Any) -> None:
+    """One warning per (key, version, problem), however often the config is seen."""
+    with _warned_lock:
+        if what in _warned:
+            return
+        _warned[what] = True
+    key, version, problem = what
+    logger.warning("fallom: %r (version %s): %s", key, version, problem)
+
+
+def _entries(body: Any, field: str) -> Iterator[Any]:
+    if not isinstance(body, Mapping) or not isinstance(body.get(field), list):
+        raise ValueError(f"expected an object with a list {field!r}")
+    return iter(body[field])
+
+
+def parse_configs(body: Any) -> Iterator[Tuple[str, Optional[Config]]]:
+    for raw in _entries(body, "configs"):
+        config = parse_one_config(raw)
+        key = raw.get("key") if isinstance(raw, Mapping) else None
+        if isinstance(key, str):
+            yield key, config
+
+
+def parse_one_config(raw: Any) -> Optional[Config]:
+    """A usable config, or None (warned once) so the previous good version stays."""
+    key = raw.get("key") if isinstance(raw, Mapping) else None
+    version = raw.get("version") if isinstance(raw, Mapping) else None
+    try:
+        config = parse_config(raw)
+    except ConfigError as exc:
+        warn_once(key, version, f"rejected: {exc}")
+        return None
+    for problem in config.warnings:
+        warn_once(config.key, config.version, problem)
+    return config
+
+
+def parse_template(raw: Any) -> Optional[Template]:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("key"), str):
+        return None
+    system, user = raw.get("system_prompt") or "", raw.get("user_template") or ""
+    if not isinstance(system, str) or not isinstance(user, str):
+        warn_once(raw["key"], raw.get("version"), "rejected: templates must be strings")
+        return None
+    return Template(raw["key"], raw.get("version"), system, user)
+
+
+def parse_templates(body: Any) -> Iterator[Tuple[str, Optional[Template]]]:
+    for raw in _entries(body, "prompts"):
+        if isinstance(raw, Mapping) and isinstance(raw.get("key"), str):
+            yield raw["key"], parse_template(raw)
+
+
+def parse_ab_tests(body: Any) -> Iterator[Tuple[str, Optional[ABTest]]]:
+    for raw in _entries(body, "prompt_ab_tests"):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("key"), str):
+            continue
+        variants = raw.get("variants")
+        valid = isinstance(variants, list) and variants and all(
+            isinstance(v, Mapping) and isinstance(v.get("prompt_key"), str)
+            and isinstance(v.get("weight"), (int, float)) and not isinstance(v.get("weight"), bool)
+            for v in variants)
+        if not valid:
+            warn_once(raw["key"], raw.get("version"), "rejected: malformed prompt A/B variants")
+            yield raw["key"], None
+            continue
+        yield raw["key"], ABTest(raw["key"], raw.get("version"), tuple(variants or ()))
+
+
+class Experiments:
+    """The stores of one ``init()``, sharing one background fetcher."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.fetcher = Fetcher(settings.api_key or "", timeout=settings.export_timeout)
+        ttl, wait = settings.cache_ttl, settings.cold_start_timeout
+        configs, prompts = settings.configs_url, settings.prompts_url
+        self.configs = RemoteStore(
+            self.fetcher, "configs", f"{configs}/configs", parse_configs,
+            lambda key, n: f"{configs}/configs/{quote(key, safe='')}/version/{quote(str(n))}",
+            parse_one_config, ttl=ttl, cold_wait=wait)
+        self.prompts = RemoteStore(
+            self.fetcher, "prompts", f"{prompts}/prompts", parse_templates,
+            lambda key, n: f"{prompts}/prompts/{quote(key, safe='')}/version/{quote(str(n))}",
+            parse_template, ttl=ttl, cold_wait=wait)
+        self.ab_tests = RemoteStore(self.fetcher, "prompt A/B tests",
+                                    f"{prompts}/prompt-ab-tests", parse_ab_tests, ttl=ttl,
+                                    cold_wait=wait)
+        self._reported: cachetools.LRUCache[Tuple[Any, ...], bool] = cachetools.LRUCache(100_000)
+        self._lock = threading.Lock()
+
+    def report(self, config: Config, session_id: str, model: str) -> None:
+        """``POST /sessions`` once per config, version and session, in the background."""
+        key = (config.key, config.version, session_id)
+        with self._lock:
+            if key in self._reported:
+                return
+            self._reported[key] = True
+        payload = {"config_key": config.key, "config_version": config.version,
+                   "session_id": session_id, "assigned_model": model}
+        url = f"{self.settings.configs_url}/sessions"
+        self.fetcher.submit(("report", *key), lambda: self.fetcher.post_json(url, payload))
+
+
+_current: Optional[Experiments] = None
+
+
+def current() -> Optional[Experiments]:
+    return _current
+
+
+def start(settings: Settings) -> None:
+    """Begin fetching at ``init()``; local mode (no key) fetches nothing."""
+    global _current
+    stop()
+    if not settings.local_mode:
+        _current = Experiments(settings)
+
+
+def stop() -> None:
+    global _current
+    old, _current = _current, None
+    if old is not None:
+        old.fetcher.stop()

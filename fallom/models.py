@@ -1,0 +1,54 @@
+"""Model A/B testing: which model this session uses, from cached configs.
+
+``get`` answers from memory (a cold cache waits at most ``cold_start_timeout``)
+with exactly the assignment of the other Fallom SDKs, so a Python and a Node
+service sharing a config agree on every session.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from . import _experiments
+from ._assign import choose
+from ._guard import report_internal_error
+
+__all__ = ["get"]
+
+
+def _required(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
+        version: Optional[int] = None, customer_id: Optional[str] = None,
+        context: Optional[Mapping[str, Any]] = None) -> str:
+    """The model for ``session_id`` under config ``config_key``.
+
+    Targeting (by ``customer_id`` and ``context``) first, else the weighted
+    md5 bucket of the session id. Without the config (or that ``version``),
+    returns ``fallback``; with no fallback either, raises ``ValueError``
+    naming the key. Assignments are reported to Fallom in the background.
+    """
+    _required(config_key, "config_key")
+    _required(session_id, "session_id")
+    model: Optional[str] = None
+    try:
+        experiments = _experiments.current()
+        if experiments is not None:
+            store = experiments.configs
+            config = store.latest(config_key) if version is None else store.pinned(
+                config_key, version)
+            if config is not None:
+                model = choose(config, session_id, customer_id, context).model
+                experiments.report(config, session_id, model)
+    except Exception as exc:
+        report_internal_error(exc, "models.get")
+    if model is not None:
+        return model
+    if fallback is not None:
+        return fallback
+    pinned = "" if version is None else f" version {version}"
+    raise ValueError(f"no config {config_key!r}{pinned} is available and no fallback was given")

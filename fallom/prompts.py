@@ -1,0 +1,106 @@
+"""Managed prompts: versioned templates and prompt A/B tests, from cache.
+
+Templates use ``{{name}}`` (spaces inside the braces allowed), substituted in
+one pass: a value containing ``{{x}}`` stays literal, an unknown name stays
+as written, and nothing is ever evaluated. The prompt returned marks the
+current context, so the next LLM span started there records which one it was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from . import _experiments
+from ._assign import bucket, pick_by_bucket
+from ._context import CURRENT_PROMPT
+from ._guard import logger, report_internal_error
+from ._span import PromptMark
+
+__all__ = ["Prompt", "get", "get_ab", "render"]
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+_unknown_reported: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt and where it came from."""
+
+    key: str
+    version: Any
+    system: str
+    user: str
+    ab_test_key: Optional[str] = None
+    variant_index: Optional[int] = None
+
+
+def render(template: str, variables: Optional[Mapping[str, Any]]) -> str:
+    """Substitute ``{{name}}`` once; unknown names stay as written."""
+    values = variables or {}
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in values:
+            return str(values[name])
+        if name not in _unknown_reported and len(_unknown_reported) < 1000:
+            _unknown_reported.add(name)
+            logger.debug("fallom: prompt variable %r was not given; left as written", name)
+        return match.group(0)
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def _template(key: str, version: Optional[int]) -> Any:
+    experiments = _experiments.current()
+    if experiments is None:
+        return None
+    store = experiments.prompts
+    return store.latest(key) if version is None else store.pinned(key, version)
+
+
+def _mark(prompt: Prompt) -> Prompt:
+    CURRENT_PROMPT.set(PromptMark(prompt.key, prompt.version, prompt.ab_test_key,
+                                  prompt.variant_index))
+    return prompt
+
+
+def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
+        version: Optional[int] = None) -> Prompt:
+    """The prompt ``prompt_key`` (latest, or ``version``) with ``variables`` filled in.
+
+    Raises ``ValueError`` naming the key when it is not available.
+    """
+    template = None
+    try:
+        template = _template(prompt_key, version)
+    except Exception as exc:
+        report_internal_error(exc, "prompts.get")
+    if template is None:
+        pinned = "" if version is None else f" version {version}"
+        raise ValueError(f"no prompt {prompt_key!r}{pinned} is available")
+    return _mark(Prompt(template.key, template.version, render(template.system, variables),
+                        render(template.user, variables)))
+
+
+def get_ab(ab_test_key: str, session_id: str, *,
+           variables: Optional[Mapping[str, Any]] = None) -> Prompt:
+    """The prompt this session gets in A/B test ``ab_test_key`` (sticky per session)."""
+    found: Optional[Prompt] = None
+    try:
+        experiments = _experiments.current()
+        test = experiments.ab_tests.latest(ab_test_key) if experiments is not None else None
+        if test is not None:
+            index = pick_by_bucket([float(v["weight"]) for v in test.variants], bucket(session_id))
+            variant = test.variants[index]
+            template = _template(variant["prompt_key"], variant.get("prompt_version"))
+            if template is not None:
+                found = Prompt(template.key, template.version,
+                               render(template.system, variables),
+                               render(template.user, variables), ab_test_key, index)
+    except Exception as exc:
+        report_internal_error(exc, "prompts.get_ab")
+    if found is None:
+        raise ValueError(f"no prompt A/B test {ab_test_key!r} (or its prompt) is available")
+    return _mark(found)

@@ -1,0 +1,220 @@
+"""models.get and session.get_model against a real local configs server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, List
+
+import pytest
+
+import fallom
+from fallom import _experiments
+from fallom._remote import Fetcher, RemoteStore
+
+from ._config_server import ConfigServer
+
+KEY = "cfg-key-123"
+AB = [{"model": "gpt-4o", "weight": 50}, {"model": "claude", "weight": 50}]
+
+
+def start(server: ConfigServer, **kwargs: Any) -> None:
+    fallom.init(api_key=KEY, configs_url=server.url, prompts_url=server.url,
+                traces_url=server.url, **kwargs)
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    event = threading.Event()
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        event.wait(0.01)
+    return True
+
+
+def test_assignment_and_one_report_per_session(config_server: ConfigServer) -> None:
+    config_server.add_config("agent", AB)
+    start(config_server)
+    models = {fallom.models.get("agent", f"s{i}") for i in range(50)}
+    assert models == {"gpt-4o", "claude"}
+    first = fallom.models.get("agent", "sticky")
+    assert all(fallom.models.get("agent", "sticky") == first for _ in range(20))
+    assert wait_for(lambda: len(config_server.sessions) == 51)
+    report = [s for s in config_server.sessions if s["body"]["session_id"] == "sticky"]
+    assert len(report) == 1
+    assert report[0]["body"] == {"config_key": "agent", "config_version": 1,
+                                 "session_id": "sticky", "assigned_model": first}
+    assert report[0]["auth"] == f"Bearer {KEY}"
+
+
+def test_missing_config_uses_the_fallback_and_reports_nothing(
+    config_server: ConfigServer,
+) -> None:
+    start(config_server)
+    assert fallom.models.get("nope", "s1", fallback="gpt-4o-mini") == "gpt-4o-mini"
+    with pytest.raises(ValueError, match="'nope'"):
+        fallom.models.get("nope", "s1")
+    fallom.flush(1)
+    assert config_server.sessions == []
+
+
+def test_version_pinning_fetches_once(config_server: ConfigServer) -> None:
+    config_server.add_config("agent", [{"model": "old", "weight": 100}])
+    config_server.add_config("agent", [{"model": "new", "weight": 100}])
+    start(config_server)
+    assert fallom.models.get("agent", "s") == "new"
+    for _ in range(10):
+        assert fallom.models.get("agent", "s", version=1) == "old"
+    assert config_server.count("/configs/agent/version/1") == 1
+    assert fallom.models.get("agent", "s", version=9, fallback="fb") == "fb"
+    with pytest.raises(ValueError, match="version 9"):
+        fallom.models.get("agent", "s", version=9)
+
+
+def test_session_get_model_targets_its_customer(config_server: ConfigServer) -> None:
+    config_server.add_config("agent", [{"model": "base", "weight": 100},
+                                       {"model": "vip", "weight": 0}],
+                             targeting={"enabled": True, "individualTargets": [
+                                 {"field": "customerId", "value": "u-vip", "variantIndex": 1}],
+                                 "rules": [{"conditions": [{"field": "country",
+                                                            "operator": "in",
+                                                            "value": ["FR", "DE"]}],
+                                            "variantIndex": 1}]})
+    start(config_server)
+    assert fallom.session(config_key="agent", session_id="a", customer_id="u-vip").get_model() \
+        == "vip"
+    plain = fallom.session(config_key="agent", session_id="b", customer_id="u-1")
+    assert plain.get_model() == "base"
+    assert plain.get_model(context={"country": "FR"}) == "vip"
+
+
+def test_server_down_at_cold_start_falls_back_quickly() -> None:
+    fallom.init(api_key=KEY, configs_url="http://127.0.0.1:9", prompts_url="http://127.0.0.1:9")
+    began = time.monotonic()
+    assert fallom.models.get("agent", "s", fallback="fb") == "fb"
+    assert time.monotonic() - began < 1.5
+
+
+def test_hanging_server_costs_at_most_the_cold_wait(config_server: ConfigServer) -> None:
+    config_server.failure = ("hang", None)
+    start(config_server, cold_start_timeout=0.3)
+    began = time.monotonic()
+    assert fallom.models.get("agent", "s", fallback="fb") == "fb"
+    assert time.monotonic() - began < 0.8
+    began = time.monotonic()
+    assert fallom.models.get("agent", "s2", fallback="fb") == "fb"
+    assert time.monotonic() - began < 0.8
+
+
+def test_stale_values_survive_server_errors_and_ttl(config_server: ConfigServer) -> None:
+    config_server.add_config("agent", [{"model": "v1", "weight": 100}])
+    now = [1000.0]
+    fetcher = Fetcher(KEY)
+    store = RemoteStore(fetcher, "configs", f"{config_server.url}/configs",
+                        _experiments.parse_configs, ttl=60, clock=lambda: now[0])
+    try:
+        assert store.latest("agent").variants[0].model == "v1"
+        fetches = store.fetches
+        config_server.failure = ("status", 500)
+        now[0] += 61  # expired: served stale at once, one refresh in the background
+        assert store.latest("agent").variants[0].model == "v1"
+        assert wait_for(lambda: store.fetches == fetches + 1)
+        assert store.latest("agent").variants[0].model == "v1"  # 500: still the old value
+        config_server.failure = None
+        config_server.add_config("agent", [{"model": "v2", "weight": 100}])
+        now[0] += 61
+        store.latest("agent")
+        assert wait_for(lambda: store.latest("agent").variants[0].model == "v2")
+    finally:
+        fetcher.stop()
+
+
+def test_a_config_removed_from_the_server_is_evicted(config_server: ConfigServer) -> None:
+    config_server.add_config("agent", AB)
+    now = [0.0]
+    fetcher = Fetcher(KEY)
+    store = RemoteStore(fetcher, "configs", f"{config_server.url}/configs",
+                        _experiments.parse_configs, ttl=10, clock=lambda: now[0])
+    try:
+        assert store.latest("agent") is not None
+        del config_server.configs["agent"]
+        now[0] += 11
+        store.latest("agent")
+        assert wait_for(lambda: store.latest("agent") is None)
+    finally:
+        fetcher.stop()
+
+
+def test_100_concurrent_cold_callers_cause_one_fetch(config_server: ConfigServer) -> None:
+    config_server.add_config("agent", AB)
+    start(config_server)
+    barrier = threading.Barrier(100)
+    results: List[str] = []
+
+    def call(i: int) -> None:
+        barrier.wait()
+        results.append(fallom.models.get("agent", f"s{i}"))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 100
+    assert config_server.count("/configs") == 1
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"{not json", "malformed JSON"),
+    (b'{"configs": [{"key": "agent", "version": 2}]}', "no variants"),
+    (b'{"configs": [{"key": "agent", "version": 2, "variants": [{"model": "x", '
+     b'"weight": "half"}]}]}', "non-numeric weight"),
+    (b'{"configs": [{"key": "agent", "version": 2, "variants": [{"model": 7, '
+     b'"weight": 100}]}]}', "no string model"),
+])
+def test_malformed_versions_keep_the_previous_good_one(
+    config_server: ConfigServer, caplog: pytest.LogCaptureFixture, body: bytes, problem: str
+) -> None:
+    config_server.add_config("agent", [{"model": "good", "weight": 100}])
+    now = [0.0]
+    fetcher = Fetcher(KEY)
+    store = RemoteStore(fetcher, "configs", f"{config_server.url}/configs",
+                        _experiments.parse_configs, ttl=10, clock=lambda: now[0])
+    try:
+        assert store.latest("agent").variants[0].model == "good"
+        config_server.raw_configs = body
+        with caplog.at_level(logging.WARNING, logger="fallom"):
+            for _ in range(3):
+                now[0] += 11
+                fetches = store.fetches
+                store.latest("agent")
+                assert wait_for(lambda: store.fetches > fetches)
+        assert store.latest("agent").variants[0].model == "good"
+        warnings = [r.getMessage() for r in caplog.records if problem in r.getMessage()]
+        assert len(warnings) >= 1
+        if problem != "malformed JSON":
+            assert len(warnings) == 1  # once per key, version and problem
+            assert "'agent'" in warnings[0]
+    finally:
+        fetcher.stop()
+
+
+def test_a_malformed_first_version_means_the_fallback(config_server: ConfigServer) -> None:
+    config_server.raw_configs = b'{"configs": [{"key": "agent", "version": 1, "variants": []}]}'
+    start(config_server)
+    assert fallom.models.get("agent", "s", fallback="fb") == "fb"
+
+
+def test_local_mode_never_fetches(config_server: ConfigServer) -> None:
+    fallom.init(configs_url=config_server.url)
+    assert fallom.models.get("agent", "s", fallback="fb") == "fb"
+    assert config_server.hits == {}
+
+
+def test_bad_arguments_name_the_parameter() -> None:
+    with pytest.raises(ValueError, match="session_id"):
+        fallom.models.get("agent", "", fallback="x")
+    with pytest.raises(ValueError, match="config_key"):
+        fallom.models.get(None, "s", fallback="x")  # type: ignore[arg-type]
