@@ -3,6 +3,10 @@
 Runs with no API key and no network: the "LLM" is a local stand-in and the
 trace tree is printed to stderr (debug mode). With OPENAI_API_KEY set, the
 completion step calls the real OpenAI API instead.
+
+Pointed at `fallom serve --config examples/fallom.toml` (export the lines it
+prints), the traces are stored there, the model comes from the served A/B
+config and the prompt from the served template; `fallom traces` lists them.
 """
 
 from __future__ import annotations
@@ -52,12 +56,23 @@ def stream_answer(plan: str) -> Iterator[str]:
         yield token + " "
 
 
+def plan_prompt(question: str, docs: List[str]) -> str:
+    """The managed prompt when a server provides it, else the same text built here."""
+    variables = {"question": question, "documents": "; ".join(docs)}
+    try:
+        prompt = fallom.prompts.get("quickstart-plan", variables=variables)
+        return f"{prompt.system}\n{prompt.user}"
+    except ValueError:  # local mode: no server to manage prompts
+        return f"Question: {question}\nDocuments: {variables['documents']}"
+
+
 def agent(question: str, user: str) -> str:
     session = fallom.session(config_key="quickstart-agent", session_id=str(uuid.uuid4()),
                              customer_id=user, tags=["quickstart"])
+    model = session.get_model(fallback="stand-in-mini")  # the A/B test, when served
     with session, fallom.span("agent", kind="agent"):
         docs = retrieve(question)
-        plan = complete(f"Question: {question}\nDocuments: {docs}")
+        plan = complete(plan_prompt(question, docs), model=model)
         return "".join(stream_answer(plan)).strip()
 
 

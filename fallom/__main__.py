@@ -1,2 +1,10 @@
-def main() -> int:
-    return 0
+"""``python -m fallom`` is the ``fallom`` command."""
+
+import sys
+
+from ._cli import main
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The ``fallom`` command: ``fallom serve`` and ``fallom traces``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import requests
+
+__all__ = ["default_db_path", "main"]
+
+
+def default_db_path() -> Path:
+    """``traces.db`` in $FALLOM_DATA_DIR, else $XDG_DATA_HOME/fallom, else ~/.local/share/fallom."""
+    if os.environ.get("FALLOM_DATA_DIR"):
+        base = Path(os.environ["FALLOM_DATA_DIR"])
+    elif os.environ.get("XDG_DATA_HOME"):
+        base = Path(os.environ["XDG_DATA_HOME"]) / "fallom"
+    else:
+        base = Path.home() / ".local" / "share" / "fallom"
+    return base / "traces.db"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import FallomServer
+    from .server._catalog import CatalogError
+
+    db = Path(args.db) if args.db else default_db_path()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = FallomServer(host=args.host, port=args.port, db=str(db), config=args.config,
+                              api_keys=args.api_key or ())
+    except (ValueError, CatalogError, OSError) as exc:
+        sys.stderr.write(f"fallom serve: {exc}\n")
+        return 2
+    key = (args.api_key or [f"local-{secrets.token_hex(8)}"])[0]
+    url = server.url
+    print(f"fallom serve: listening on {url}, storing traces in {db}", file=sys.stderr)
+    print("# export these to send to it:", file=sys.stderr)
+    for name, value in (("FALLOM_API_KEY", key), ("FALLOM_TRACES_URL", url),
+                        ("FALLOM_CONFIGS_URL", url), ("FALLOM_PROMPTS_URL", url)):
+        print(f"export {name}={value}")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("fallom serve: stopped", file=sys.stderr)
+    finally:
+        server.httpd.server_close()
+    return 0
+
+
+def _get(url: str, key: str) -> Any:
+    response = requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    if response.status_code == 401:
+        raise SystemExit("fallom traces: the server refused the API key (set FALLOM_API_KEY)")
+    if response.status_code == 404:
+        raise SystemExit(f"fallom traces: not found: {url}")
+    response.raise_for_status()
+    return response.json()
+
+
+def _row(trace: Dict[str, Any]) -> List[str]:
+    duration = trace.get("duration_ms")
+    return [str(trace.get("trace_id")), str(trace.get("start_time") or "")[:23],
+            str(trace.get("session_id") or "-"),
+            str(trace.get("root_name") or "?"),
+            "-" if duration is None else f"{duration:.1f} ms",
+            str(trace.get("total_tokens") or 0), str(trace.get("status"))]
+
+
+def _traces(args: argparse.Namespace) -> int:
+    url = (args.url or os.environ.get("FALLOM_TRACES_URL") or "http://127.0.0.1:8787").rstrip("/")
+    key = args.api_key or os.environ.get("FALLOM_API_KEY") or "local"
+    try:
+        if args.action and args.action[0] == "show":
+            if len(args.action) != 2:
+                raise SystemExit("usage: fallom traces show TRACE_ID")
+            trace = _get(f"{url}/api/traces/{args.action[1]}", key)
+            if args.json:
+                print(json.dumps(trace, indent=2))
+            else:
+                from .console import make_console, print_traces
+
+                console = make_console()
+                console.file = sys.stdout
+                print_traces(trace["spans"], console)
+            return 0
+        if args.action:
+            raise SystemExit(f"fallom traces: unknown action {args.action[0]!r}")
+        query = {"limit": str(args.limit)}
+        if args.session:
+            query["session_id"] = args.session
+        listing = _get(f"{url}/api/traces?" + "&".join(f"{k}={v}" for k, v in query.items()),
+                       key)
+    except requests.RequestException as exc:
+        sys.stderr.write(f"fallom traces: cannot reach {url}: {type(exc).__name__}\n")
+        return 1
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    rows = [["TRACE", "START", "SESSION", "NAME", "DURATION", "TOKENS", "STATUS"]]
+    rows += [_row(t) for t in listing["traces"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fallom", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a local Fallom backend on SQLite")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--db", help="SQLite file (default: traces.db in the data directory)")
+    serve.add_argument("--config", help="configs and prompts file (TOML or JSON)")
+    serve.add_argument("--api-key", action="append", help="accepted key (repeatable)")
+    serve.set_defaults(run=_serve)
+    traces = commands.add_parser("traces", help="list recent traces, or show one")
+    traces.add_argument("action", nargs="*", help="'show TRACE_ID' to print one trace's tree")
+    traces.add_argument("--url", help="server URL (default: FALLOM_TRACES_URL)")
+    traces.add_argument("--api-key", help="default: FALLOM_API_KEY")
+    traces.add_argument("--session", help="only this session's traces")
+    traces.add_argument("--limit", type=int, default=20)
+    traces.add_argument("--json", action="store_true", help="raw JSON output")
+    traces.set_defaults(run=_traces)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.run(args))

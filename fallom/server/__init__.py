@@ -1,0 +1,5 @@
+"""``fallom serve``: a local Fallom backend on SQLite, for development and tests."""
+
+from ._app import FallomServer, serve
+
+__all__ = ["FallomServer", "serve"]

@@ -1,0 +1,126 @@
+"""SQLite storage: spans (idempotent by span id), assignments, config versions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+__all__ = ["Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    span_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent_span_id TEXT,
+    name TEXT NOT NULL, session_id TEXT, customer_id TEXT, config_key TEXT,
+    status TEXT, start_time TEXT, duration_ms REAL, total_tokens INTEGER, record TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id);
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_time);
+CREATE TABLE IF NOT EXISTS assignments (
+    config_key TEXT, config_version TEXT, session_id TEXT, assigned_model TEXT,
+    PRIMARY KEY (config_key, config_version, session_id));
+CREATE TABLE IF NOT EXISTS versions (
+    kind TEXT, key TEXT, version INTEGER, body TEXT, PRIMARY KEY (kind, key, version));
+"""
+
+
+class Store:
+    """One SQLite file in WAL mode; a connection per thread, writes serialised."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._write = threading.Lock()
+        self._db().executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db: Optional[sqlite3.Connection] = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    # -- spans -----------------------------------------------------------------------
+    def add_spans(self, records: Sequence[Dict[str, Any]]) -> int:
+        """Store ``records``, each once by span id; committed before this returns."""
+        rows = [(r["span_id"], r["trace_id"], r.get("parent_span_id"), r["name"],
+                 r.get("session_id"), r.get("customer_id"), r.get("config_key"),
+                 r.get("status"), r.get("start_time"), r.get("duration_ms"),
+                 r.get("total_tokens"), json.dumps(r)) for r in records]
+        with self._write:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                before = db.total_changes
+                db.executemany("INSERT OR IGNORE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                               rows)
+                stored = db.total_changes - before
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return stored
+
+    def traces(self, *, session_id: Optional[str] = None, customer_id: Optional[str] = None,
+               config_key: Optional[str] = None, status: Optional[str] = None,
+               limit: int = 50) -> List[Dict[str, Any]]:
+        where, args = [], []
+        for column, value in (("session_id", session_id), ("customer_id", customer_id),
+                              ("config_key", config_key)):
+            if value:
+                where.append(f"{column} = ?")
+                args.append(value)
+        having = ""
+        if status == "ERROR":
+            having = "HAVING MAX(status = 'ERROR') = 1"
+        elif status == "OK":
+            having = "HAVING MAX(status = 'ERROR') = 0"
+        sql = f"""
+            SELECT trace_id, MIN(start_time), SUM(COALESCE(total_tokens, 0)),
+                   MAX(status = 'ERROR'), COUNT(*),
+                   MAX(CASE WHEN parent_span_id IS NULL THEN name END),
+                   MAX(CASE WHEN parent_span_id IS NULL THEN duration_ms END),
+                   MAX(session_id), MAX(customer_id), MAX(config_key)
+            FROM spans {"WHERE " + " AND ".join(where) if where else ""}
+            GROUP BY trace_id {having} ORDER BY MIN(start_time) DESC LIMIT ?"""
+        rows = self._db().execute(sql, (*args, max(1, min(limit, 1000)))).fetchall()
+        return [{"trace_id": r[0], "start_time": r[1], "total_tokens": r[2],
+                 "status": "ERROR" if r[3] else "OK", "spans": r[4], "root_name": r[5],
+                 "duration_ms": r[6], "session_id": r[7], "customer_id": r[8],
+                 "config_key": r[9]} for r in rows]
+
+    def trace(self, trace_id: str) -> List[Dict[str, Any]]:
+        rows = self._db().execute(
+            "SELECT record FROM spans WHERE trace_id = ? ORDER BY start_time", (trace_id,))
+        return [json.loads(r[0]) for r in rows.fetchall()]
+
+    # -- assignments and versions ---------------------------------------------------------
+    def add_assignment(self, body: Dict[str, Any]) -> None:
+        with self._write:
+            self._db().execute("INSERT OR REPLACE INTO assignments VALUES (?,?,?,?)", (
+                str(body.get("config_key")), str(body.get("config_version")),
+                str(body.get("session_id")), str(body.get("assigned_model"))))
+
+    def assignments(self) -> List[Tuple[str, str, str, str]]:
+        return list(self._db().execute("SELECT * FROM assignments").fetchall())
+
+    def version_of(self, kind: str, key: str, body: Dict[str, Any]) -> int:
+        """The version number of ``body``: the latest one if unchanged, else a new one."""
+        text = json.dumps(body, sort_keys=True)
+        with self._write:
+            db = self._db()
+            row = db.execute("SELECT version, body FROM versions WHERE kind = ? AND key = ? "
+                             "ORDER BY version DESC LIMIT 1", (kind, key)).fetchone()
+            if row is not None and row[1] == text:
+                return int(row[0])
+            version = 1 if row is None else int(row[0]) + 1
+            db.execute("INSERT INTO versions VALUES (?,?,?,?)", (kind, key, version, text))
+            return version
+
+    def version(self, kind: str, key: str, version: int) -> Optional[Dict[str, Any]]:
+        row = self._db().execute("SELECT body FROM versions WHERE kind = ? AND key = ? AND "
+                                 "version = ?", (kind, key, version)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))

@@ -1,0 +1,246 @@
+"""``fallom serve`` as a real subprocess, and ``fallom traces`` on top of it."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+import requests
+
+import fallom
+
+KEY = "serve-test-key"
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen, url: str) -> None:
+        self.proc, self.url = proc, url
+
+    def post(self, body: Any, key: str = KEY, gzipped: bool = False,
+             raw: Optional[bytes] = None) -> requests.Response:
+        data = raw if raw is not None else json.dumps(body).encode()
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        if gzipped:
+            data, headers["Content-Encoding"] = gzip.compress(data), "gzip"
+        return requests.post(f"{self.url}/v1/traces", data=data, headers=headers, timeout=10)
+
+    def get(self, path: str, key: str = KEY) -> requests.Response:
+        return requests.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"},
+                            timeout=10)
+
+
+def launch(tmp_path: Path, *args: str, env: Optional[Dict[str, str]] = None
+           ) -> Tuple[subprocess.Popen, str]:
+    command = [sys.executable, "-m", "fallom", "serve", "--port", "0", *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    assert proc.stdout is not None
+    lines = [proc.stdout.readline() for _ in range(4)]
+    exports = dict(line.strip()[len("export "):].split("=", 1) for line in lines if line)
+    return proc, exports["FALLOM_TRACES_URL"]
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "fallom.toml"
+    path.write_text('''
+[configs.agent]
+variants = [{ model = "gpt-4o", weight = 50 }, { model = "claude", weight = 50 }]
+
+[prompts.support]
+system = """You help {{company}}.
+Be brief."""
+user = "{{question}}"
+
+[prompt_ab_tests.tone]
+variants = [{ prompt_key = "support", weight = 100 }]
+''')
+    return path
+
+
+@pytest.fixture
+def served(tmp_path: Path, config_file: Path) -> Iterator[Served]:
+    proc, url = launch(tmp_path, "--db", str(tmp_path / "t.db"), "--config", str(config_file),
+                       "--api-key", KEY, "--api-key", "second-key")
+    yield Served(proc, url)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(10)
+
+
+def record(i: int, trace: int = 1, **extra: Any) -> Dict[str, Any]:
+    return {"trace_id": f"{trace:032x}", "span_id": f"{i + 1:016x}", "name": f"span-{i}",
+            "kind": "span", "start_time": f"2026-01-01T00:00:{i % 60:02d}.000000Z",
+            "status": "OK", "duration_ms": 1.5, **extra}
+
+
+def test_the_sdk_exporter_delivers_and_the_read_api_shows_it(served: Served) -> None:
+    fallom.init(api_key=KEY, traces_url=served.url)
+    with fallom.session(config_key="agent", session_id="s-9", customer_id="u-1"):
+        with fallom.span("root") as root:
+            with fallom.span("child"):
+                pass
+    assert fallom.flush(5.0)
+    listing = served.get("/api/traces?session_id=s-9").json()["traces"]
+    assert len(listing) == 1
+    assert (listing[0]["root_name"], listing[0]["status"], listing[0]["spans"]) == (
+        "root", "OK", 2)
+    trace = served.get(f"/api/traces/{root.trace_id}").json()
+    assert [s["name"] for s in trace["spans"]] == ["root", "child"]
+    assert served.get("/api/traces?customer_id=nobody").json()["traces"] == []
+
+
+def test_ingest_forms_and_failures(served: Served) -> None:
+    assert served.post(record(0)).json()["accepted"] == 1  # one bare record
+    assert served.post({"traces": [record(1), record(2)]}).json()["stored"] == 2
+    assert served.post({"traces": [record(3)]}, gzipped=True).json()["stored"] == 1
+    assert served.post({"traces": [record(1), record(2)]}).json()["stored"] == 0  # duplicates
+    assert served.post({"traces": [record(4)]}, key="wrong").status_code == 401
+    assert served.post({"traces": [record(4)]}, key="second-key").status_code == 200
+    malformed = served.post(None, raw=b"{nope")
+    assert malformed.status_code == 400
+    assert "malformed" in malformed.json()["error"]
+    partial = served.post({"traces": [record(5), {"span_id": "x"}, record(6, name="")]})
+    assert partial.status_code == 200
+    assert partial.json()["accepted"] == 1
+    assert [e["index"] for e in partial.json()["errors"]] == [1, 2]
+    none_valid = served.post({"traces": [{"name": "no ids"}]})
+    assert none_valid.status_code == 400
+    assert "trace_id" in none_valid.json()["errors"][0]["reason"]
+    too_big = served.post(None, raw=b"x" * (17 * 1024 * 1024))
+    assert too_big.status_code == 413
+    spans = served.get(f"/api/traces/{1:032x}").json()["spans"]
+    assert sorted(s["name"] for s in spans) == [f"span-{i}" for i in (0, 1, 2, 3, 4, 5)]
+
+
+def test_configs_and_prompts_follow_the_file(served: Served, config_file: Path) -> None:
+    configs = served.get("/configs").json()["configs"]
+    assert [(c["key"], c["version"]) for c in configs] == [("agent", 1)]
+    fallom.init(api_key=KEY, traces_url=served.url, configs_url=served.url,
+                prompts_url=served.url, cache_ttl=0.2)
+    assert fallom.models.get("agent", "s-1") in ("gpt-4o", "claude")
+    prompt = fallom.prompts.get("support", variables={"company": "Acme", "question": "Hi?"})
+    assert (prompt.system, prompt.user, prompt.version) == ("You help Acme.\nBe brief.", "Hi?", 1)
+    assert fallom.prompts.get_ab("tone", "s-1").key == "support"
+
+    text = config_file.read_text().replace('weight = 50 }, { model = "claude", weight = 50',
+                                           'weight = 0 }, { model = "claude", weight = 100')
+    time.sleep(0.01)  # make sure the file's mtime moves on coarse filesystems
+    config_file.write_text(text)
+    os.utime(config_file, (time.time() + 5, time.time() + 5))
+    assert served.get("/configs").json()["configs"][0]["version"] == 2
+    assert served.get("/configs/agent/version/1").json()["variants"][0]["weight"] == 50
+    assert served.get("/configs/agent/version/3").status_code == 404
+    assert served.get("/prompts/support/version/1").json()["system_prompt"].startswith("You help")
+    deadline = time.monotonic() + 5
+    while fallom.models.get("agent", "s-1") != "claude" and time.monotonic() < deadline:
+        threading.Event().wait(0.05)
+    assert fallom.models.get("agent", "s-1") == "claude"
+    assert fallom.flush(2)
+
+
+def test_a_broken_edit_keeps_the_previous_version(served: Served, config_file: Path) -> None:
+    config_file.write_text('[configs.agent]\nvariants = [{ model = "x", weight = "lots" }]\n')
+    os.utime(config_file, (time.time() + 5, time.time() + 5))
+    configs = served.get("/configs").json()["configs"]
+    assert configs[0]["version"] == 1
+
+
+def test_assignments_are_stored(served: Served) -> None:
+    body = {"config_key": "agent", "config_version": 1, "session_id": "s", "assigned_model": "m"}
+    response = requests.post(f"{served.url}/sessions", json=body,
+                             headers={"Authorization": f"Bearer {KEY}"}, timeout=5)
+    assert response.status_code == 200
+
+
+def test_bad_config_file_fails_at_start(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[configs.agent]\nvariants = []\n')
+    result = subprocess.run([sys.executable, "-m", "fallom", "serve", "--port", "0", "--db",
+                             str(tmp_path / "x.db"), "--config", str(bad)],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert str(bad) in result.stderr
+    assert "configs.agent" in result.stderr
+    assert "no variants" in result.stderr
+
+
+def test_no_key_means_loopback_only(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "fallom", "serve", "--host", "0.0.0.0",
+                             "--port", "0", "--db", str(tmp_path / "x.db")],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "without --api-key" in result.stderr
+
+
+def test_no_key_configured_accepts_any_key_and_prints_one(tmp_path: Path) -> None:
+    proc, url = launch(tmp_path, env={"FALLOM_DATA_DIR": str(tmp_path / "data")})
+    try:
+        served = Served(proc, url)
+        assert served.post(record(0), key="anything").status_code == 200
+        assert served.post(record(1), key="").status_code == 401
+        assert (tmp_path / "data" / "traces.db").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    assert proc.stderr is not None
+    assert "stopped" in proc.stderr.read()
+
+
+def test_fallom_traces_lists_and_shows(served: Served) -> None:
+    served.post({"traces": [record(0, trace=7, session_id="s-cli", total_tokens=12),
+                            record(1, trace=7, parent_span_id=f"{1:016x}")]})
+    env = {**os.environ, "FALLOM_TRACES_URL": served.url, "FALLOM_API_KEY": KEY}
+    listing = subprocess.run([sys.executable, "-m", "fallom", "traces"], env=env,
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    header, row = listing.splitlines()[:2]
+    assert header.split() == ["TRACE", "START", "SESSION", "NAME", "DURATION", "TOKENS", "STATUS"]
+    assert row.split() == [f"{7:032x}", "2026-01-01T00:00:00.000", "s-cli", "span-0", "1.5",
+                           "ms", "12", "OK"]
+    shown = subprocess.run([sys.executable, "-m", "fallom", "traces", "show", f"{7:032x}"],
+                           env=env, capture_output=True, text=True, timeout=30, check=True).stdout
+    assert shown.splitlines()[0].startswith("span-0 (span) 1.5 ms OK")
+    assert shown.splitlines()[1].endswith("span-1 (span) 1.5 ms OK")
+    as_json = subprocess.run([sys.executable, "-m", "fallom", "traces", "--json", "--session",
+                              "s-cli"], env=env, capture_output=True, text=True, timeout=30,
+                             check=True).stdout
+    assert json.loads(as_json)["traces"][0]["total_tokens"] == 12
+    refused = subprocess.run([sys.executable, "-m", "fallom", "traces", "--api-key", "nope"],
+                             env=env, capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0
+    assert "refused" in refused.stderr
+
+
+def test_16_clients_200_batches_of_50_all_stored_once(served: Served, tmp_path: Path) -> None:
+    def client(c: int, errors: List[str]) -> None:
+        session = requests.Session()
+        for b in range(200):
+            batch = [record(c * 10_000 + b * 50 + i, trace=c * 1000 + b + 1) for i in range(50)]
+            data = gzip.compress(json.dumps({"traces": batch}).encode())
+            response = session.post(f"{served.url}/v1/traces", data=data, timeout=30, headers={
+                "Authorization": f"Bearer {KEY}", "Content-Encoding": "gzip"})
+            if response.status_code != 200 or response.json()["stored"] != 50:
+                errors.append(response.text)
+
+    errors: List[str] = []
+    threads = [threading.Thread(target=client, args=(c, errors)) for c in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    listing = served.get("/api/traces?limit=1000").json()["traces"]
+    assert len(listing) == 1000
+    assert all(t["spans"] == 50 for t in listing)
+    with sqlite3.connect(tmp_path / "t.db") as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT span_id) FROM spans").fetchone() == (
+            160_000, 160_000)
