@@ -13,6 +13,7 @@ from ._threads import bind_context
 from ._version import __version__
 
 __all__ = [
+    "FallomExporter",
     "FallomSession",
     "NoOpSpan",
     "SessionContext",
@@ -30,3 +31,15 @@ __all__ = [
     "stats",
     "trace_llm",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``FallomExporter`` imports OpenTelemetry, so only when asked for."""
+    if name == "FallomExporter":
+        try:
+            from ._otel_in import FallomExporter
+        except ImportError as exc:
+            raise ImportError("FallomExporter needs the otel extra: pip install 'fallom[otel]'"
+                              ) from exc
+        return FallomExporter
+    raise AttributeError(f"module 'fallom' has no attribute {name!r}")

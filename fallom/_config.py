@@ -39,6 +39,7 @@ DEFAULTS: Mapping[str, Any] = {
     "capture_max_depth": 20,
     "cache_ttl": 60.0,
     "cold_start_timeout": 1.0,
+    "otel_context": False,
 }
 
 _ENV = {
@@ -81,6 +82,9 @@ class Settings:
     capture_max_depth: int = DEFAULTS["capture_max_depth"]
     cache_ttl: float = DEFAULTS["cache_ttl"]
     cold_start_timeout: float = DEFAULTS["cold_start_timeout"]
+    otlp_endpoint: Optional[str] = None
+    otlp_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    otel_context: bool = False
     redact: Redactor | None = None
     exporters: Sequence[Any] = ()
 
@@ -128,7 +132,8 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-_BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http")
+_BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http",
+          "otel_context")
 _INTS = ("max_queue_size", "max_batch_size", "max_batch_bytes",
          "capture_max_chars", "capture_max_items", "capture_max_depth")
 _FLOATS = ("batch_interval", "export_timeout", "shutdown_timeout", "cache_ttl",
@@ -160,9 +165,31 @@ def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = No
     for key in _URLS:
         values[key] = _parse_url(values[key], names[key])
     _check_callables(values)
+    _resolve_otlp(values, names, args, env)
     settings = Settings(**values)
     _check_transport_security(settings, names)
     return settings
+
+
+def _resolve_otlp(values: dict[str, Any], names: dict[str, str], args: Mapping[str, Any],
+                  env: Mapping[str, str]) -> None:
+    """``otlp_endpoint`` > OTEL_EXPORTER_OTLP_TRACES_ENDPOINT > OTEL_EXPORTER_OTLP_ENDPOINT."""
+    endpoint, name = args.get("otlp_endpoint"), "otlp_endpoint"
+    if endpoint is None and env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip():
+        endpoint, name = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"].strip(), \
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    elif endpoint is None and env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip():
+        endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"].strip().rstrip("/") + "/v1/traces"
+        name = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    values["otlp_endpoint"] = None if endpoint is None else _parse_url(endpoint, name)
+    headers = args.get("otlp_headers")
+    if headers is None:
+        from ._otel_headers import parse_headers
+
+        headers = parse_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
+    if not isinstance(headers, Mapping):
+        raise ValueError(f"otlp_headers must be a mapping, got {headers!r}")
+    values["otlp_headers"] = dict(headers)
 
 
 def _check_callables(values: dict[str, Any]) -> None:

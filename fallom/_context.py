@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from ._session import SessionContext
     from ._span import Span
 
-__all__ = ["CURRENT_PROMPT", "CURRENT_SESSION", "CURRENT_SPAN", "FallomContext", "current"]
+__all__ = ["CURRENT_PROMPT", "CURRENT_SESSION", "CURRENT_SPAN", "FallomContext", "activate",
+           "current", "deactivate"]
 
 
 class FallomContext(ContextVarsRegistry):  # type: ignore[misc]
@@ -41,3 +42,9 @@ def _var(name: str) -> Any:
 CURRENT_SPAN: ContextVar[Optional[Span]] = _var("span")
 CURRENT_SESSION: ContextVar[Optional[SessionContext]] = _var("session")
 CURRENT_PROMPT: ContextVar[Optional[Any]] = _var("prompt")
+
+# Making a span current. Plain ContextVar methods (no Python frame) unless
+# ``init(otel_context=True)`` swaps in versions that also enter the span into
+# OpenTelemetry's context (see ``_otel_context``).
+activate: Any = CURRENT_SPAN.set
+deactivate: Any = CURRENT_SPAN.reset

@@ -14,15 +14,15 @@ from typing import Any, AsyncGenerator, Callable, Generator, Mapping, Optional
 
 import wrapt
 
-from . import extractors
+from . import _context, extractors
 from ._capture import snapshot
-from ._context import CURRENT_SPAN
 from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
 from ._span import Span, start_span
 from ._state import STATE
 
-__all__ = ["CallOptions", "CallScope", "begin", "fail", "finish", "instrument", "span_name"]
+__all__ = ["CallOptions", "CallScope", "begin", "fail", "finish", "instrument", "release",
+           "span_name"]
 
 
 def span_name(func: Any) -> str:
@@ -119,9 +119,10 @@ def fail(span: Span, exc: BaseException) -> None:
         report_internal_error(err, "trace end")
 
 
-def _reset(token: Any) -> None:
+def release(token: Any) -> None:
+    """Make the previous span current again (tolerates leaving in another context)."""
     try:
-        CURRENT_SPAN.reset(token)
+        _context.deactivate(token)
     except ValueError:  # left in another context than it was entered in
         pass
 
@@ -140,14 +141,14 @@ class CallScope:
 
     def __enter__(self) -> CallScope:
         if self.span is not None:
-            self.token = CURRENT_SPAN.set(self.span)
+            self.token = _context.activate(self.span)
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
         token, self.token = self.token, None
         if token is not None:
-            _reset(token)
+            release(token)
         if exc is not None:
             self.fail(exc)
 
@@ -211,14 +212,14 @@ def _call_sync(opts: CallOptions, wrapped: Any, instance: Any, args: Any, kwargs
     span = begin(opts, instance, args, kwargs)
     if span is None:
         return wrapped(*args, **kwargs)
-    token = CURRENT_SPAN.set(span)
+    token = _context.activate(span)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
         fail(span, exc)
         raise
     finally:
-        _reset(token)
+        release(token)
     return finish(span, opts, result)
 
 
@@ -227,14 +228,14 @@ async def _call_async(opts: CallOptions, wrapped: Any, instance: Any, args: Any,
     span = begin(opts, instance, args, kwargs)
     if span is None:
         return await wrapped(*args, **kwargs)
-    token = CURRENT_SPAN.set(span)
+    token = _context.activate(span)
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
         fail(span, exc)
         raise
     finally:
-        _reset(token)
+        release(token)
     return finish(span, opts, result)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -49,6 +50,9 @@ def init(
     capture_max_depth: Optional[int] = None,
     cache_ttl: Optional[float] = None,
     cold_start_timeout: Optional[float] = None,
+    otlp_endpoint: Optional[str] = None,
+    otlp_headers: Optional[Dict[str, str]] = None,
+    otel_context: Optional[bool] = None,
 ) -> None:
     """Configure fallom; calling it again reconfigures from scratch.
 
@@ -59,6 +63,7 @@ def init(
     """
     settings = resolve_settings(dict(locals()))
     processors = _build_processors(settings)
+    _set_otel_context(settings.otel_context)
     with _lock:
         old = STATE.processors
         STATE.processors = ()
@@ -96,7 +101,26 @@ def _build_processors(settings: Settings) -> List[SpanProcessor]:
 
         processors.append(ConsoleProcessor())
     processors.extend(batch(exporter) for exporter in settings.exporters)
+    if settings.otlp_endpoint:  # a destination the user named: sent even in local mode
+        from ._otel_out import OtlpExporter
+
+        otlp = batch(OtlpExporter(settings.otlp_endpoint, settings.otlp_headers,
+                                  settings.export_timeout))
+        otlp.skips_foreign = True  # spans that came in through FallomExporter stay out
+        processors.append(otlp)
     return processors
+
+
+def _set_otel_context(enabled: bool) -> None:
+    if enabled:
+        try:
+            from . import _otel_context
+        except ImportError as exc:
+            raise ImportError("otel_context needs the otel extra: pip install 'fallom[otel]'"
+                              ) from exc
+        _otel_context.enable()
+    elif "fallom._otel_context" in sys.modules:
+        sys.modules["fallom._otel_context"].disable()
 
 
 def _set_log_level(settings: Settings) -> None:

@@ -246,7 +246,10 @@ NOOP_SPAN = NoOpSpan()
 
 def start_span(name: str, kind: str, attributes: Optional[Mapping[str, Any]] = None) -> Span:
     """A new span under the current one; an LLM span also takes the pending prompt."""
-    span = Span(name, kind, CURRENT_SPAN.get(), attributes)
+    parent = CURRENT_SPAN.get()
+    span = Span(name, kind, parent, attributes)
+    if STATE.otel_parent is not None:
+        STATE.otel_parent(span, parent)
     if kind == "llm":
         mark = CURRENT_PROMPT.get()
         if mark is not None and not mark.used:

@@ -6,7 +6,7 @@ attribute load per field, and ``init()`` swaps everything in one place.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from ._capture import Limits
 from ._config import Settings
@@ -19,6 +19,8 @@ __all__ = ["STATE", "SpanProcessor"]
 
 class SpanProcessor:
     """Receives each finished span on the thread that ended it; must be cheap."""
+
+    skips_foreign = False  # True: spans from FallomExporter are not handed to it
 
     def on_end(self, span: Span) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -37,6 +39,7 @@ class _State:
         "capture",
         "initialized",
         "limits",
+        "otel_parent",
         "processors",
         "sample_threshold",
         "settings",
@@ -50,6 +53,7 @@ class _State:
         self.active_flag: list[bool] = []  # non-empty while active; see _instrument
         self.capture = True
         self.limits = Limits()
+        self.otel_parent: Optional[Callable[[Any, Any], None]] = None  # otel_context=True
         self.sample_threshold = 1 << 64
         self.processors: Tuple[SpanProcessor, ...] = ()
         self.test_processors: Tuple[SpanProcessor, ...] = ()

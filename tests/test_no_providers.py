@@ -31,3 +31,16 @@ def test_import_and_trace_without_optional_packages() -> None:
 def test_the_environment_really_has_no_optional_package() -> None:
     present = [m for m in OPTIONAL if importlib.util.find_spec(m.split(".")[0]) is not None]
     assert present == []
+
+
+@pytest.mark.skipif(not os.environ.get("FALLOM_EXPECT_NO_PROVIDERS"),
+                    reason="only in the `noproviders` tox environment")
+def test_otel_features_name_the_extra_to_install() -> None:
+    import fallom
+
+    with pytest.raises(ImportError, match=r"pip install 'fallom\[otel\]'"):
+        fallom.init(otlp_endpoint="http://127.0.0.1:4318/v1/traces")
+    with pytest.raises(ImportError, match=r"pip install 'fallom\[otel\]'"):
+        fallom.init(otel_context=True)
+    with pytest.raises(ImportError, match=r"pip install 'fallom\[otel\]'"):
+        fallom.FallomExporter

@@ -13,10 +13,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from .. import _attributes as attr
-from .. import _ids
-from .._context import CURRENT_SPAN
+from .. import _context, _ids
 from .._guard import report_internal_error
-from .._instrument import fail
+from .._instrument import fail, release
 from .._span import Span, start_span
 from .._state import STATE
 from ._base import Endpoint, ObjectProxy, Provider
@@ -75,14 +74,14 @@ def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wra
     except Exception as exc:
         report_internal_error(exc, "provider call start")
         return wrapped(*args, **kwargs)
-    token = CURRENT_SPAN.set(span)
+    token = _context.activate(span)
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
         _fail(span, exc)
         raise
     finally:
-        CURRENT_SPAN.reset(token)
+        release(token)
     if inspect.isawaitable(result):
         return _awaited(span, endpoint, result, stream, hide)
     return _outcome(span, endpoint, result, stream, hide)
@@ -96,14 +95,14 @@ def _restart(span: Span) -> None:
 async def _awaited(span: Span, endpoint: Endpoint, awaitable: Any, stream: bool,
                    hide: bool) -> Any:
     _restart(span)
-    token = CURRENT_SPAN.set(span)
+    token = _context.activate(span)
     try:
         result = await awaitable
     except BaseException as exc:
         _fail(span, exc)
         raise
     finally:
-        CURRENT_SPAN.reset(token)
+        release(token)
     return _outcome(span, endpoint, result, stream, hide)
 
 

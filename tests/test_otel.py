@@ -1,0 +1,212 @@
+"""OpenTelemetry interop with the real SDK: spans in, OTLP out, one shared context."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import pytest
+
+import fallom
+from fallom.testing import capture_spans
+
+from ._traces_server import TracesServer
+
+otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.trace import Status, StatusCode  # noqa: E402
+
+from ._otlp_receiver import OtlpReceiver  # noqa: E402
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    server = OtlpReceiver()
+    yield server
+    server.close()
+
+
+def tracer_with(exporter: Any) -> Any:
+    provider = otel_sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider.get_tracer("agent-framework")
+
+
+def test_genai_spans_become_fallom_records() -> None:
+    fallom.init()
+    session = fallom.session(config_key="agents", session_id="s-otel", customer_id="u-1")
+    tracer = tracer_with(fallom.FallomExporter(session=session.get_context()))
+    with capture_spans() as spans:
+        with tracer.start_as_current_span("agent run") as root:
+            with tracer.start_as_current_span("chat gpt-4o") as call:
+                call.set_attributes({
+                    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024",
+                    "gen_ai.usage.input_tokens": 12, "gen_ai.usage.output_tokens": 5,
+                    "gen_ai.input.messages": json.dumps(MESSAGES),
+                    "gen_ai.output.messages": json.dumps([{"role": "assistant",
+                                                           "content": "Hello"}]),
+                    "gen_ai.response.time_to_first_token_ms": 42.0,
+                    "gen_ai.request.temperature": 0.2})
+    call_record, root_record = spans
+    context = root.get_span_context()
+    assert root_record["trace_id"] == f"{context.trace_id:032x}"
+    assert call_record["parent_span_id"] == f"{context.span_id:016x}"
+    assert root_record["kind"] == "span"
+    assert (call_record["kind"], call_record["model"], call_record["prompt_tokens"],
+            call_record["completion_tokens"], call_record["total_tokens"]) == (
+        "llm", "gpt-4o-2024", 12, 5, 17)
+    assert call_record["input"] == MESSAGES
+    assert call_record["output"] == [{"role": "assistant", "content": "Hello"}]
+    assert call_record["time_to_first_token_ms"] == 42.0
+    assert (call_record["session_id"], call_record["config_key"],
+            call_record["customer_id"]) == ("s-otel", "agents", "u-1")
+    assert call_record["attributes"]["gen_ai.request.temperature"] == 0.2
+    assert "gen_ai.input.messages" not in call_record["attributes"]
+
+
+def test_older_names_openllmetry_and_errors() -> None:
+    fallom.init()
+    tracer = tracer_with(fallom.FallomExporter())
+    with capture_spans() as spans, fallom.session(config_key="c", session_id="ambient"):
+        with tracer.start_as_current_span("openai.chat") as span:
+            span.set_attributes({
+                "gen_ai.system": "openai", "llm.request.model": "gpt-3.5",
+                "gen_ai.usage.prompt_tokens": 7, "gen_ai.usage.completion_tokens": 3,
+                "llm.usage.total_tokens": 10, "gen_ai.prompt.0.role": "user",
+                "gen_ai.prompt.0.content": "hi", "gen_ai.completion.0.content": "yo"})
+            span.record_exception(KeyError("missing thing"))
+            span.set_status(Status(StatusCode.ERROR, "boom"))
+    (record,) = spans
+    assert (record["model"], record["prompt_tokens"], record["total_tokens"]) == (
+        "gpt-3.5", 7, 10)
+    assert record["input"] == [{"role": "user", "content": "hi"}]
+    assert record["output"] == [{"content": "yo"}]
+    assert record["attributes"]["gen_ai.provider.name"] == "openai"
+    assert record["status"] == "ERROR"
+    assert record["error_message"] == "KeyError: 'missing thing'"
+    assert record["session_id"] == "ambient"
+
+
+def test_privacy_mode_keeps_otel_content_in_process() -> None:
+    fallom.init(capture_content=False)
+    tracer = tracer_with(fallom.FallomExporter())
+    with capture_spans() as spans, tracer.start_as_current_span("chat") as span:
+        span.set_attributes({"gen_ai.system": "openai", "gen_ai.prompt.0.content": "secret-p",
+                             "gen_ai.input.messages": "secret-m", "input.value": "secret-v"})
+        span.record_exception(ValueError("secret-e"))
+        span.set_status(Status(StatusCode.ERROR, "secret-s"))
+    text = json.dumps(list(spans))
+    assert "secret" not in text
+    assert spans[0]["error_message"] == "ValueError"
+
+
+def test_exported_spans_reach_fallom_over_http(traces_server: TracesServer) -> None:
+    fallom.init(api_key="k", traces_url=traces_server.url)
+    tracer = tracer_with(fallom.FallomExporter())
+    with tracer.start_as_current_span("from-otel") as span:
+        span.set_attribute("gen_ai.request.model", "m")
+    assert fallom.flush(5)
+    assert [r["name"] for r in traces_server.records] == ["from-otel"]
+
+
+def test_otlp_out_with_genai_attributes(receiver: OtlpReceiver) -> None:
+    fallom.init(otlp_endpoint=receiver.url + "/v1/traces", otlp_headers={"x-team": "ml"})
+
+    @fallom.trace_llm(model="gpt-4o-mini", provider="openai")
+    def ask(messages: list) -> str:
+        fallom.current_span().record_usage(prompt_tokens=9, completion_tokens=2)
+        return "Hello"
+
+    with fallom.session(config_key="bot", session_id="s-7", customer_id="u-3"):
+        with fallom.span("turn"):
+            ask(MESSAGES)
+    assert fallom.flush(5)
+    assert receiver.wait_for(2)
+    call, turn = receiver.spans
+    attrs = call["attributes"]
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert attrs["gen_ai.response.model"] == "gpt-4o-mini"
+    assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (9, 2)
+    assert attrs["gen_ai.conversation.id"] == "s-7"
+    assert (attrs["fallom.config_key"], attrs["fallom.customer_id"]) == ("bot", "u-3")
+    assert json.loads(attrs["gen_ai.input.messages"]) == {"messages": MESSAGES}
+    assert attrs["gen_ai.output.messages"] == "Hello"
+    assert call["parent_span_id"] == turn["span_id"]
+    assert call["trace_id"] == turn["trace_id"]
+    assert call["end"] > call["start"]
+    assert call["scope"] == "fallom"
+    assert receiver.headers[0]["x-team"] == "ml"
+
+
+def test_otlp_out_privacy_prompts_and_no_echo(receiver: OtlpReceiver) -> None:
+    fallom.init(otlp_endpoint=receiver.url + "/v1/traces", capture_content=False)
+
+    @fallom.trace_llm
+    def ask(question: str) -> str:
+        raise ValueError("secret failure")
+
+    with pytest.raises(ValueError):
+        ask("secret question")
+    tracer = tracer_with(fallom.FallomExporter())
+    with tracer.start_as_current_span("came-in-through-otel"):
+        pass
+    assert fallom.flush(5)
+    assert receiver.wait_for(1)
+    (span,) = receiver.spans  # the FallomExporter span is not sent back out
+    assert "secret" not in json.dumps(span)
+    assert span["status"] == 2  # STATUS_CODE_ERROR
+    assert span["message"] == "ValueError"
+
+
+def test_otlp_endpoint_from_the_environment(receiver: OtlpReceiver,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc,x-a=1")
+    fallom.init()
+    with fallom.span("env"):
+        pass
+    assert fallom.flush(5)
+    assert receiver.wait_for(1)
+    assert receiver.headers[0]["authorization"] == "Bearer abc"
+
+
+def test_shared_context_both_ways() -> None:
+    fallom.init(otel_context=True)
+    exported: list = []
+
+    class Keep:
+        def export(self, spans: Any) -> Any:
+            from opentelemetry.sdk.trace.export import SpanExportResult
+
+            exported.extend(spans)
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+    tracer = tracer_with(Keep())
+    with capture_spans() as spans:
+        with tracer.start_as_current_span("otel-root") as otel_root:
+            with fallom.span("fallom-child") as fallom_child:
+                with tracer.start_as_current_span("otel-grandchild") as otel_grandchild:
+                    with fallom.span("fallom-leaf"):
+                        pass
+    leaf, child = spans
+    root_ctx = otel_root.get_span_context()
+    assert child["trace_id"] == f"{root_ctx.trace_id:032x}"
+    assert child["parent_span_id"] == f"{root_ctx.span_id:016x}"
+    grandchild = otel_grandchild
+    assert grandchild.parent.span_id == int(fallom_child.span_id, 16)
+    assert grandchild.get_span_context().trace_id == root_ctx.trace_id
+    assert leaf["parent_span_id"] == f"{grandchild.get_span_context().span_id:016x}"
+    fallom.init(otel_context=False)
+    with capture_spans() as alone, tracer.start_as_current_span("otel"):
+        with fallom.span("independent"):
+            pass
+    assert "parent_span_id" not in alone[0]
