@@ -132,6 +132,25 @@ class FallomSession:
             return wrap_client(model_or_client, google.GENERATIVE_MODEL, self._context, model)
         return wrap_client(model_or_client, google.PROVIDER, self._context)
 
+    def wrap_litellm(self, module: C) -> C:
+        """Trace ``litellm.completion`` / ``acompletion`` (pass the ``litellm`` module)."""
+        from .providers import litellm
+        from .providers._proxy import wrap_client
+
+        return wrap_client(module, litellm.PROVIDER, self._context)
+
+    def langchain_callback(self) -> Any:
+        """A LangChain callback handler recording runs under this session."""
+        from .integrations.langchain import FallomCallbackHandler
+
+        return FallomCallbackHandler(self._context)
+
+    def trace_model(self, model: C) -> C:
+        """Trace a model object, whatever it is; see ``fallom.integrations.models``."""
+        from .integrations.models import trace_model
+
+        return trace_model(self, model)  # type: ignore[no-any-return]
+
     async def __aenter__(self) -> FallomSession:
         return self.__enter__()
 

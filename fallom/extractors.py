@@ -83,22 +83,8 @@ def _read_dict(result: Any) -> Optional[Mapping[str, Any]]:
     return None
 
 
-def _read_litellm(result: Any) -> Mapping[str, Any]:
-    from .providers import openai
-    from .providers._read import get
-
-    fields = dict(openai.read_chat_completion(result))
-    hidden = getattr(result, "_hidden_params", None) or {}
-    fields["provider"] = hidden.get("custom_llm_provider") or "litellm"
-    cost = hidden.get("response_cost")
-    if cost is not None:
-        fields.setdefault("attributes", {})["gen_ai.usage.cost"] = cost
-    fields.setdefault("response_id", get(result, "id"))
-    return fields
-
-
 def _register_builtins() -> None:
-    from .providers import anthropic, google, openai
+    from .providers import anthropic, google, litellm, openai
 
     known: Dict[str, Extractor] = {
         "openai.types.chat.chat_completion.ChatCompletion": openai.read_chat_completion,
@@ -110,7 +96,7 @@ def _register_builtins() -> None:
         "google.genai.types.GenerateContentResponse": google.read_generate_content,
         "google.generativeai.types.generation_types.GenerateContentResponse":
             google.read_generate_content,
-        "litellm.types.utils.ModelResponse": _read_litellm,
+        "litellm.types.utils.ModelResponse": litellm.read_model_response,
     }
     _BY_NAME.update(known)
     _BY_TYPE[dict] = _read_dict

@@ -137,14 +137,14 @@ def openai_chat(body: Dict[str, Any]) -> Dict[str, Any]:
             {"id": "call_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
     return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
-            "model": body.get("model", "") + "-2024", "usage": _openai_usage(),
+            "model": body.get("model", "") + "-2024-07-18", "usage": _openai_usage(),
             "choices": [{"index": 0, "message": message,
                          "finish_reason": "tool_calls" if _tool(body) else "stop"}]}
 
 
 def _chunk(body: Dict[str, Any], delta: Dict[str, Any], finish: Optional[str] = None) -> Any:
     return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-            "model": body.get("model", "") + "-2024",
+            "model": body.get("model", "") + "-2024-07-18",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
 

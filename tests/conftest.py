@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 os.environ["FALLOM_RAISE_INTERNAL_ERRORS"] = "1"
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # never fetch the price list
 for _name in [k for k in os.environ if k.startswith(("FALLOM_", "OTEL_"))]:
     if _name != "FALLOM_RAISE_INTERNAL_ERRORS":
         del os.environ[_name]

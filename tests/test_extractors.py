@@ -20,7 +20,7 @@ def test_openai_chat_json() -> None:
     fields = extractors.extract(CHAT_JSON)
     assert fields is not None
     assert (fields["model"], fields["prompt_tokens"], fields["completion_tokens"],
-            fields["total_tokens"], fields["output"]) == ("gpt-4o-2024", 9, 2, 11, "Hello")
+            fields["total_tokens"], fields["output"]) == ("gpt-4o-2024-07-18", 9, 2, 11, "Hello")
     assert fields["attributes"] == {"gen_ai.usage.cached_tokens": 4,
                                     "gen_ai.usage.reasoning_tokens": 1}
 
@@ -67,7 +67,7 @@ def test_trace_llm_reads_a_returned_sdk_response(spans: CapturedSpans) -> None:
     ask("hi")
     (record,) = spans
     assert (record["model"], record["total_tokens"], record["output"]) == (
-        "gpt-4o-2024", 11, "Hello")
+        "gpt-4o-2024-07-18", 11, "Hello")
 
 
 def test_register_an_extractor_for_your_own_type(spans: CapturedSpans) -> None:

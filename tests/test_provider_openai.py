@@ -38,7 +38,7 @@ def test_chat_completion(client: openai.OpenAI, spans: CapturedSpans) -> None:
     assert record["kind"] == "llm"
     assert (record["session_id"], record["customer_id"], record["config_key"]) == (
         "s-1", "u-1", "bot")
-    assert record["model"] == "gpt-4o-mini-2024"
+    assert record["model"] == "gpt-4o-mini-2024-07-18"
     assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (
         9, 2, 11)
     assert record["input"] == MESSAGES

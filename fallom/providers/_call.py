@@ -19,7 +19,7 @@ from .._instrument import fail, release
 from .._span import Span, start_span
 from .._state import STATE
 from ._base import Endpoint, ObjectProxy, Provider
-from ._stream import AsyncTracedStream, StreamState, TracedStream, observe_events
+from ._stream import StreamState, TracedStream, observe_events
 
 if TYPE_CHECKING:
     from .._session import SessionContext
@@ -121,8 +121,6 @@ def _outcome(span: Span, endpoint: Endpoint, result: Any, stream: bool, hide: bo
             if (hasattr(result, "__enter__") and not hasattr(result, "__iter__")) or \
                     (hasattr(result, "__aenter__") and not hasattr(result, "__aiter__")):
                 return TracedManager(result, state)
-            if hasattr(result, "__aiter__"):
-                return AsyncTracedStream(result, state)
             return TracedStream(result, state)
         span.defer_read(endpoint.read, result)
     except Exception as exc:

@@ -15,7 +15,7 @@ from .._guard import report_internal_error
 from .._span import Span
 from ._base import Accumulator, ObjectProxy
 
-__all__ = ["AsyncTracedStream", "StreamState", "TracedStream", "observe_events"]
+__all__ = ["StreamState", "TracedStream", "observe_events"]
 
 
 class StreamState:
@@ -56,7 +56,8 @@ class StreamState:
 
 
 class TracedStream(ObjectProxy):
-    """A sync stream (SDK ``Stream`` or a generator) that records as it is read."""
+    """A stream (SDK ``Stream``/``AsyncStream``, a generator, LiteLLM's wrapper, which is
+    both) that records as it is read; sync and async iteration differ only in the awaits."""
 
     def __init__(self, wrapped: Any, state: StreamState) -> None:
         super().__init__(wrapped)
@@ -67,6 +68,20 @@ class TracedStream(ObjectProxy):
         state = self._self_state
         try:
             for chunk in self.__wrapped__:
+                if state.add(chunk):
+                    yield chunk
+        except GeneratorExit:
+            state.finish(cancelled=True)
+            raise
+        except BaseException as exc:
+            state.finish(exc)
+            raise
+        state.finish()
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        state = self._self_state
+        try:
+            async for chunk in self.__wrapped__:
                 if state.add(chunk):
                     yield chunk
         except GeneratorExit:
@@ -91,49 +106,6 @@ class TracedStream(ObjectProxy):
             if state.add(chunk):
                 return chunk
 
-    def __enter__(self) -> TracedStream:
-        enter = getattr(self.__wrapped__, "__enter__", None)
-        if enter is not None:
-            enter()
-        return self
-
-    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
-                 tb: Optional[TracebackType]) -> Any:
-        try:
-            leave = getattr(self.__wrapped__, "__exit__", None)
-            return leave(exc_type, exc, tb) if leave is not None else None
-        finally:
-            self._self_state.finish(exc, cancelled=exc is None)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_state.finish(cancelled=True)
-
-
-class AsyncTracedStream(ObjectProxy):
-    """The async twin of :class:`TracedStream`: only the awaits differ."""
-
-    def __init__(self, wrapped: Any, state: StreamState) -> None:
-        super().__init__(wrapped)
-        self._self_state = state
-        weakref.finalize(self, state.abandon)
-
-    async def __aiter__(self) -> AsyncIterator[Any]:
-        state = self._self_state
-        try:
-            async for chunk in self.__wrapped__:
-                if state.add(chunk):
-                    yield chunk
-        except GeneratorExit:
-            state.finish(cancelled=True)
-            raise
-        except BaseException as exc:
-            state.finish(exc)
-            raise
-        state.finish()
-
     async def __anext__(self) -> Any:
         state = self._self_state
         while True:
@@ -148,29 +120,38 @@ class AsyncTracedStream(ObjectProxy):
             if state.add(chunk):
                 return chunk
 
-    async def __aenter__(self) -> AsyncTracedStream:
-        enter = getattr(self.__wrapped__, "__aenter__", None)
-        if enter is not None:
-            await enter()
+    def __enter__(self) -> TracedStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._self_state.finish(exc, cancelled=exc is None)
+
+    async def __aenter__(self) -> TracedStream:
+        await self.__wrapped__.__aenter__()
         return self
 
     async def __aexit__(self, exc_type: Optional[type[BaseException]],
                         exc: Optional[BaseException], tb: Optional[TracebackType]) -> Any:
         try:
-            leave = getattr(self.__wrapped__, "__aexit__", None)
-            return await leave(exc_type, exc, tb) if leave is not None else None
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
             self._self_state.finish(exc, cancelled=exc is None)
 
-    async def close(self) -> None:
+    def close(self) -> Any:
+        """Closes the stream (an awaitable for async SDK streams, returned as is)."""
         try:
-            await self.__wrapped__.close()
+            return self.__wrapped__.close()
         finally:
             self._self_state.finish(cancelled=True)
 
-    async def aclose(self) -> None:
+    def aclose(self) -> Any:
         try:
-            await self.__wrapped__.aclose()
+            return self.__wrapped__.aclose()
         finally:
             self._self_state.finish(cancelled=True)
 

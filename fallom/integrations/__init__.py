@@ -1,0 +1,3 @@
+"""Framework integrations (LangChain, LiteLLM), each imported only when used."""
+
+__all__: list[str] = []

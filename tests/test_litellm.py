@@ -1,0 +1,75 @@
+"""The real litellm SDK against the local OpenAI-format server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import fallom
+from fallom.testing import CapturedSpans
+
+from ._provider_server import ProviderServer
+
+litellm = pytest.importorskip("litellm")
+
+MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture
+def wrapped() -> object:
+    return fallom.session(config_key="ll", session_id="s-ll").wrap_litellm(litellm)
+
+
+def test_completion_with_provider_tokens_and_cost(
+    wrapped: object, provider_server: ProviderServer, spans: CapturedSpans
+) -> None:
+    response = wrapped.completion(model="openai/gpt-4o-mini", messages=MESSAGES,  # type: ignore[attr-defined]
+                                  api_base=provider_server.url + "/v1", api_key="k")
+    assert response.choices[0].message.content == "Hello"
+    (record,) = spans
+    assert record["name"] == "litellm.completion"
+    assert record["session_id"] == "s-ll"
+    assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (
+        9, 2, 11)
+    assert record["model"] == "gpt-4o-mini-2024-07-18"
+    assert record["attributes"]["gen_ai.provider.name"] == "openai"
+    assert record["attributes"]["gen_ai.request.model"] == "openai/gpt-4o-mini"
+    assert record["attributes"]["gen_ai.usage.cost"] > 0
+    assert record["output"] == "Hello"
+
+
+def test_streaming_and_async(wrapped: object, provider_server: ProviderServer,
+                             spans: CapturedSpans) -> None:
+    warm_up = litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True,
+                                 api_base=provider_server.url + "/v1", api_key="k")
+    list(warm_up)  # litellm's first stream pays one-time set-up costs
+    provider_server.first_chunk_delay = 0.2
+    stream = wrapped.completion(model="openai/gpt-4o-mini", messages=MESSAGES, stream=True,  # type: ignore[attr-defined]
+                                api_base=provider_server.url + "/v1", api_key="k")
+    text = "".join(c.choices[0].delta.content or "" for c in stream)
+    assert text == "Hello"
+
+    async def main() -> str:
+        response = await wrapped.acompletion(  # type: ignore[attr-defined]
+            model="openai/gpt-4o-mini", messages=MESSAGES,
+            api_base=provider_server.url + "/v1", api_key="k")
+        return str(response.choices[0].message.content)
+
+    assert asyncio.run(main()) == "Hello"
+    streamed, awaited = spans
+    assert streamed["is_streaming"] is True
+    assert streamed["output"] == "Hello"
+    assert abs(streamed["time_to_first_token_ms"] - 200) < 50
+    assert streamed["total_tokens"] == 11
+    assert awaited["name"] == "litellm.acompletion"
+    assert awaited["total_tokens"] == 11
+
+
+def test_errors_are_recorded(wrapped: object, provider_server: ProviderServer,
+                             spans: CapturedSpans) -> None:
+    provider_server.error = (400, {"error": {"message": "bad request", "type": "invalid"}})
+    with pytest.raises(litellm.BadRequestError):
+        wrapped.completion(model="openai/gpt-4o-mini", messages=MESSAGES, num_retries=0,  # type: ignore[attr-defined]
+                           api_base=provider_server.url + "/v1", api_key="k")
+    assert spans[0]["status"] == "ERROR"
