@@ -16,7 +16,7 @@ import enum
 import itertools
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 __all__ = ["Captured", "Limits", "resolve", "snapshot", "to_jsonable"]
 
@@ -108,25 +108,36 @@ def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     if kind is float:
         return _float(value)
     if kind is dict or kind is list:  # the common case, without the ABC checks below
-        if depth <= 0:
-            return f"<{kind.__name__} at max depth>"
-        marker = id(value)
-        if marker in seen:
-            return f"<cycle {kind.__name__}>"
-        seen.add(marker)
-        try:
-            if len(value) > limits.max_items:
-                return _container(value, limits, depth - 1, seen)
-            if kind is list:
-                return [_convert(item, limits, depth - 1, seen) for item in value]
-            return {
-                key if type(key) is str and len(key) <= limits.max_chars else _key(key, limits):
-                _convert(item, limits, depth - 1, seen)
-                for key, item in value.items()
-            }
-        finally:
-            seen.discard(marker)
+        return _nested(value, kind, limits, depth, seen, _plain)
     return _convert_other(value, kind, limits, depth, seen)
+
+
+def _nested(value: Any, kind: type, limits: Limits, depth: int, seen: set[int],
+            convert: Callable[[Any, Limits, int, set[int]], Any]) -> Any:
+    """Depth and cycle bookkeeping around converting one container."""
+    if depth <= 0:
+        return f"<{kind.__name__} at max depth>"
+    marker = id(value)
+    if marker in seen:
+        return f"<cycle {kind.__name__}>"
+    seen.add(marker)
+    try:
+        return convert(value, limits, depth - 1, seen)
+    finally:
+        seen.discard(marker)
+
+
+def _plain(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    """An exact list or dict: converted in one comprehension."""
+    if len(value) > limits.max_items:
+        return _container(value, limits, depth, seen)
+    if type(value) is list:
+        return [_convert(item, limits, depth, seen) for item in value]
+    return {
+        key if type(key) is str and len(key) <= limits.max_chars else _key(key, limits):
+        _convert(item, limits, depth, seen)
+        for key, item in value.items()
+    }
 
 
 def _convert_other(value: Any, kind: type, limits: Limits, depth: int, seen: set[int]) -> Any:
@@ -142,16 +153,7 @@ def _convert_other(value: Any, kind: type, limits: Limits, depth: int, seen: set
         return _bytes(value, limits)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
-    if depth <= 0:
-        return f"<{kind.__name__} at max depth>"
-    marker = id(value)
-    if marker in seen:
-        return f"<cycle {kind.__name__}>"
-    seen.add(marker)
-    try:
-        return _container(value, limits, depth - 1, seen)
-    finally:
-        seen.discard(marker)
+    return _nested(value, kind, limits, depth, seen, _container)
 
 
 def _bytes(value: bytes | bytearray | memoryview, limits: Limits) -> str:

@@ -10,19 +10,20 @@ from __future__ import annotations
 import functools
 import inspect
 from types import TracebackType
-from typing import Any, AsyncGenerator, Callable, Generator, Mapping, Optional
+from typing import Any, AsyncGenerator, Awaitable, Callable, Generator, Mapping, Optional
 
 import wrapt
 
 from . import _context, extractors
+from ._attributes import HTTP_STATUS
 from ._capture import snapshot
 from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
 from ._span import Span, start_span
 from ._state import STATE
 
-__all__ = ["CallOptions", "CallScope", "begin", "fail", "finish", "instrument", "release",
-           "span_name"]
+__all__ = ["CallOptions", "CallScope", "await_within", "begin", "call_within", "fail", "finish",
+           "instrument", "release", "span_name"]
 
 
 def span_name(func: Any) -> str:
@@ -113,6 +114,9 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
 def fail(span: Span, exc: BaseException) -> None:
     """Record the user's exception (which the caller re-raises) and end the span."""
     try:
+        status = getattr(exc, "status_code", None)  # SDK errors carry the HTTP status
+        if isinstance(status, int) and not isinstance(status, bool):
+            span.set_attribute(HTTP_STATUS, status)
         span.record_exception(exc)
         span.end()
     except Exception as err:
@@ -208,19 +212,35 @@ def has_content(item: Any) -> bool:
 
 # -- the four call modes: they differ only in how they call ---------------------
 
-def _call_sync(opts: CallOptions, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    span = begin(opts, instance, args, kwargs)
-    if span is None:
-        return wrapped(*args, **kwargs)
+def call_within(span: Span, wrapped: Any, args: Any, kwargs: Any) -> Any:
+    """Call ``wrapped`` with ``span`` current; the user's exception is recorded, re-raised."""
     token = _context.activate(span)
     try:
-        result = wrapped(*args, **kwargs)
+        return wrapped(*args, **kwargs)
     except BaseException as exc:
         fail(span, exc)
         raise
     finally:
         release(token)
-    return finish(span, opts, result)
+
+
+async def await_within(span: Span, start: Callable[[], Awaitable[Any]]) -> Any:
+    """The async form of :func:`call_within`: ``start()`` makes the awaitable."""
+    token = _context.activate(span)
+    try:
+        return await start()
+    except BaseException as exc:
+        fail(span, exc)
+        raise
+    finally:
+        release(token)
+
+
+def _call_sync(opts: CallOptions, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    span = begin(opts, instance, args, kwargs)
+    if span is None:
+        return wrapped(*args, **kwargs)
+    return finish(span, opts, call_within(span, wrapped, args, kwargs))
 
 
 async def _call_async(opts: CallOptions, wrapped: Any, instance: Any, args: Any,
@@ -228,15 +248,7 @@ async def _call_async(opts: CallOptions, wrapped: Any, instance: Any, args: Any,
     span = begin(opts, instance, args, kwargs)
     if span is None:
         return await wrapped(*args, **kwargs)
-    token = _context.activate(span)
-    try:
-        result = await wrapped(*args, **kwargs)
-    except BaseException as exc:
-        fail(span, exc)
-        raise
-    finally:
-        release(token)
-    return finish(span, opts, result)
+    return finish(span, opts, await await_within(span, lambda: wrapped(*args, **kwargs)))
 
 
 def _call_gen(opts: CallOptions, wrapped: Any, instance: Any, args: Any,

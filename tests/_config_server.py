@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._http import LoopbackServer, send_bytes, send_json
 
-class ConfigServer:
+
+class ConfigServer(LoopbackServer):
     def __init__(self) -> None:
         self.configs: Dict[str, List[Any]] = {}  # key -> versions, last is current
         self.prompts: Dict[str, List[Any]] = {}
@@ -20,36 +22,20 @@ class ConfigServer:
         self.sessions: List[Any] = []
         self.lock = threading.Lock()
         self.released = threading.Event()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
+    def on_get(self, handler: BaseHTTPRequestHandler) -> None:
+        self._get(handler)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._get(self)
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.sessions.append({"body": body, "auth": self.headers["Authorization"]})
-                server._send(self, 200, {})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+    def on_post(self, handler: BaseHTTPRequestHandler) -> None:
+        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        with self.lock:
+            self.sessions.append({"body": body, "auth": handler.headers["Authorization"]})
+        send_json(handler, 200, {})
 
     def close(self) -> None:
         self.released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()
 
     def add_config(self, key: str, variants: Any, targeting: Any = None, **extra: Any) -> None:
         versions = self.configs.setdefault(key, [])
@@ -100,12 +86,8 @@ class ConfigServer:
             self._send(h, 404, {"error": "not found"})
 
     def _send(self, h: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
-        self._send_raw(h, status, json.dumps(payload).encode())
+        send_json(h, status, payload)
 
     @staticmethod
     def _send_raw(h: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        send_bytes(h, status, data)

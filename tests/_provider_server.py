@@ -7,51 +7,27 @@ first content chunk (to check time to first token) and injectable errors.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from ._http import LoopbackServer, send_json
 
 TEXT = ["Hel", "lo"]
 USAGE_IN, USAGE_OUT = 9, 2
 
 
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up early
-            super().handle_error(request, client_address)
-
-
-class ProviderServer:
+class ProviderServer(LoopbackServer):
     def __init__(self) -> None:
         self.first_chunk_delay = 0.0
         self.error: Optional[Tuple[int, Dict[str, Any]]] = None
         self.requests: List[Dict[str, Any]] = []
         self.lock = threading.Lock()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                server._handle(self)
-
-        self.httpd = _Server(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def on_post(self, handler: BaseHTTPRequestHandler) -> None:
+        self._handle(handler)
 
     # -- dispatch --------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
@@ -83,12 +59,7 @@ class ProviderServer:
             self._json(h, route[0](body))
 
     def _json(self, h: BaseHTTPRequestHandler, payload: Any, status: int = 200) -> None:
-        data = json.dumps(payload).encode()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        send_json(h, status, payload)
 
     def _json_array(self, h: BaseHTTPRequestHandler, items: List[Any]) -> None:
         """google-generativeai's REST streaming: one JSON array, sent piece by piece."""

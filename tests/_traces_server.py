@@ -9,13 +9,15 @@ import socket
 import struct
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Deque, Dict, List, Optional, Tuple
+
+from ._http import LoopbackServer, send_json
 
 Action = Tuple[Any, ...]
 
 
-class TracesServer:
+class TracesServer(LoopbackServer):
     """``POST /v1/traces``; a script of actions is consumed one per request.
 
     Actions: ``("status", code, headers)``, ``("delay", seconds)`` (then answer
@@ -30,26 +32,10 @@ class TracesServer:
         self.default: Optional[Action] = None
         self.cond = threading.Condition()
         self.released = threading.Event()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else each small reply waits for a delayed ACK
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                server._handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+    def on_post(self, handler: BaseHTTPRequestHandler) -> None:
+        self._handle(handler)
 
     def then(self, *actions: Action) -> TracesServer:
         self.script.extend(actions)
@@ -60,28 +46,17 @@ class TracesServer:
 
     def close(self) -> None:
         self.released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
+        """Until ``count`` records arrived (False after ``timeout``)."""
         with self.cond:
-            while len(self.records) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-        return True
+            return self.cond.wait_for(lambda: len(self.records) >= count, timeout)
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
+        """Until ``count`` requests arrived, whatever was answered."""
         with self.cond:
-            while len(self.requests) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-        return True
+            return self.cond.wait_for(lambda: len(self.requests) >= count, timeout)
 
     def _next_action(self) -> Optional[Action]:
         with self.cond:
@@ -120,11 +95,4 @@ class TracesServer:
 
     @staticmethod
     def _reply(handler: BaseHTTPRequestHandler, status: int, headers: Dict[str, str]) -> None:
-        body = b"{}"
-        handler.send_response(status)
-        for key, value in headers.items():
-            handler.send_header(key, value)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        send_json(handler, status, {}, headers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 
@@ -32,6 +32,21 @@ def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
             return False
         event.wait(0.01)
     return True
+
+
+@pytest.fixture
+def make_store(config_server: ConfigServer) -> Iterator[Callable[..., RemoteStore]]:
+    """A configs store against the test server, with a clock the test moves."""
+    fetchers: List[Fetcher] = []
+
+    def make(clock: Callable[[], float], ttl: float = 10.0) -> RemoteStore:
+        fetchers.append(Fetcher(KEY))
+        return RemoteStore(fetchers[-1], "configs", f"{config_server.url}/configs",
+                           _experiments.parse_configs, ttl=ttl, clock=clock)
+
+    yield make
+    for fetcher in fetchers:
+        fetcher.stop()
 
 
 def test_assignment_and_one_report_per_session(config_server: ConfigServer) -> None:
@@ -108,43 +123,35 @@ def test_hanging_server_costs_at_most_the_cold_wait(config_server: ConfigServer)
     assert time.monotonic() - began < 0.8
 
 
-def test_stale_values_survive_server_errors_and_ttl(config_server: ConfigServer) -> None:
+def test_stale_values_survive_server_errors_and_ttl(config_server: ConfigServer,
+                                                    make_store: Any) -> None:
     config_server.add_config("agent", [{"model": "v1", "weight": 100}])
     now = [1000.0]
-    fetcher = Fetcher(KEY)
-    store = RemoteStore(fetcher, "configs", f"{config_server.url}/configs",
-                        _experiments.parse_configs, ttl=60, clock=lambda: now[0])
-    try:
-        assert store.latest("agent").variants[0].model == "v1"
-        fetches = store.fetches
-        config_server.failure = ("status", 500)
-        now[0] += 61  # expired: served stale at once, one refresh in the background
-        assert store.latest("agent").variants[0].model == "v1"
-        assert wait_for(lambda: store.fetches == fetches + 1)
-        assert store.latest("agent").variants[0].model == "v1"  # 500: still the old value
-        config_server.failure = None
-        config_server.add_config("agent", [{"model": "v2", "weight": 100}])
-        now[0] += 61
-        store.latest("agent")
-        assert wait_for(lambda: store.latest("agent").variants[0].model == "v2")
-    finally:
-        fetcher.stop()
+    store = make_store(lambda: now[0], ttl=60)
+    assert store.latest("agent").variants[0].model == "v1"
+    fetches = store.fetches
+    config_server.failure = ("status", 500)
+    now[0] += 61  # expired: served stale at once, one refresh in the background
+    assert store.latest("agent").variants[0].model == "v1"
+    assert wait_for(lambda: store.fetches == fetches + 1)
+    assert store.latest("agent").variants[0].model == "v1"  # 500: still the old value
+    config_server.failure = None
+    config_server.add_config("agent", [{"model": "v2", "weight": 100}])
+    now[0] += 61
+    store.latest("agent")
+    assert wait_for(lambda: store.latest("agent").variants[0].model == "v2")
 
 
-def test_a_config_removed_from_the_server_is_evicted(config_server: ConfigServer) -> None:
+def test_a_config_removed_from_the_server_is_evicted(config_server: ConfigServer,
+                                                     make_store: Any) -> None:
     config_server.add_config("agent", AB)
     now = [0.0]
-    fetcher = Fetcher(KEY)
-    store = RemoteStore(fetcher, "configs", f"{config_server.url}/configs",
-                        _experiments.parse_configs, ttl=10, clock=lambda: now[0])
-    try:
-        assert store.latest("agent") is not None
-        del config_server.configs["agent"]
-        now[0] += 11
-        store.latest("agent")
-        assert wait_for(lambda: store.latest("agent") is None)
-    finally:
-        fetcher.stop()
+    store = make_store(lambda: now[0])
+    assert store.latest("agent") is not None
+    del config_server.configs["agent"]
+    now[0] += 11
+    store.latest("agent")
+    assert wait_for(lambda: store.latest("agent") is None)
 
 
 def test_100_concurrent_cold_callers_cause_one_fetch(config_server: ConfigServer) -> None:
@@ -175,30 +182,26 @@ def test_100_concurrent_cold_callers_cause_one_fetch(config_server: ConfigServer
      b'"weight": 100}]}]}', "no string model"),
 ])
 def test_malformed_versions_keep_the_previous_good_one(
-    config_server: ConfigServer, caplog: pytest.LogCaptureFixture, body: bytes, problem: str
+    config_server: ConfigServer, caplog: pytest.LogCaptureFixture, body: bytes, problem: str,
+    make_store: Any,
 ) -> None:
     config_server.add_config("agent", [{"model": "good", "weight": 100}])
     now = [0.0]
-    fetcher = Fetcher(KEY)
-    store = RemoteStore(fetcher, "configs", f"{config_server.url}/configs",
-                        _experiments.parse_configs, ttl=10, clock=lambda: now[0])
-    try:
-        assert store.latest("agent").variants[0].model == "good"
-        config_server.raw_configs = body
-        with caplog.at_level(logging.WARNING, logger="fallom"):
-            for _ in range(3):
-                now[0] += 11
-                fetches = store.fetches
-                store.latest("agent")
-                assert wait_for(lambda: store.fetches > fetches)
-        assert store.latest("agent").variants[0].model == "good"
-        warnings = [r.getMessage() for r in caplog.records if problem in r.getMessage()]
-        assert len(warnings) >= 1
-        if problem != "malformed JSON":
-            assert len(warnings) == 1  # once per key, version and problem
-            assert "'agent'" in warnings[0]
-    finally:
-        fetcher.stop()
+    store = make_store(lambda: now[0])
+    assert store.latest("agent").variants[0].model == "good"
+    config_server.raw_configs = body
+    with caplog.at_level(logging.WARNING, logger="fallom"):
+        for _ in range(3):
+            now[0] += 11
+            fetches = store.fetches
+            store.latest("agent")
+            assert wait_for(lambda: store.fetches > fetches)
+    assert store.latest("agent").variants[0].model == "good"
+    warnings = [r.getMessage() for r in caplog.records if problem in r.getMessage()]
+    assert len(warnings) >= 1
+    if problem != "malformed JSON":
+        assert len(warnings) == 1  # once per key, version and problem
+        assert "'agent'" in warnings[0]
 
 
 def test_a_malformed_first_version_means_the_fallback(config_server: ConfigServer) -> None:

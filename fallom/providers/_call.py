@@ -13,9 +13,9 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from .. import _attributes as attr
-from .. import _context, _ids
+from .. import _ids
 from .._guard import report_internal_error
-from .._instrument import fail, release
+from .._instrument import await_within, call_within
 from .._span import Span, start_span
 from .._state import STATE
 from ._base import Endpoint, ObjectProxy, Provider
@@ -74,14 +74,7 @@ def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wra
     except Exception as exc:
         report_internal_error(exc, "provider call start")
         return wrapped(*args, **kwargs)
-    token = _context.activate(span)
-    try:
-        result = wrapped(*args, **kwargs)
-    except BaseException as exc:
-        _fail(span, exc)
-        raise
-    finally:
-        release(token)
+    result = call_within(span, wrapped, args, kwargs)
     if inspect.isawaitable(result):
         return _awaited(span, endpoint, result, stream, hide)
     return _outcome(span, endpoint, result, stream, hide)
@@ -95,22 +88,8 @@ def _restart(span: Span) -> None:
 async def _awaited(span: Span, endpoint: Endpoint, awaitable: Any, stream: bool,
                    hide: bool) -> Any:
     _restart(span)
-    token = _context.activate(span)
-    try:
-        result = await awaitable
-    except BaseException as exc:
-        _fail(span, exc)
-        raise
-    finally:
-        release(token)
+    result = await await_within(span, lambda: awaitable)
     return _outcome(span, endpoint, result, stream, hide)
-
-
-def _fail(span: Span, exc: BaseException) -> None:
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int):
-        span.set_attribute(attr.HTTP_STATUS, status)
-    fail(span, exc)
 
 
 def _outcome(span: Span, endpoint: Endpoint, result: Any, stream: bool, hide: bool) -> Any:

@@ -25,24 +25,30 @@ def _tool_call(call: Any) -> Dict[str, Any]:
             "arguments": get(call, "function", "arguments")}
 
 
-def read_chat_completion(response: Any) -> Dict[str, Any]:
-    choices = items(response, "choices")
-    message = get(choices[0], "message") if choices else None
-    tool_calls = [_tool_call(c) for c in items(message, "tool_calls")]
-    content = get(message, "content")
-    usage = get(response, "usage")
+def _chat_fields(model: Any, usage: Any, finish: List[Any], response_id: Any, content: Any,
+                 tool_calls: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Record fields of a chat completion, whole or accumulated from a stream."""
     return compact({
         "provider": "openai",
-        "model": get(response, "model"),
+        "model": model,
         **_usage(usage, "prompt_tokens", "completion_tokens"),
-        "finish_reason": [get(c, "finish_reason") for c in choices] or None,
-        "response_id": get(response, "id"),
+        "finish_reason": finish or None,
+        "response_id": response_id,
         "output": {"content": content, "tool_calls": tool_calls} if tool_calls else content,
         "attributes": {
             attr.CACHED_TOKENS: get(usage, "prompt_tokens_details", "cached_tokens"),
             attr.REASONING_TOKENS: get(usage, "completion_tokens_details", "reasoning_tokens"),
         },
     })
+
+
+def read_chat_completion(response: Any) -> Dict[str, Any]:
+    choices = items(response, "choices")
+    message = get(choices[0], "message") if choices else None
+    return _chat_fields(get(response, "model"), get(response, "usage"),
+                        [get(c, "finish_reason") for c in choices], get(response, "id"),
+                        get(message, "content"),
+                        [_tool_call(c) for c in items(message, "tool_calls")])
 
 
 def read_completion(response: Any) -> Dict[str, Any]:
@@ -132,16 +138,8 @@ class ChatAccumulator(Accumulator):
         return not items(chunk, "choices") and get(chunk, "usage") is not None
 
     def fields(self) -> Dict[str, Any]:
-        text = "".join(self.text)
-        calls = [self.calls[i] for i in sorted(self.calls)]
-        return compact({
-            "provider": "openai",
-            "model": self.model,
-            **_usage(self.usage, "prompt_tokens", "completion_tokens"),
-            "finish_reason": self.finish or None,
-            "response_id": self.response_id,
-            "output": {"content": text, "tool_calls": calls} if calls else text,
-        })
+        return _chat_fields(self.model, self.usage, self.finish, self.response_id,
+                            "".join(self.text), [self.calls[i] for i in sorted(self.calls)])
 
 
 class CompletionAccumulator(ChatAccumulator):
