@@ -168,12 +168,11 @@ def _apply_redact(redact: Callable[[Record], Optional[Record]], record: Record) 
 
 
 def _build(span: Span, limits: Limits) -> Record:
-    record: Record = {
-        "trace_id": span.trace_id,
-        "span_id": span.span_id,
-    }
+    # The export worker runs this for every span: plain attribute reads, no helpers.
+    duration = span.duration_ns or 0
+    record: Record = {"trace_id": f"{span._trace_id:032x}", "span_id": f"{span._span_id:016x}"}
     if span._parent_id is not None:
-        record["parent_span_id"] = span.parent_span_id
+        record["parent_span_id"] = f"{span._parent_id:016x}"
     session = span.session
     if session is not None:
         record["config_key"] = session.config_key
@@ -183,15 +182,18 @@ def _build(span: Span, limits: Limits) -> Record:
     record["name"] = span.name
     record["kind"] = span.kind
     record["start_time"] = iso_time(span.start_ns)
-    record["end_time"] = iso_time(span.end_ns)
-    record["duration_ms"] = (span.duration_ns or 0) / 1e6
+    record["end_time"] = iso_time(span.start_ns + duration)
+    record["duration_ms"] = duration / 1e6
     record["status"] = span.status
     if span.error_message:
         record["error_message"] = span.error_message
-    _optional(record, "model", span.model)
-    _optional(record, "prompt_tokens", span.prompt_tokens)
-    _optional(record, "completion_tokens", span.completion_tokens)
-    _optional(record, "total_tokens", span.total_tokens)
+    if span.model is not None:
+        record["model"] = span.model
+    if span.total_tokens is not None or span.prompt_tokens is not None \
+            or span.completion_tokens is not None:
+        _optional(record, "prompt_tokens", span.prompt_tokens)
+        _optional(record, "completion_tokens", span.completion_tokens)
+        _optional(record, "total_tokens", span.total_tokens)
     if span.ttft_ns is not None:
         record["time_to_first_token_ms"] = span.ttft_ns / 1e6
     if span.is_streaming:
@@ -203,7 +205,7 @@ def _build(span: Span, limits: Limits) -> Record:
             record["output"] = _value(span.output, limits)
     if session is not None:
         if session.metadata:
-            record["metadata"] = {k: resolve(v, limits) for k, v in session.metadata.items()}
+            record["metadata"] = dict(session.metadata)  # made JSON-safe with the session
         if session.tags:
             record["tags"] = list(session.tags)
     if span.attributes:
