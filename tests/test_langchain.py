@@ -157,3 +157,49 @@ def test_langchain_openai_against_the_local_server(
     assert plain["attributes"]["gen_ai.request.temperature"] == 0.3
     assert abs(stream["time_to_first_token_ms"] - 200) < 50
     assert async_call["output"] == "Hello"
+
+
+def test_langgraph_nodes_in_parallel_keep_their_parents(session: fallom.FallomSession,
+                                                        spans: CapturedSpans) -> None:
+    langgraph = pytest.importorskip("langgraph.graph")
+    from typing import TypedDict
+
+    class State(TypedDict, total=False):
+        question: str
+        left: str
+        right: str
+
+    left_model, right_model = fake_model("left answer"), fake_model("right answer")
+
+    def plan(state: State) -> State:
+        return {"question": state["question"].strip()}
+
+    def left(state: State) -> State:
+        return {"left": str(left_model.invoke(state["question"]).content)}
+
+    def right(state: State) -> State:
+        return {"right": str(right_model.invoke(state["question"]).content)}
+
+    graph = langgraph.StateGraph(State)
+    graph.add_node("plan", plan)
+    graph.add_node("left", left)
+    graph.add_node("right", right)
+    graph.add_edge(langgraph.START, "plan")
+    graph.add_edge("plan", "left")
+    graph.add_edge("plan", "right")
+    graph.add_edge("left", langgraph.END)
+    graph.add_edge("right", langgraph.END)
+    app = graph.compile()
+    result = app.invoke({"question": " why? "},
+                        config={"callbacks": [session.langchain_callback()]})
+    assert (result["left"], result["right"]) == ("left answer", "right answer")
+    records = by_id(spans)
+    models = [r for r in spans if r["kind"] == "llm"]
+    assert sorted(r["output"] for r in models) == ["left answer", "right answer"]
+    for model in models:
+        node = records[model["parent_span_id"]]
+        while node["name"] not in ("left", "right"):
+            node = records[node["parent_span_id"]]
+        assert model["output"].startswith(node["name"])
+    assert len({r["trace_id"] for r in spans}) == 1
+    assert len([r for r in spans if "parent_span_id" not in r]) == 1

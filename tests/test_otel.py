@@ -114,7 +114,11 @@ def test_exported_spans_reach_fallom_over_http(traces_server: TracesServer) -> N
 
 
 def test_otlp_out_with_genai_attributes(receiver: OtlpReceiver) -> None:
+    from opentelemetry import trace
+
+    global_provider = trace.get_tracer_provider()
     fallom.init(otlp_endpoint=receiver.url + "/v1/traces", otlp_headers={"x-team": "ml"})
+    assert trace.get_tracer_provider() is global_provider  # never replaced
 
     @fallom.trace_llm(model="gpt-4o-mini", provider="openai")
     def ask(messages: list) -> str:

@@ -244,3 +244,18 @@ def test_16_clients_200_batches_of_50_all_stored_once(served: Served, tmp_path: 
     with sqlite3.connect(tmp_path / "t.db") as db:
         assert db.execute("SELECT COUNT(*), COUNT(DISTINCT span_id) FROM spans").fetchone() == (
             160_000, 160_000)
+
+
+def test_a_json_catalog_is_accepted(tmp_path: Path) -> None:
+    catalog = tmp_path / "fallom.json"
+    catalog.write_text(json.dumps({"configs": {"agent": {"variants": [
+        {"model": "only", "weight": 100}]}}, "prompts": {"p": {"system": "S", "user": "U"}}}))
+    proc, url = launch(tmp_path, "--db", str(tmp_path / "j.db"), "--config", str(catalog),
+                       "--api-key", KEY)
+    try:
+        served = Served(proc, url)
+        assert served.get("/configs").json()["configs"][0]["variants"][0]["model"] == "only"
+        assert served.get("/prompts").json()["prompts"][0]["system_prompt"] == "S"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)
