@@ -8,9 +8,11 @@ and only for ``cold_wait`` seconds (default 1), after which it falls back.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
+import weakref
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
 import cachetools
@@ -30,12 +32,17 @@ class Fetcher:
     def __init__(self, api_key: str, timeout: float = 5.0) -> None:
         self._api_key = api_key
         self.timeout = timeout
+        self._stores: List[RemoteStore] = []
+        self.after_fork()
+        _FETCHERS.add(self)
+
+    def after_fork(self) -> None:
+        """A fresh thread, queue and connections (a forked child inherits none that work)."""
         self._queue: queue.Queue[Optional[Tuple[Task, Callable[[], None]]]] = queue.Queue()
         self._pending: Set[Task] = set()
         self._lock = threading.Lock()
         self._session = requests.Session()
         self._session.trust_env = False
-        self._stores: List[RemoteStore] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fallom-fetch", daemon=True)
         self._thread.start()
@@ -105,6 +112,19 @@ class Fetcher:
             finally:
                 with self._lock:
                     self._pending.discard(task)
+
+
+_FETCHERS: weakref.WeakSet[Fetcher] = weakref.WeakSet()
+
+
+def _restart_after_fork() -> None:
+    for fetcher in list(_FETCHERS):
+        if not fetcher._stop.is_set():
+            fetcher.after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 class RemoteStore:

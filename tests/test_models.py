@@ -221,3 +221,30 @@ def test_bad_arguments_name_the_parameter() -> None:
         fallom.models.get("agent", "", fallback="x")
     with pytest.raises(ValueError, match="config_key"):
         fallom.models.get(None, "s", fallback="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_keeps_its_cache_and_can_fetch(config_server: ConfigServer) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    config_server.add_config("agent", [{"model": "v1", "weight": 100}])
+    config_server.add_config("agent", [{"model": "v2", "weight": 100}])
+    code = textwrap.dedent(f"""
+        import os, fallom
+        fallom.init(api_key="k", configs_url="{config_server.url}",
+                    prompts_url="{config_server.url}", traces_url="{config_server.url}")
+        assert fallom.models.get("agent", "s") == "v2"
+        pid = os.fork()
+        if pid == 0:
+            ok = fallom.models.get("agent", "s") == "v2"  # the inherited cache
+            ok = ok and fallom.models.get("agent", "s", version=1) == "v1"  # a fetch of its own
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert config_server.count("/configs/agent/version/1") == 1
