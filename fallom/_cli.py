@@ -9,6 +9,7 @@ import secrets
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+from urllib.parse import quote
 
 import requests
 
@@ -55,8 +56,9 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _get(url: str, key: str) -> Any:
-    response = requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+def _get(url: str, key: str, params: Optional[Dict[str, str]] = None) -> Any:
+    response = requests.get(url, params=params, headers={"Authorization": f"Bearer {key}"},
+                            timeout=10)
     if response.status_code == 401:
         raise SystemExit("fallom traces: the server refused the API key (set FALLOM_API_KEY)")
     if response.status_code == 404:
@@ -81,7 +83,7 @@ def _traces(args: argparse.Namespace) -> int:
         if args.action and args.action[0] == "show":
             if len(args.action) != 2:
                 raise SystemExit("usage: fallom traces show TRACE_ID")
-            trace = _get(f"{url}/api/traces/{args.action[1]}", key)
+            trace = _get(f"{url}/api/traces/{quote(args.action[1], safe='')}", key)
             if args.json:
                 print(json.dumps(trace, indent=2))
             else:
@@ -96,8 +98,7 @@ def _traces(args: argparse.Namespace) -> int:
         query = {"limit": str(args.limit)}
         if args.session:
             query["session_id"] = args.session
-        listing = _get(f"{url}/api/traces?" + "&".join(f"{k}={v}" for k, v in query.items()),
-                       key)
+        listing = _get(f"{url}/api/traces", key, query)
     except requests.RequestException as exc:
         sys.stderr.write(f"fallom traces: cannot reach {url}: {type(exc).__name__}\n")
         return 1

@@ -1,8 +1,9 @@
 """The one wrapper behind ``@trace_llm`` and ``@span``: sync, async, generators.
 
-The call mode is chosen once, at decoration time; the span logic lives in
-:class:`CallScope` and is shared by every mode, which branch only on how
-they call the user's function.
+The call mode is chosen once, at decoration time. The span logic (``begin``,
+``finish``, ``fail``, ``call_within`` / ``await_within``, and ``CallScope``
+for ``with`` blocks and generators) is shared by every mode, which branch
+only on how they call the user's function.
 """
 
 from __future__ import annotations

@@ -161,10 +161,6 @@ class RemoteStore:
             self.refresh_in_background()  # serve the stale value meanwhile
         return self._latest.get(key)
 
-    def all_latest(self) -> Dict[str, Any]:
-        self.latest("")
-        return dict(self._latest)
-
     def pinned(self, key: str, version: Any) -> Any:
         found = self._pinned.get((key, version), _MISSING)
         if found is not _MISSING:

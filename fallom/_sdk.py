@@ -22,7 +22,8 @@ __all__ = ["flush", "init", "shutdown", "stats"]
 
 _lock = threading.RLock()
 _atexit_registered = False
-_retired: List[SpanProcessor] = []  # kept so stats() still counts them
+_retired_stats: Dict[str, Any] = merge_stats([])  # counts of processors already closed
+_stats_lock = threading.Lock()
 
 
 def init(
@@ -133,10 +134,13 @@ def _set_log_level(settings: Settings) -> None:
 
 
 def _close(processors: Sequence[SpanProcessor], timeout: float) -> None:
-    _retired.extend(processors)
+    global _retired_stats
     deadline = time.monotonic() + timeout
     for processor in processors:
         processor.shutdown(max(0.0, deadline - time.monotonic()))
+        if hasattr(processor, "stats"):
+            with _stats_lock:
+                _retired_stats = merge_stats([_retired_stats, processor.stats()])
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -160,9 +164,9 @@ def shutdown(timeout: Optional[float] = None) -> None:
 
 def stats() -> Dict[str, Any]:
     """Delivery counters: ``sent``, ``retried``, ``batches`` and ``dropped`` by reason."""
-    everything = (*_retired, *STATE.all_processors())
-    parts = [p.stats() for p in everything if hasattr(p, "stats")]
-    return merge_stats(parts)
+    parts = [p.stats() for p in STATE.all_processors() if hasattr(p, "stats")]
+    with _stats_lock:
+        return merge_stats([_retired_stats, *parts])
 
 
 def _register_atexit() -> None:

@@ -86,10 +86,6 @@ class Span:
         self.start_ns = _ids.clock.wall_ns()
         self.start_mono = _ids.clock.monotonic_ns()
 
-    @property
-    def end_ns(self) -> int:
-        return self.start_ns + (self.duration_ns or 0)
-
     # -- read-only identity -------------------------------------------------
     @property
     def trace_id(self) -> str:

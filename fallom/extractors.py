@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from ._guard import report_internal_error
+from .providers import anthropic, google, litellm, openai
 
 __all__ = ["Extractor", "apply", "extract", "lookup", "register"]
 
@@ -67,8 +68,6 @@ _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 def _read_dict(result: Any) -> Optional[Mapping[str, Any]]:
     """Plain dicts shaped like the OpenAI or Anthropic JSON responses."""
-    from .providers import anthropic, openai
-
     kind = result.get("object")
     if kind == "chat.completion":
         return openai.read_chat_completion(result)
@@ -84,8 +83,6 @@ def _read_dict(result: Any) -> Optional[Mapping[str, Any]]:
 
 
 def _register_builtins() -> None:
-    from .providers import anthropic, google, litellm, openai
-
     known: Dict[str, Extractor] = {
         "openai.types.chat.chat_completion.ChatCompletion": openai.read_chat_completion,
         "openai.types.completion.Completion": openai.read_completion,

@@ -29,7 +29,7 @@ from ._traces_server import TracesServer  # noqa: E402
 def _clean_fallom() -> Iterator[None]:
     yield
     fallom.shutdown(2.0)
-    _sdk._retired.clear()
+    _sdk._retired_stats = _sdk.merge_stats([])
     STATE.settings = Settings()
     STATE.capture = True
     STATE.sample_threshold = 1 << 64

@@ -94,3 +94,4 @@ def test_reinit_does_not_leak_threads() -> None:
         assert fallom.flush(2.0)
     workers = [t for t in threading.enumerate() if t.name == "fallom-export" and t.is_alive()]
     assert len(workers) <= 1
+    assert fallom.stats()["sent"] == 5  # counters outlive the processors they came from

@@ -214,6 +214,11 @@ def test_fallom_traces_lists_and_shows(served: Served) -> None:
                               "s-cli"], env=env, capture_output=True, text=True, timeout=30,
                              check=True).stdout
     assert json.loads(as_json)["traces"][0]["total_tokens"] == 12
+    served.post({"traces": [record(5, trace=8, session_id="a&b c")]})
+    odd = subprocess.run([sys.executable, "-m", "fallom", "traces", "--json", "--session",
+                          "a&b c"], env=env, capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    assert [t["trace_id"] for t in json.loads(odd)["traces"]] == [f"{8:032x}"]
     refused = subprocess.run([sys.executable, "-m", "fallom", "traces", "--api-key", "nope"],
                              env=env, capture_output=True, text=True, timeout=30)
     assert refused.returncode != 0

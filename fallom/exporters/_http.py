@@ -13,7 +13,7 @@ import email.utils
 import random
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import requests
 
@@ -164,6 +164,3 @@ class HttpExporter:
             self._logged_statuses.add(status)
             logger.warning("fallom: %s answered %d; %s", self.url, status,
                            "check FALLOM_API_KEY" if status in (401, 403) else "spans dropped")
-
-    def stats(self) -> Dict[str, Any]:
-        return self.counters.snapshot()
