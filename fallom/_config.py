@@ -22,6 +22,7 @@ DEFAULTS: Mapping[str, Any] = {
     "traces_url": "https://traces.fallom.com",
     "configs_url": "https://configs.fallom.com",
     "prompts_url": "https://prompts.fallom.com",
+    "config_key": "default",
     "capture_content": True,
     "debug": False,
     "tracing": True,
@@ -31,6 +32,7 @@ DEFAULTS: Mapping[str, Any] = {
     "max_queue_size": 10_000,
     "max_batch_size": 512,
     "max_batch_bytes": 4_000_000,
+    "export_concurrency": 16,
     "batch_interval": 1.0,
     "export_timeout": 10.0,
     "shutdown_timeout": 5.0,
@@ -47,6 +49,7 @@ _ENV = {
     "traces_url": "FALLOM_TRACES_URL",
     "configs_url": "FALLOM_CONFIGS_URL",
     "prompts_url": "FALLOM_PROMPTS_URL",
+    "config_key": "FALLOM_CONFIG_KEY",
     "capture_content": "FALLOM_CAPTURE_CONTENT",
     "debug": "FALLOM_DEBUG",
     "tracing": "FALLOM_TRACING",
@@ -65,6 +68,7 @@ class Settings:
     traces_url: str = DEFAULTS["traces_url"]
     configs_url: str = DEFAULTS["configs_url"]
     prompts_url: str = DEFAULTS["prompts_url"]
+    config_key: str = DEFAULTS["config_key"]  # of spans outside any session
     capture_content: bool = True
     debug: bool = False
     tracing: bool = True
@@ -74,6 +78,8 @@ class Settings:
     max_queue_size: int = DEFAULTS["max_queue_size"]
     max_batch_size: int = DEFAULTS["max_batch_size"]
     max_batch_bytes: int = DEFAULTS["max_batch_bytes"]
+    export_concurrency: int = DEFAULTS["export_concurrency"]  # requests in flight, record mode
+    batch: Optional[bool] = None  # None: batches once the server says it takes them
     batch_interval: float = DEFAULTS["batch_interval"]
     export_timeout: float = DEFAULTS["export_timeout"]
     shutdown_timeout: float = DEFAULTS["shutdown_timeout"]
@@ -115,10 +121,17 @@ def _parse_number(value: Any, name: str, *, kind: type, low: float, high: float)
 
 
 def _parse_url(value: Any, name: str) -> str:
-    parts = urlsplit(str(value)) if isinstance(value, str) else None
+    """An http(s) URL, its scheme in lower case (``HTTP://`` is still plain http)."""
+    parts = urlsplit(value.strip()) if isinstance(value, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{name} must be an http(s) URL with a host, got {value!r}")
-    return str(value).rstrip("/")
+    return parts._replace(scheme=parts.scheme).geturl().rstrip("/")
+
+
+def _parse_key(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
 
 
 def is_loopback_url(url: str) -> bool:
@@ -134,7 +147,7 @@ def is_loopback_url(url: str) -> bool:
 
 _BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http",
           "otel_context")
-_INTS = ("max_queue_size", "max_batch_size", "max_batch_bytes",
+_INTS = ("max_queue_size", "max_batch_size", "max_batch_bytes", "export_concurrency",
          "capture_max_chars", "capture_max_items", "capture_max_depth")
 _FLOATS = ("batch_interval", "export_timeout", "shutdown_timeout", "cache_ttl",
            "cold_start_timeout")
@@ -159,6 +172,9 @@ def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = No
         values[key] = _parse_number(values[key], names[key], kind=int, low=1, high=2**62)
     for key in _FLOATS:
         values[key] = _parse_number(values[key], names[key], kind=float, low=0.0, high=86_400.0)
+    if values.get("batch") is not None:
+        values["batch"] = _parse_bool(values["batch"], names["batch"])
+    values["config_key"] = _parse_key(values["config_key"], names["config_key"])
     values["sample_rate"] = _parse_number(
         values["sample_rate"], names["sample_rate"], kind=float, low=0.0, high=1.0
     )
@@ -204,6 +220,10 @@ def _check_callables(values: dict[str, Any]) -> None:
     api_key = values.get("api_key")
     if api_key is not None and not isinstance(api_key, str):
         raise ValueError("api_key must be a string")
+    if api_key and any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in api_key):
+        # Never quote the key: it would end up in a log.
+        raise ValueError("api_key contains whitespace or control characters; "
+                         "check FALLOM_API_KEY for a stray newline")
 
 
 def _check_transport_security(settings: Settings, names: Mapping[str, str]) -> None:

@@ -19,9 +19,11 @@ from opentelemetry.trace import StatusCode
 from . import _attributes as attr
 from ._context import CURRENT_SESSION
 from ._guard import report_internal_error
+from ._json import json_text
 from ._record import _apply_redact, iso_time
 from ._session import SessionContext
 from ._state import STATE
+from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
 __all__ = ["FallomExporter", "ForeignSpan"]
 
@@ -40,6 +42,24 @@ _INPUT = ("gen_ai.input.messages", "gen_ai.prompt", "input.value", "llm.prompts"
 _OUTPUT = ("gen_ai.output.messages", "gen_ai.completion", "output.value", "llm.completions")
 _INDEXED = (("gen_ai.prompt.", "input"), ("gen_ai.completion.", "output"),
             ("llm.prompts.", "input"), ("llm.completions.", "output"))
+# Every attribute that carries prompt, completion, tool or retrieval text in the GenAI
+# conventions (current and older names), OpenLLMetry/Traceloop and OpenInference: with
+# content capture off none of them leaves the process.
+_CONTENT_NAMES = frozenset({
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "gen_ai.prompt", "gen_ai.completion", "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result", "gen_ai.tool.definitions", "gen_ai.request.messages",
+    "gen_ai.response.text", "input.value", "output.value", "llm.prompts", "llm.completions",
+    "llm.input_messages", "llm.output_messages", "llm.prompt_template.template",
+    "llm.prompt_template.variables", "traceloop.entity.input", "traceloop.entity.output",
+    "traceloop.prompt.template", "traceloop.prompt.template_variables",
+    "retrieval.documents", "embedding.embeddings", "tool.parameters",
+    "tool_call.function.arguments",
+    "exception.message", "exception.stacktrace"})
+_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.prompts.", "llm.completions.",
+                     "llm.input_messages.", "llm.output_messages.", "retrieval.documents.",
+                     "embedding.embeddings.", "gen_ai.input.messages.",
+                     "gen_ai.output.messages.", "message.content", "llm.tools.")
 
 
 class ForeignSpan:
@@ -47,6 +67,7 @@ class ForeignSpan:
 
     __slots__ = ("_parent_id", "_record", "_trace_id", "sampled")
     foreign = True
+    _cut = False
 
     def __init__(self, record: Dict[str, Any], trace_id: int, parent_id: Optional[int]) -> None:
         self._record, self._trace_id, self._parent_id = record, trace_id, parent_id
@@ -81,10 +102,13 @@ def _indexed(attrs: Mapping[str, Any], prefix: str) -> Optional[list[Dict[str, A
     return [messages[i] for i in sorted(messages)] or None
 
 
-def _content_keys(attrs: Mapping[str, Any]) -> set[str]:
+def _content_keys(attrs: Mapping[str, Any], capture: bool) -> set[str]:
+    """Attributes not to forward: content moved into the request and response, or all of it."""
     keys = {k for k in attrs if k in _INPUT or k in _OUTPUT}
     keys |= {k for k in attrs for prefix, _ in _INDEXED if k.startswith(prefix)
              and (k.endswith(".content") or k.endswith(".arguments"))}
+    if not capture:
+        keys |= {k for k in attrs if k in _CONTENT_NAMES or k.startswith(_CONTENT_PREFIXES)}
     return keys
 
 
@@ -102,22 +126,25 @@ def _error(span: ReadableSpan, capture: bool) -> Optional[str]:
 
 def to_record(span: ReadableSpan, session: Optional[SessionContext],
               capture: bool) -> Dict[str, Any]:
-    """One OpenTelemetry span as a fallom wire record."""
+    """One OpenTelemetry span as a v2 fallom wire record (DESIGN §3)."""
     attrs = dict(span.attributes or {})
     context = span.get_span_context()
     if context is None:
         raise ValueError("span without a context")
-    record: Dict[str, Any] = {"trace_id": f"{context.trace_id:032x}",
-                              "span_id": f"{context.span_id:016x}"}
-    if span.parent is not None:
-        record["parent_span_id"] = f"{span.parent.span_id:016x}"
+    trace_id = f"{context.trace_id:032x}"
+    record: Dict[str, Any]
     session_id = _first(attrs, _SESSION)
     if session is not None:
-        record.update(config_key=session.config_key, session_id=session.session_id)
+        record = {"config_key": session.config_key, "session_id": session.session_id}
         if session.customer_id:
             record["customer_id"] = session.customer_id
-    elif session_id is not None:
-        record["session_id"] = str(session_id)
+    else:
+        record = {"config_key": str(attrs.get("fallom.config_key") or
+                                    STATE.settings.config_key),
+                  "session_id": str(session_id) if session_id else trace_id}
+    record.update(trace_id=trace_id, span_id=f"{context.span_id:016x}")
+    if span.parent is not None:
+        record["parent_span_id"] = f"{span.parent.span_id:016x}"
     model = _first(attrs, _MODEL)
     operation = attrs.get(attr.OPERATION)
     kind = "llm" if model or _first(attrs, _PROVIDER) else "span"
@@ -125,50 +152,79 @@ def to_record(span: ReadableSpan, session: Optional[SessionContext],
         kind = "embedding"
     elif operation == "execute_tool":
         kind = "tool"
-    start, end = span.start_time or 0, span.end_time or span.start_time or 0
-    record.update(name=span.name, kind=kind, start_time=iso_time(start), end_time=iso_time(end),
-                  duration_ms=(end - start) / 1e6,
-                  status="ERROR" if span.status.status_code is StatusCode.ERROR else "OK")
-    if record["status"] == "ERROR":
-        record["error_message"] = _error(span, capture)
+    record.update(name=span.name, kind=kind)
     if model:
         record["model"] = str(model)
-    prompt, completion = _first(attrs, _INPUT_TOKENS), _first(attrs, _OUTPUT_TOKENS)
-    total = _first(attrs, _TOTAL_TOKENS)
-    if total is None and prompt is not None and completion is not None:
-        total = int(prompt) + int(completion)
-    for name, value in (("prompt_tokens", prompt), ("completion_tokens", completion),
-                        ("total_tokens", total)):
-        if value is not None:
-            record[name] = int(value)
+    start, end = span.start_time or 0, span.end_time or span.start_time or 0
+    record.update(start_time=iso_time(start), end_time=iso_time(end),
+                  duration_ms=(end - start + 500_000) // 1_000_000)
     ttft = _first(attrs, _TTFT_MS)
     if ttft is None and _first(attrs, _TTFT_S) is not None:
         ttft = float(_first(attrs, _TTFT_S)) * 1000
     if ttft is not None:
-        record["time_to_first_token_ms"] = float(ttft)
+        record["time_to_first_token_ms"] = round(float(ttft))
+    record["status"] = "ERROR" if span.status.status_code is StatusCode.ERROR else "OK"
+    if record["status"] == "ERROR":
+        record["error_message"] = _error(span, capture)
+    if ttft is not None:
         record["is_streaming"] = True
-    if capture:
-        _content(record, attrs)
-    provider = _first(attrs, _PROVIDER)
-    if provider is not None:
-        attrs[attr.PROVIDER] = provider
-    dropped = _content_keys(attrs)
-    rest = {k: _json(v) for k, v in attrs.items() if k not in dropped}
-    if rest:
-        record["attributes"] = rest
+    record["attributes"] = _attributes(attrs, capture, record, operation, end - start, ttft)
     return record
 
 
-def _content(record: Dict[str, Any], attrs: Mapping[str, Any]) -> None:
+def _attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
+                operation: Any, duration_ns: int, ttft: Optional[float]) -> Dict[str, Any]:
+    provider = _first(attrs, _PROVIDER)
+    if provider is not None:
+        attrs[attr.PROVIDER] = provider
+    dropped = _content_keys(attrs, capture)
+    out = {k: _json(v) for k, v in attrs.items() if k not in dropped}
+    out["fallom.sdk_version"] = "2"
+    out["fallom.method"] = str(operation or record["name"])
+    if capture:
+        request, response = _content(attrs)
+        if request is not None:
+            out[RAW_REQUEST] = json_text(
+                {"messages" if isinstance(request, list) else "input": request,
+                 "model": record.get("model")})[0]
+        if response is not None:
+            text = response if isinstance(response, str) else None
+            out[RAW_RESPONSE] = json_text({"output": response, "text": text}
+                                          if text is not None else {"output": response})[0]
+    usage = _usage(attrs)
+    if usage:
+        out[RAW_USAGE] = json_text(usage)[0]
+    timings = {"requestStart": 0, "requestEnd": record["duration_ms"],
+               "responseEnd": record["duration_ms"], "totalDurationMs": record["duration_ms"],
+               "durationUs": duration_ns // 1000}
+    if ttft is not None:
+        timings.update(firstTokenTime=round(ttft), firstTokenUs=int(ttft * 1000))
+    out[RAW_TIMINGS] = json_text(timings)[0]
+    return out
+
+
+def _usage(attrs: Mapping[str, Any]) -> Dict[str, int]:
+    prompt, completion = _first(attrs, _INPUT_TOKENS), _first(attrs, _OUTPUT_TOKENS)
+    total = _first(attrs, _TOTAL_TOKENS)
+    if total is None and prompt is not None and completion is not None:
+        total = int(prompt) + int(completion)
+    return {name: int(value) for name, value in (
+        ("prompt_tokens", prompt), ("completion_tokens", completion), ("total_tokens", total))
+        if value is not None}
+
+
+def _content(attrs: Mapping[str, Any]) -> tuple[Any, Any]:
+    found: Dict[str, Any] = {}
     for names, field in ((_INPUT, "input"), (_OUTPUT, "output")):
         value = _first(attrs, names)
         if value is not None:
-            record[field] = _json(value)
+            found[field] = _json(value)
     for prefix, field in _INDEXED:
-        if field not in record:
+        if field not in found:
             messages = _indexed(attrs, prefix)
             if messages is not None:
-                record[field] = messages
+                found[field] = messages
+    return found.get("input"), found.get("output")
 
 
 class FallomExporter(SpanExporter):

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from . import _attributes as attr
 from ._version import __version__
+from ._wire import RecordView
 
 try:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -47,33 +48,35 @@ def _value(value: Any) -> Any:
 
 def attributes(record: Mapping[str, Any]) -> Dict[str, Any]:
     """The OTel attributes of a fallom record, GenAI names first."""
-    extra: Mapping[str, Any] = record.get("attributes") or {}
+    view = RecordView(record)
+    extra: Mapping[str, Any] = view.attributes
     out: Dict[str, Any] = {k: _value(v) for k, v in extra.items()}
     kind = record.get("kind", "span")
+    prompt_tokens, completion_tokens, total_tokens = view.usage
     genai = {
         attr.OPERATION: extra.get(attr.OPERATION) or _OPERATIONS.get(kind),
         attr.REQUEST_MODEL: extra.get(attr.REQUEST_MODEL) or record.get("model"),
         attr.RESPONSE_MODEL: record.get("model"),
-        "gen_ai.usage.input_tokens": record.get("prompt_tokens"),
-        "gen_ai.usage.output_tokens": record.get("completion_tokens"),
+        "gen_ai.usage.input_tokens": prompt_tokens,
+        "gen_ai.usage.output_tokens": completion_tokens,
         "gen_ai.conversation.id": record.get("session_id"),
         "gen_ai.prompt.name": record.get("prompt_key"),
         "gen_ai.prompt.version": record.get("prompt_version"),
         "fallom.kind": kind,
         "fallom.config_key": record.get("config_key"),
         "fallom.customer_id": record.get("customer_id"),
-        "fallom.total_tokens": record.get("total_tokens"),
-        "fallom.time_to_first_token_ms": record.get("time_to_first_token_ms"),
+        "fallom.total_tokens": total_tokens,
+        "fallom.time_to_first_token_ms": view.time_to_first_token_ms,
         "fallom.is_streaming": record.get("is_streaming"),
         "fallom.prompt_ab_test_key": record.get("prompt_ab_test_key"),
         "fallom.prompt_variant_index": record.get("prompt_variant_index"),
         "fallom.tags": record.get("tags"),
         "fallom.metadata": record.get("metadata"),
     }
-    if "input" in record:  # present only with content capture on
-        genai["gen_ai.input.messages"] = record["input"]
-    if "output" in record:
-        genai["gen_ai.output.messages"] = record["output"]
+    if view.has_input:  # present only with content capture on
+        genai["gen_ai.input.messages"] = view.input
+    if view.has_output:
+        genai["gen_ai.output.messages"] = view.output
     out.update({k: _value(v) for k, v in genai.items() if v is not None})
     return out
 
@@ -107,7 +110,7 @@ class OtlpExporter:
         return ReadableSpan(name=record["name"], context=context, parent=parent,
                             resource=self._resource, attributes=attributes(record),
                             status=status, start_time=start,
-                            end_time=start + int(float(record.get("duration_ms", 0)) * 1e6),
+                            end_time=start + int((RecordView(record).duration_ms or 0) * 1e6),
                             instrumentation_scope=self._scope)
 
     def export(self, records: List[Dict[str, Any]]) -> bool:

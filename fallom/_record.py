@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime
 import inspect
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 from . import extractors
 from ._capture import Limits, resolve
 from ._guard import logger, report_internal_error
+from ._json import json_text
 from ._span import _UNSET, Span
 from ._state import STATE
+from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
 __all__ = ["Binder", "BoundArgs", "iso_time", "reset_warnings", "to_record"]
 
@@ -168,55 +170,129 @@ def _apply_redact(redact: Callable[[Record], Optional[Record]], record: Record) 
 
 
 def _build(span: Span, limits: Limits) -> Record:
-    # The export worker runs this for every span: plain attribute reads, no helpers.
-    duration = span.duration_ns or 0
-    record: Record = {"trace_id": f"{span._trace_id:032x}", "span_id": f"{span._span_id:016x}"}
-    if span._parent_id is not None:
-        record["parent_span_id"] = f"{span._parent_id:016x}"
+    """The v2 record of DESIGN §3: TraceData fields on top, the rest in ``attributes``.
+
+    The export worker runs this for every span: plain attribute reads, and
+    the fixed-shape timings written without the JSON encoder.
+    """
+    duration_ms = ((span.duration_ns or 0) + 500_000) // 1_000_000
+    trace_id = f"{span._trace_id:032x}"
     session = span.session
+    record: Record
     if session is not None:
-        record["config_key"] = session.config_key
-        record["session_id"] = session.session_id
+        record = {"config_key": session.config_key, "session_id": session.session_id}
         if session.customer_id:
             record["customer_id"] = session.customer_id
+    else:
+        record = {"config_key": STATE.settings.config_key, "session_id": trace_id}
+    record["trace_id"] = trace_id
+    record["span_id"] = f"{span._span_id:016x}"
+    if span._parent_id is not None:
+        record["parent_span_id"] = f"{span._parent_id:016x}"
     record["name"] = span.name
     record["kind"] = span.kind
+    if span.model is not None:
+        record["model"] = span.model
     record["start_time"] = iso_time(span.start_ns)
-    record["end_time"] = iso_time(span.start_ns + duration)
-    record["duration_ms"] = duration / 1e6
+    record["end_time"] = iso_time(span.start_ns + (span.duration_ns or 0))
+    record["duration_ms"] = duration_ms
+    ttft_ms = None
+    if span.ttft_ns is not None:
+        ttft_ms = record["time_to_first_token_ms"] = (span.ttft_ns + 500_000) // 1_000_000
     record["status"] = span.status
     if span.error_message:
         record["error_message"] = span.error_message
-    if span.model is not None:
-        record["model"] = span.model
-    if span.total_tokens is not None or span.prompt_tokens is not None \
-            or span.completion_tokens is not None:
-        _optional(record, "prompt_tokens", span.prompt_tokens)
-        _optional(record, "completion_tokens", span.completion_tokens)
-        _optional(record, "total_tokens", span.total_tokens)
-    if span.ttft_ns is not None:
-        record["time_to_first_token_ms"] = span.ttft_ns / 1e6
     if span.is_streaming:
         record["is_streaming"] = True
-    if span._capture:
-        if span.input is not _UNSET:
-            record["input"] = _value(span.input, limits)
-        if span.output is not _UNSET:
-            record["output"] = _value(span.output, limits)
     if session is not None:
         if session.metadata:
             record["metadata"] = dict(session.metadata)  # made JSON-safe with the session
         if session.tags:
             record["tags"] = list(session.tags)
-    if span.attributes:
-        record["attributes"] = {k: resolve(v, limits) for k, v in span.attributes.items()}
+    record["attributes"] = _attributes(span, limits, duration_ms, ttft_ms)
     prompt = span.prompt
     if prompt is not None:
         record["prompt_key"] = prompt.key
-        _optional(record, "prompt_version", prompt.version)
+        _optional(record, "prompt_version", _int_or_none(prompt.version))
         _optional(record, "prompt_ab_test_key", prompt.ab_test_key)
-        _optional(record, "prompt_variant_index", prompt.variant_index)
+        _optional(record, "prompt_variant_index", _int_or_none(prompt.variant_index))
     return record
+
+
+def _attributes(span: Span, limits: Limits, duration_ms: int,
+                ttft_ms: Optional[int]) -> Dict[str, Any]:
+    attributes: Dict[str, Any] = {}
+    if span.attributes:
+        attributes.update({k: resolve(v, limits) for k, v in span.attributes.items()})
+    attributes["fallom.sdk_version"] = "2"
+    attributes["fallom.method"] = span.method or span.name
+    if span._capture:
+        request = _request(span, limits)
+        if request is not None:
+            attributes[RAW_REQUEST] = _json_text(span, request)
+        response = _response(span, limits)
+        if response is not None:
+            attributes[RAW_RESPONSE] = _json_text(span, response)
+    usage = span.raw_usage if span.method is not None else None
+    if usage is not None:
+        attributes[RAW_USAGE] = _json_text(span, resolve(usage, limits))
+    elif span.total_tokens is not None or span.prompt_tokens is not None \
+            or span.completion_tokens is not None:
+        attributes[RAW_USAGE] = _usage_text(span)
+    # The reference keys in whole milliseconds, and microseconds beside them.
+    first = "" if ttft_ms is None else \
+        f',"firstTokenTime":{ttft_ms},"firstTokenUs":{(span.ttft_ns or 0) // 1000}'
+    streaming = ',"isStreaming":true' if span.is_streaming else ""
+    attributes[RAW_TIMINGS] = (
+        f'{{"requestStart":0,"requestEnd":{duration_ms},"responseEnd":{duration_ms},'
+        f'"totalDurationMs":{duration_ms},"durationUs":{(span.duration_ns or 0) // 1000}'
+        f'{first}{streaming}}}')
+    return attributes
+
+
+def _request(span: Span, limits: Limits) -> Any:
+    """A provider call's request as the reference wrappers send it, else the arguments."""
+    if span.input is _UNSET:
+        return None
+    value = _value(span.input, limits)
+    if span.method is not None:
+        return value
+    return {"input": value} if span.model is None else {"input": value, "model": span.model}
+
+
+def _response(span: Span, limits: Limits) -> Any:
+    if span.method is not None and span.raw_response is not None:
+        return resolve(span.raw_response, limits)
+    if span.output is _UNSET:
+        return None
+    value = _value(span.output, limits)
+    return {"output": value, "text": value} if isinstance(value, str) else {"output": value}
+
+
+def _usage_text(span: Span) -> str:
+    parts = [f'"{name}":{value}' for name, value in (
+        ("prompt_tokens", span.prompt_tokens), ("completion_tokens", span.completion_tokens),
+        ("total_tokens", span.total_tokens)) if value is not None]
+    return "{" + ",".join(parts) + "}"
+
+
+def _json_text(span: Span, value: Any) -> str:
+    """``value`` as a JSON string; what cannot be encoded is cut, with a marker."""
+    text, cut = json_text(value)
+    if cut:
+        span._cut = True
+    return text
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def _optional(record: Record, key: str, value: Any) -> None:

@@ -59,6 +59,10 @@ class Span:
     input: Any = None  # replaced by _UNSET below, once it exists
     output: Any = None
     prompt: Optional[PromptMark] = None
+    method: Optional[str] = None  # fallom.method of a provider call; its input is the request
+    raw_response: Any = None  # a provider call's response, in the reference wrappers' shape
+    raw_usage: Any = None  # the provider's own usage object
+    _cut = False  # a value could not be encoded and was replaced by a marker
     attributes: Optional[dict[str, Any]] = None
     duration_ns: Optional[int] = None  # set once, by end()
     _trace_id: int

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from ._wire import RecordView
+
 __all__ = ["print_traces", "render_traces"]
 
 Record = Mapping[str, Any]
@@ -40,23 +42,24 @@ class _Glyphs:
 
 
 def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs) -> Text:
+    view = RecordView(record)
     failed = record.get("status") == "ERROR"
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(str(record.get("name", "?")), style="bold red" if failed else "bold")
     line.append(f" ({record.get('kind', 'span')}) ", style="dim")
-    line.append(_duration(record.get("duration_ms")))
+    line.append(_duration(view.duration_ms))
     line.append(" ")
     line.append("ERROR" if failed else "OK", style="red" if failed else "green")
     dot = glyphs.dot
     details: List[str] = []
     if record.get("model"):
         details.append(str(record["model"]))
-    tokens = [record.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")]
+    tokens = view.usage
     if any(t is not None for t in tokens):
         details.append("tokens " + "/".join("-" if t is None else str(t) for t in tokens))
-    if record.get("time_to_first_token_ms") is not None:
-        details.append(f"ttft {_duration(record['time_to_first_token_ms'])}")
-    if root:
+    if view.time_to_first_token_ms is not None:
+        details.append(f"ttft {_duration(view.time_to_first_token_ms)}")
+    if root and record.get("session_id") != record.get("trace_id"):  # a session was open
         for key, title in (("session_id", "session"), ("customer_id", "customer"),
                            ("config_key", "config")):
             if record.get(key):
@@ -68,10 +71,10 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs) -> 
     if unfinished:
         line.append(" (unfinished trace)", style="yellow")
     parts = []
-    if "input" in record:
-        parts.append(f"in {_preview(record['input'], glyphs.more)}")
-    if "output" in record:
-        parts.append(f"out {_preview(record['output'], glyphs.more)}")
+    if view.has_input:
+        parts.append(f"in {_preview(view.input, glyphs.more)}")
+    if view.has_output:
+        parts.append(f"out {_preview(view.output, glyphs.more)}")
     if parts:
         line.append("\n")
         line.append("  " + glyphs.arrow.join(parts), style="dim")

@@ -2,7 +2,9 @@
 
 An extractor is a callable ``(result) -> dict`` of record fields: ``model``,
 ``provider``, ``prompt_tokens``, ``completion_tokens``, ``total_tokens``,
-``output``, ``finish_reason``, ``response_id`` and ``attributes``. They are
+``output``, ``finish_reason``, ``response_id`` and ``attributes``; provider
+readers add ``raw_response`` and ``raw_usage``, the shapes the other Fallom
+SDKs send in ``fallom.raw.response`` and ``fallom.raw.usage``. They are
 looked up by the result's type, so an unknown result costs one dict lookup;
 provider SDKs are never imported here.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
+from ._capture import snapshot
 from ._guard import report_internal_error
 from .providers import anthropic, google, litellm, openai
 
@@ -112,6 +115,11 @@ def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) 
             elif key == "output":
                 if capture_output:
                     span.set_output(value)
+            elif key == "raw_response":
+                if capture_output:
+                    span.raw_response = snapshot(value)
+            elif key == "raw_usage":
+                span.raw_usage = snapshot(value)
             elif key == "input":
                 span.set_input(value)
             elif key == "attributes":

@@ -13,9 +13,10 @@ from typing import Any, Dict, Iterator, List
 
 from . import _ids
 from ._state import STATE
+from ._wire import RecordView
 from .exporters._simple import InMemoryExporter, SimpleProcessor
 
-__all__ = ["CapturedSpans", "capture_spans", "deterministic"]
+__all__ = ["CapturedSpans", "RecordView", "capture_spans", "deterministic", "view"]
 
 
 class CapturedSpans(List[Dict[str, Any]]):
@@ -30,6 +31,19 @@ class CapturedSpans(List[Dict[str, Any]]):
 
     def names(self) -> List[str]:
         return [r.get("name", "") for r in self]
+
+    def view(self, name: str) -> RecordView:
+        """The one record called ``name``, read: ``.total_tokens``, ``.input``, ``.output``."""
+        return RecordView(self.by_name(name))
+
+
+def view(record: Dict[str, Any]) -> RecordView:
+    """Read a record: tokens, model, input and output, wherever the wire format keeps them.
+
+    Records carry tokens and content inside ``attributes`` as ``fallom.raw.*``
+    JSON strings (the format every Fallom SDK sends); this parses them.
+    """
+    return RecordView(record)
 
 
 class _ListExporter(InMemoryExporter):

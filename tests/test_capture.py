@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import fallom
 from fallom._capture import Limits, to_jsonable
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 
 class BrokenRepr:
@@ -135,5 +135,5 @@ def test_capture_limits_from_init(spans: CapturedSpans) -> None:
         return text
 
     echo("abcdefgh")
-    assert spans[0]["input"] == {"text": "abcde…[truncated 3 chars]"}
-    assert spans[0]["output"] == "abcde…[truncated 3 chars]"
+    assert view(spans[0]).input == {"text": "abcde…[truncated 3 chars]"}
+    assert view(spans[0]).output == "abcde…[truncated 3 chars]"

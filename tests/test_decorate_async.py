@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._helpers import assert_same_identity
 
@@ -32,8 +32,8 @@ def test_span_covers_the_await_not_the_creation(spans: CapturedSpans) -> None:
         return await pending
 
     assert asyncio.run(main()) == "abab"
-    assert spans[0]["output"] == "abab"
-    assert spans[0]["input"] == {"question": "ab"}
+    assert view(spans[0]).output == "abab"
+    assert view(spans[0]).input == {"question": "ab"}
 
 
 def test_nested_spans_inside_a_coroutine(spans: CapturedSpans) -> None:
@@ -69,7 +69,7 @@ def test_exception_and_cancellation(spans: CapturedSpans) -> None:
     failed, cancelled = spans
     assert failed["status"] == "ERROR"
     assert cancelled["status"] == "OK"
-    assert cancelled["attributes"] == {"cancelled": True}
+    assert cancelled["attributes"]["cancelled"] is True
 
 
 def test_async_method(spans: CapturedSpans) -> None:
@@ -79,5 +79,5 @@ def test_async_method(spans: CapturedSpans) -> None:
             return prompt.upper()
 
     assert asyncio.run(Client().complete("hi")) == "HI"
-    assert spans[0]["input"] == {"prompt": "hi"}
+    assert view(spans[0]).input == {"prompt": "hi"}
     assert spans[0]["name"] == "test_async_method.Client.complete"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 
 class Factory:
@@ -29,4 +29,4 @@ def test_identity_is_preserved() -> None:
 def test_cls_is_bound_and_not_recorded(spans: CapturedSpans) -> None:
     assert Factory.greet("ann") == "hello ann"
     assert Child().greet("bob") == "hi bob"
-    assert [r["input"] for r in spans] == [{"name": "ann"}, {"name": "bob"}]
+    assert [view(r).input for r in spans] == [{"name": "ann"}, {"name": "bob"}]

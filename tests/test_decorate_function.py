@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._helpers import assert_same_identity
 
@@ -28,8 +28,8 @@ def test_records_bound_arguments_and_return_value(spans: CapturedSpans) -> None:
     (record,) = spans
     assert record["name"] == "plain"
     assert record["kind"] == "llm"
-    assert record["input"] == {"question": "why", "temperature": 0.1}
-    assert record["output"] == "answer to why"
+    assert view(record).input == {"question": "why", "temperature": 0.1}
+    assert view(record).output == "answer to why"
     assert record["status"] == "OK"
     assert "parent_span_id" not in record
 
@@ -40,7 +40,7 @@ def test_positional_arguments_are_bound_by_name(spans: CapturedSpans) -> None:
         return a + b + sum(rest) + c + sum(extra.values())
 
     assert mixed(1, 2, 3, 4, c=5, d=6) == 21
-    assert spans[0]["input"] == {"a": 1, "b": 2, "rest": [3, 4], "c": 5, "extra": {"d": 6}}
+    assert view(spans[0]).input == {"a": 1, "b": 2, "rest": [3, 4], "c": 5, "extra": {"d": 6}}
 
 
 def test_options_name_model_provider(spans: CapturedSpans) -> None:
@@ -73,8 +73,8 @@ def test_capture_flags_keep_input_and_output_out(spans: CapturedSpans) -> None:
         return password[::-1]
 
     assert secret("hunter2") == "2retnuh"
-    assert "input" not in spans[0]
-    assert "output" not in spans[0]
+    assert not view(spans[0]).has_input
+    assert not view(spans[0]).has_output
 
 
 def test_exception_is_recorded_and_reraised_unchanged(spans: CapturedSpans) -> None:
@@ -103,8 +103,8 @@ def test_extractor_fills_record_fields(spans: CapturedSpans) -> None:
 
     assert call() == {"m": "claude-x", "text": "hello"}
     record = spans[0]
-    assert (record["model"], record["prompt_tokens"], record["completion_tokens"],
-            record["total_tokens"], record["output"]) == ("claude-x", 3, 4, 7, "hello")
+    assert (record["model"], view(record).prompt_tokens, view(record).completion_tokens,
+            view(record).total_tokens, view(record).output) == ("claude-x", 3, 4, 7, "hello")
 
 
 def test_a_non_callable_extractor_fails_at_decoration() -> None:
@@ -123,4 +123,4 @@ def test_mutating_an_argument_after_the_call_does_not_change_the_record(
 
     chat(messages)
     messages.append({"role": "assistant", "content": "later"})
-    assert spans[0]["input"] == {"messages": [{"role": "user", "content": "hi"}]}
+    assert view(spans[0]).input == {"messages": [{"role": "user", "content": "hi"}]}

@@ -10,7 +10,7 @@ import pytest
 
 import fallom
 from fallom import _ids
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._helpers import assert_same_identity
 
@@ -42,9 +42,9 @@ def test_exhausted_generator(spans: CapturedSpans) -> None:
     items = list(traced(3))
     assert items == ["t0 ", "t1 ", "t2 "]
     (record,) = spans
-    assert record["output"] == "t0 t1 t2 "
+    assert view(record).output == "t0 t1 t2 "
     assert record["is_streaming"] is True
-    assert record["time_to_first_token_ms"] >= 0
+    assert view(record).time_to_first_token_ms >= 0
 
 
 def test_time_to_first_token_is_the_first_item_with_content(spans: CapturedSpans) -> None:
@@ -58,8 +58,8 @@ def test_time_to_first_token_is_the_first_item_with_content(spans: CapturedSpans
 
     list(slow_start())
     # readings: start=0, empty item (no reading), "hello" at 1 ms, end at 2 ms
-    assert spans[0]["time_to_first_token_ms"] == 1.0
-    assert spans[0]["duration_ms"] == 2.0
+    assert view(spans[0]).time_to_first_token_ms == 1.0
+    assert view(spans[0]).duration_ms == 2.0
 
 
 def test_break_ends_the_span_when_collected(spans: CapturedSpans) -> None:
@@ -71,7 +71,7 @@ def test_break_ends_the_span_when_collected(spans: CapturedSpans) -> None:
     del gen
     gc.collect()
     (record,) = spans
-    assert record["output"] == "t0 t1 "
+    assert view(record).output == "t0 t1 "
     assert record["status"] == "OK"
     assert record["attributes"]["cancelled"] is True
 
@@ -98,7 +98,7 @@ def test_send_and_throw_reach_the_user_generator(spans: CapturedSpans) -> None:
     assert gen.send("a") == "a"
     assert gen.throw(KeyError("k")) == "caught"
     gen.close()
-    assert spans[0]["output"] == "startacaught"
+    assert view(spans[0]).output == "startacaught"
 
 
 def test_return_value_survives(spans: CapturedSpans) -> None:
@@ -112,7 +112,7 @@ def test_return_value_survives(spans: CapturedSpans) -> None:
         assert result == 42
 
     assert list(outer()) == [1]
-    assert spans[0]["output"] == [1]
+    assert view(spans[0]).output == [1]
 
 
 def test_error_inside_the_generator(spans: CapturedSpans) -> None:
@@ -124,7 +124,7 @@ def test_error_inside_the_generator(spans: CapturedSpans) -> None:
     with pytest.raises(RuntimeError, match="mid-stream"):
         list(broken())
     assert spans[0]["status"] == "ERROR"
-    assert spans[0]["output"] == "a"
+    assert view(spans[0]).output == "a"
 
 
 def test_span_is_current_only_while_the_generator_runs(spans: CapturedSpans) -> None:
@@ -148,7 +148,7 @@ def test_async_generator(spans: CapturedSpans) -> None:
         return [item async for item in atraced(3)]
 
     assert asyncio.run(main()) == ["t0 ", "t1 ", "t2 "]
-    assert spans[0]["output"] == "t0 t1 t2 "
+    assert view(spans[0]).output == "t0 t1 t2 "
     assert spans[0]["is_streaming"] is True
 
 
@@ -161,7 +161,7 @@ def test_async_generator_broken_off(spans: CapturedSpans) -> None:
         await agen.aclose()
 
     asyncio.run(main())
-    assert spans[0]["output"] == "t0 "
+    assert view(spans[0]).output == "t0 "
     assert spans[0]["attributes"]["cancelled"] is True
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._helpers import assert_same_identity
 
@@ -33,10 +33,10 @@ def test_identity_is_preserved() -> None:
 def test_self_is_not_recorded(spans: CapturedSpans) -> None:
     assert Bot("> ").reply("hi") == "> hi"
     assert spans[0]["name"] == "Bot.reply"
-    assert spans[0]["input"] == {"question": "hi"}
+    assert view(spans[0]).input == {"question": "hi"}
 
 
 def test_called_through_the_class(spans: CapturedSpans) -> None:
     bot = Bot("> ")
     assert Bot.reply(bot, question="yo") == "> yo"
-    assert spans[0]["input"] == {"question": "yo"}
+    assert view(spans[0]).input == {"question": "yo"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 
 class Tools:
@@ -23,5 +23,5 @@ def test_identity_is_preserved() -> None:
 def test_called_on_class_and_instance(spans: CapturedSpans) -> None:
     assert Tools.shout("a") == "A"
     assert Tools().shout(text="b") == "B"
-    assert [r["input"] for r in spans] == [{"text": "a"}, {"text": "b"}]
+    assert [view(r).input for r in spans] == [{"text": "a"}, {"text": "b"}]
     assert spans.names() == ["Tools.shout", "Tools.shout"]

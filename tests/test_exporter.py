@@ -12,8 +12,9 @@ import pytest
 
 import fallom
 from fallom.exporters._http import retry_after_seconds
+from fallom.testing import view
 
-from ._traces_server import TracesServer
+from ._traces_server import TracesServer, plain_body
 
 KEY = "test-key-0123"
 
@@ -27,19 +28,81 @@ def start(server: TracesServer, **kwargs: Any) -> None:
     fallom.init(api_key=KEY, traces_url=server.url, **kwargs)
 
 
-def test_a_batch_is_gzip_json_with_the_key_in_the_header(traces_server: TracesServer) -> None:
+def test_bare_records_until_the_server_says_it_takes_batches(
+        traces_server: TracesServer) -> None:
     start(traces_server)
     call(1)
-    call(2)
     assert fallom.flush(5.0) is True
-    request = traces_server.requests[0]
-    assert request["path"] == "/v1/traces"
-    assert request["headers"]["Authorization"] == f"Bearer {KEY}"
-    assert request["headers"]["Content-Encoding"] == "gzip"
-    assert request["headers"]["Content-Type"] == "application/json"
-    body = json.loads(gzip.decompress(request["body"]))
-    assert [r["input"] for r in body["traces"]] == [{"i": 1}, {"i": 2}]
-    assert fallom.stats()["sent"] == 2
+    first = traces_server.requests[0]
+    assert first["path"] == "/v1/traces"
+    assert first["headers"]["Authorization"] == f"Bearer {KEY}"
+    assert first["headers"]["Content-Type"] == "application/json"
+    assert "Content-Encoding" not in first["headers"]
+    assert view(json.loads(first["body"])).input == {"i": 1}  # one bare record
+    call(2)
+    call(3)
+    assert fallom.flush(5.0) is True
+    (second,) = traces_server.requests[1:]  # the reply said "batch, gzip"
+    assert second["headers"]["Content-Encoding"] == "gzip"
+    body = json.loads(gzip.decompress(second["body"]))
+    assert [view(r).input for r in body["traces"]] == [{"i": 2}, {"i": 3}]
+    assert fallom.stats()["sent"] == 3
+
+
+@pytest.mark.parametrize(("ingest", "batched", "gzipped"), [
+    (None, False, False), ("batch", True, False), ("GZIP", False, True),
+    (" gzip ,batch", True, True), ("something-else", False, False)])
+def test_each_ingest_token_counts_alone(ingest: Any, batched: bool, gzipped: bool) -> None:
+    server = TracesServer(ingest=ingest)
+    try:
+        start(server)
+        call(0)
+        assert fallom.flush(5.0) is True
+        for i in range(1, 4):
+            call(i)
+        assert fallom.flush(5.0) is True
+        later = server.requests[1:]
+        assert len(later) == (1 if batched else 3)
+        for request in later:
+            assert ("Content-Encoding" in request["headers"]) is gzipped
+            body = gzip.decompress(request["body"]) if gzipped else request["body"]
+            assert ("traces" in json.loads(body)) is batched
+        assert sorted(view(r).input["i"] for r in server.records) == [0, 1, 2, 3]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("forced", [True, False])
+def test_init_batch_forces_either_mode(forced: bool) -> None:
+    server = TracesServer(ingest=None if forced else "batch, gzip")
+    try:
+        start(server, batch=forced)
+        for i in range(3):
+            call(i)
+        assert fallom.flush(5.0) is True
+        assert len(server.requests) == (1 if forced else 3)
+        assert ("Content-Encoding" in server.requests[0]["headers"]) is forced
+    finally:
+        server.close()
+
+
+def test_a_server_that_stops_advertising_gets_bare_records_again() -> None:
+    server = TracesServer()
+    try:
+        start(server)
+        call(0)
+        assert fallom.flush(5.0)
+        server.ingest = None  # e.g. the URL now reaches the Fallom cloud
+        call(1)
+        call(2)
+        assert fallom.flush(5.0)  # one batch, whose reply no longer advertises
+        call(3)
+        call(4)
+        assert fallom.flush(5.0)
+        assert [("traces" in json.loads(plain_body(r))) for r in server.requests] == \
+            [False, True, False, False]
+    finally:
+        server.close()
 
 
 def test_8_threads_x_1000_spans_through_failures_arrive_exactly_once(
@@ -59,7 +122,7 @@ def test_8_threads_x_1000_spans_through_failures_arrive_exactly_once(
     for thread in threads:
         thread.join()
     assert fallom.flush(30.0) is True
-    inputs = [r["input"]["i"] for r in traces_server.records]
+    inputs = [view(r).input["i"] for r in traces_server.records]
     assert len(inputs) == 8000
     assert sorted(inputs) == list(range(8000))
     stats = fallom.stats()
@@ -144,16 +207,47 @@ def test_flush_against_a_hanging_server_honours_its_timeout(traces_server: Trace
     traces_server.release()
 
 
-def test_shutdown_during_a_backoff_returns_promptly(traces_server: TracesServer) -> None:
-    traces_server.then(("status", 503, {"Retry-After": "20"}), ("status", 503))
+def test_shutdown_during_a_long_backoff_gives_up_at_once_and_says_so(
+        traces_server: TracesServer, capfd: pytest.CaptureFixture[str]) -> None:
+    traces_server.then(("status", 503, {"Retry-After": "20"}))
     start(traces_server)
     call(1)
     assert traces_server.wait_for_requests(1)
     began = time.monotonic()
-    fallom.shutdown(10.0)
-    assert time.monotonic() - began < 2.0
-    assert len(traces_server.requests) == 2  # one last try, no more waiting
+    fallom.shutdown(3.0)
+    assert time.monotonic() - began < 2.0  # a retry 20 s away cannot happen within 3 s
+    assert len(traces_server.requests) == 1
     assert fallom.stats()["dropped"]["shutdown"] == 1
+    assert "1 spans undelivered" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("failure", [("status", 503), ("reset",)])
+def test_at_exit_a_failing_server_gets_the_whole_shutdown_budget(
+        traces_server: TracesServer, capfd: pytest.CaptureFixture[str],
+        failure: Any) -> None:
+    traces_server.default = failure
+    start(traces_server, batch=True)
+    call(1)
+    assert traces_server.wait_for_requests(1)
+    began = time.monotonic()
+    fallom.shutdown(1.5)
+    took = time.monotonic() - began
+    assert 0.5 < took < 5.0
+    assert len(traces_server.requests) >= 3  # it kept retrying within the budget
+    assert fallom.stats()["dropped"]["shutdown"] == 1
+    assert "gave up delivering after 1.5 s; 1 spans undelivered" in capfd.readouterr().err
+
+
+def test_retry_after_zero_does_not_switch_off_the_backoff(traces_server: TracesServer) -> None:
+    traces_server.then(*[("status", 503, {"Retry-After": "0"})] * 3,
+                       *[("status", 429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})] * 2)
+    start(traces_server)
+    call(1)
+    assert fallom.flush(30.0) is True
+    times = [r["at"] for r in traces_server.requests]
+    assert len(times) == 6
+    # the backoff doubles from 0.2 s (jitter 0.5-1.5x): 5 waits take at least 3.1 s
+    assert times[-1] - times[0] > 2.5
 
 
 def test_queue_full_drops_the_new_record_and_counts_exactly(traces_server: TracesServer) -> None:
@@ -169,7 +263,7 @@ def test_queue_full_drops_the_new_record_and_counts_exactly(traces_server: Trace
 
 
 def test_a_batch_over_the_byte_cap_is_split(traces_server: TracesServer) -> None:
-    start(traces_server, max_batch_bytes=2_000)
+    start(traces_server, max_batch_bytes=2_000, batch=True)
     for i in range(40):
         call(i)
     assert fallom.flush(5.0) is True
@@ -195,11 +289,11 @@ def test_a_record_over_the_cap_is_truncated_not_dropped(traces_server: TracesSer
 
 def test_413_splits_until_a_single_record_is_refused(traces_server: TracesServer) -> None:
     traces_server.then(("status", 413), ("status", 413), ("status", 413))
-    start(traces_server)
+    start(traces_server, batch=True)
     for i in range(4):
         call(i)
     assert fallom.flush(5.0) is False  # 4 -> 2 + 2 -> 1 + 1: the first single is refused
-    assert sorted(r["input"]["i"] for r in traces_server.records) == [1, 2, 3]
+    assert sorted(view(r).input["i"] for r in traces_server.records) == [1, 2, 3]
     assert fallom.stats()["dropped"]["payload_too_large"] == 1
 
 
@@ -232,5 +326,5 @@ def test_own_exporter_on_the_same_pipeline(traces_server: TracesServer) -> None:
     start(traces_server, exporters=[Mine()])
     call(5)
     assert fallom.flush(5.0) is True
-    assert [r["input"] for r in seen] == [{"i": 5}]
+    assert [view(r).input for r in seen] == [{"i": 5}]
     assert len(traces_server.records) == 1

@@ -8,7 +8,7 @@ import pytest
 
 import fallom
 from fallom import extractors
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from . import _provider_server as wire
 
@@ -66,7 +66,7 @@ def test_trace_llm_reads_a_returned_sdk_response(spans: CapturedSpans) -> None:
 
     ask("hi")
     (record,) = spans
-    assert (record["model"], record["total_tokens"], record["output"]) == (
+    assert (record["model"], view(record).total_tokens, view(record).output) == (
         "gpt-4o-2024-07-18", 11, "Hello")
 
 
@@ -85,7 +85,7 @@ def test_register_an_extractor_for_your_own_type(spans: CapturedSpans) -> None:
         return MyReply("yes")
 
     ask()
-    assert (spans[0]["output"], spans[0]["model"], spans[0]["completion_tokens"]) == (
+    assert (view(spans[0]).output, spans[0]["model"], view(spans[0]).completion_tokens) == (
         "yes", "in-house", 3)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._provider_server import ProviderServer
 
@@ -50,10 +50,10 @@ def test_a_chain_with_a_chat_model(session: fallom.FallomSession, spans: Capture
     assert model["parent_span_id"] == root["span_id"]
     assert names["ChatPromptTemplate"]["parent_span_id"] == root["span_id"]
     assert model["kind"] == "llm"
-    assert model["input"] == [{"role": "system", "content": "Be brief"},
+    assert view(model).input == [{"role": "system", "content": "Be brief"},
                               {"role": "user", "content": "Capital of France?"}]
-    assert model["output"] == "Paris is the capital."
-    assert root["input"] == {"q": "Capital of France?"}
+    assert view(model).output == "Paris is the capital."
+    assert view(root).input == {"q": "Capital of France?"}
     assert all(r["session_id"] == "s-lc" for r in spans)
 
 
@@ -64,8 +64,8 @@ def test_streaming_records_time_to_first_token(session: fallom.FallomSession,
     assert "".join(chunks) == "one two three"
     (record,) = spans
     assert record["is_streaming"] is True
-    assert record["time_to_first_token_ms"] >= 0
-    assert record["output"] == "one two three"
+    assert view(record).time_to_first_token_ms >= 0
+    assert view(record).output == "one two three"
 
 
 def test_parallel_branches_batch_and_abatch_keep_their_parents(
@@ -84,7 +84,7 @@ def test_parallel_branches_batch_and_abatch_keep_their_parents(
     models = [r for r in spans if r["name"] == "GenericFakeChatModel"]
     assert len(models) == 10
     for record in models:
-        side = record["output"].split("-")[0]
+        side = view(record).output.split("-")[0]
         chain = records[record["parent_span_id"]]
         siblings = [r for r in spans if r.get("parent_span_id") == chain["span_id"]]
         assert any(s["name"] == f"{side}-in" for s in siblings)
@@ -116,9 +116,9 @@ def test_tools_retrievers_and_errors(session: fallom.FallomSession,
     with pytest.raises(RuntimeError, match="chain failed"):
         RunnableLambda(broken, name="broken").invoke(1, config={"callbacks": [handler]})
     tool_span, retriever, failed = spans
-    assert (tool_span["kind"], tool_span["name"], tool_span["output"]) == (
+    assert (tool_span["kind"], tool_span["name"], view(tool_span).output) == (
         "tool", "weather", "sunny in Paris")
-    assert (retriever["kind"], retriever["input"], retriever["output"]) == (
+    assert (retriever["kind"], view(retriever).input, view(retriever).output) == (
         "retrieval", "cats", ["doc about cats"])
     assert failed["status"] == "ERROR"
     assert "chain failed" in failed["error_message"]
@@ -151,12 +151,12 @@ def test_langchain_openai_against_the_local_server(
 
     assert asyncio.run(run_async()) == "Hello"
     plain, stream, async_call = spans
-    assert (plain["model"], plain["prompt_tokens"], plain["completion_tokens"]) == (
+    assert (plain["model"], view(plain).prompt_tokens, view(plain).completion_tokens) == (
         "gpt-4o-mini-2024-07-18", 9, 2)
     assert plain["attributes"]["gen_ai.provider.name"] == "openai"
     assert plain["attributes"]["gen_ai.request.temperature"] == 0.3
-    assert abs(stream["time_to_first_token_ms"] - 200) < 50
-    assert async_call["output"] == "Hello"
+    assert abs(view(stream).time_to_first_token_ms - 200) < 50
+    assert view(async_call).output == "Hello"
 
 
 def test_langgraph_nodes_in_parallel_keep_their_parents(session: fallom.FallomSession,
@@ -195,11 +195,11 @@ def test_langgraph_nodes_in_parallel_keep_their_parents(session: fallom.FallomSe
     assert (result["left"], result["right"]) == ("left answer", "right answer")
     records = by_id(spans)
     models = [r for r in spans if r["kind"] == "llm"]
-    assert sorted(r["output"] for r in models) == ["left answer", "right answer"]
+    assert sorted(view(r).output for r in models) == ["left answer", "right answer"]
     for model in models:
         node = records[model["parent_span_id"]]
         while node["name"] not in ("left", "right"):
             node = records[node["parent_span_id"]]
-        assert model["output"].startswith(node["name"])
+        assert view(model).output.startswith(node["name"])
     assert len({r["trace_id"] for r in spans}) == 1
     assert len([r for r in spans if "parent_span_id" not in r]) == 1

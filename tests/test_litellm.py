@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._provider_server import ProviderServer
 
@@ -30,13 +30,13 @@ def test_completion_with_provider_tokens_and_cost(
     (record,) = spans
     assert record["name"] == "litellm.completion"
     assert record["session_id"] == "s-ll"
-    assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (
+    assert (view(record).prompt_tokens, view(record).completion_tokens, view(record).total_tokens) == (
         9, 2, 11)
     assert record["model"] == "gpt-4o-mini-2024-07-18"
     assert record["attributes"]["gen_ai.provider.name"] == "openai"
     assert record["attributes"]["gen_ai.request.model"] == "openai/gpt-4o-mini"
     assert record["attributes"]["gen_ai.usage.cost"] > 0
-    assert record["output"] == "Hello"
+    assert view(record).output == "Hello"
 
 
 def test_streaming_and_async(wrapped: object, provider_server: ProviderServer,
@@ -59,11 +59,11 @@ def test_streaming_and_async(wrapped: object, provider_server: ProviderServer,
     assert asyncio.run(main()) == "Hello"
     streamed, awaited = spans
     assert streamed["is_streaming"] is True
-    assert streamed["output"] == "Hello"
-    assert abs(streamed["time_to_first_token_ms"] - 200) < 50
-    assert streamed["total_tokens"] == 11
+    assert view(streamed).output == "Hello"
+    assert abs(view(streamed).time_to_first_token_ms - 200) < 50
+    assert view(streamed).total_tokens == 11
     assert awaited["name"] == "litellm.acompletion"
-    assert awaited["total_tokens"] == 11
+    assert view(awaited).total_tokens == 11
 
 
 def test_errors_are_recorded(wrapped: object, provider_server: ProviderServer,

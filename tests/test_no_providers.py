@@ -15,11 +15,11 @@ OPTIONAL = ["openai", "anthropic", "google.genai", "langchain_core", "litellm", 
 def test_import_and_trace_without_optional_packages() -> None:
     code = (
         "import sys, fallom\n"
-        "from fallom.testing import capture_spans\n"
+        "from fallom.testing import capture_spans, view\n"
         "@fallom.trace_llm\n"
         "def ask(q): return q\n"
         "with capture_spans() as spans: ask('x')\n"
-        "assert spans[0]['output'] == 'x'\n"
+        "assert view(spans[0]).output == 'x'\n"
         f"loaded = [m for m in {OPTIONAL!r} if m in sys.modules]\n"
         "assert not loaded, loaded\n"
     )

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import pytest
 
 import fallom
-from fallom.testing import capture_spans
+from fallom.testing import capture_spans, view
 
 from ._traces_server import TracesServer
 
@@ -56,12 +56,12 @@ def test_genai_spans_become_fallom_records() -> None:
     assert root_record["trace_id"] == f"{context.trace_id:032x}"
     assert call_record["parent_span_id"] == f"{context.span_id:016x}"
     assert root_record["kind"] == "span"
-    assert (call_record["kind"], call_record["model"], call_record["prompt_tokens"],
-            call_record["completion_tokens"], call_record["total_tokens"]) == (
+    assert (call_record["kind"], call_record["model"], view(call_record).prompt_tokens,
+            view(call_record).completion_tokens, view(call_record).total_tokens) == (
         "llm", "gpt-4o-2024", 12, 5, 17)
-    assert call_record["input"] == MESSAGES
-    assert call_record["output"] == [{"role": "assistant", "content": "Hello"}]
-    assert call_record["time_to_first_token_ms"] == 42.0
+    assert view(call_record).input == MESSAGES
+    assert view(call_record).output == [{"role": "assistant", "content": "Hello"}]
+    assert view(call_record).time_to_first_token_ms == 42.0
     assert (call_record["session_id"], call_record["config_key"],
             call_record["customer_id"]) == ("s-otel", "agents", "u-1")
     assert call_record["attributes"]["gen_ai.request.temperature"] == 0.2
@@ -81,10 +81,10 @@ def test_older_names_openllmetry_and_errors() -> None:
             span.record_exception(KeyError("missing thing"))
             span.set_status(Status(StatusCode.ERROR, "boom"))
     (record,) = spans
-    assert (record["model"], record["prompt_tokens"], record["total_tokens"]) == (
+    assert (record["model"], view(record).prompt_tokens, view(record).total_tokens) == (
         "gpt-3.5", 7, 10)
-    assert record["input"] == [{"role": "user", "content": "hi"}]
-    assert record["output"] == [{"content": "yo"}]
+    assert view(record).input == [{"role": "user", "content": "hi"}]
+    assert view(record).output == [{"content": "yo"}]
     assert record["attributes"]["gen_ai.provider.name"] == "openai"
     assert record["status"] == "ERROR"
     assert record["error_message"] == "KeyError: 'missing thing'"

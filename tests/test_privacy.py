@@ -8,7 +8,7 @@ import logging
 import pytest
 
 import fallom
-from fallom.testing import capture_spans
+from fallom.testing import capture_spans, view
 
 SECRET = "s3cr3t-prompt-text"
 
@@ -32,7 +32,7 @@ def test_capture_off_keeps_all_text_in_process() -> None:
             span.set_status("ERROR", SECRET)
     text = json.dumps(list(spans))
     assert SECRET not in text
-    assert all("input" not in r and "output" not in r for r in spans)
+    assert all(not view(r).has_input and not view(r).has_output for r in spans)
     assert spans[1]["error_message"] == "ValueError"
 
 
@@ -48,7 +48,7 @@ def test_redact_sees_every_record_and_can_drop() -> None:
     def redact(record: dict) -> dict | None:
         if record["name"] == "drop-me":
             return None
-        record["output"] = "[redacted]"
+        record["attributes"]["fallom.raw.response"] = json.dumps({"text": "[redacted]"})
         return record
 
     fallom.init(redact=redact)
@@ -57,7 +57,7 @@ def test_redact_sees_every_record_and_can_drop() -> None:
         with fallom.span("drop-me"):
             pass
     assert [r["name"] for r in spans] == ["leaky"]
-    assert spans[0]["output"] == "[redacted]"
+    assert view(spans[0]).output == "[redacted]"
 
 
 def test_a_failing_redact_hook_drops_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._provider_server import ProviderServer
 
@@ -35,9 +35,9 @@ def test_message(client: anthropic.Anthropic, spans: CapturedSpans) -> None:
     (record,) = spans
     assert record["name"] == "anthropic.messages.create"
     assert record["model"] == "claude-x"
-    assert record["input"] == {"system": "Be brief", "messages": MESSAGES}
-    assert record["output"] == "Hello"
-    assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (
+    assert view(record).input == {"system": "Be brief", "messages": MESSAGES}
+    assert view(record).output == "Hello"
+    assert (view(record).prompt_tokens, view(record).completion_tokens, view(record).total_tokens) == (
         9, 2, 11)
     assert record["attributes"]["gen_ai.request.max_tokens"] == 50
     assert record["attributes"]["gen_ai.response.finish_reasons"] == ["end_turn"]
@@ -51,9 +51,9 @@ def test_create_stream(client: anthropic.Anthropic, provider_server: ProviderSer
     events = list(client.messages.create(model="c", max_tokens=5, messages=MESSAGES, stream=True))
     assert [e.type for e in events] == [e.type for e in expected]
     (record,) = spans
-    assert record["output"] == "Hello"
-    assert (record["prompt_tokens"], record["completion_tokens"]) == (9, 2)
-    assert abs(record["time_to_first_token_ms"] - 250) < 50
+    assert view(record).output == "Hello"
+    assert (view(record).prompt_tokens, view(record).completion_tokens) == (9, 2)
+    assert abs(view(record).time_to_first_token_ms - 250) < 50
     assert record["is_streaming"] is True
 
 
@@ -68,9 +68,9 @@ def test_messages_stream_context_manager(client: anthropic.Anthropic,
     assert text == "Hello"
     (record,) = spans
     assert record["name"] == "anthropic.messages.stream"
-    assert record["output"] == "Hello"
-    assert record["total_tokens"] == 11
-    assert abs(record["time_to_first_token_ms"] - 200) < 50
+    assert view(record).output == "Hello"
+    assert view(record).total_tokens == 11
+    assert abs(view(record).time_to_first_token_ms - 200) < 50
 
 
 def test_tool_use(client: anthropic.Anthropic, spans: CapturedSpans) -> None:
@@ -79,9 +79,9 @@ def test_tool_use(client: anthropic.Anthropic, spans: CapturedSpans) -> None:
     list(client.messages.create(model="c", max_tokens=5, messages=MESSAGES, tools=tools,
                                 stream=True))
     plain, streamed = spans
-    assert plain["output"] == {"content": "", "tool_calls": [
+    assert view(plain).output == {"text": "", "toolCalls": [
         {"id": "toolu_1", "name": "get_weather", "arguments": {"city": "Paris"}}]}
-    assert streamed["output"] == {"content": "", "tool_calls": [
+    assert view(streamed).output == {"text": "", "toolCalls": [
         {"id": "toolu_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}]}
 
 
@@ -107,8 +107,8 @@ def test_async_client(provider_server: ProviderServer, session: fallom.FallomSes
         return message.content[0].text + str(len(events)) + text
 
     assert asyncio.run(main()) == f"Hello{expected}Hello"
-    assert [r["output"] for r in spans] == ["Hello", "Hello", "Hello"]
-    assert all(r["total_tokens"] == 11 for r in spans)
+    assert [view(r).output for r in spans] == ["Hello", "Hello", "Hello"]
+    assert all(view(r).total_tokens == 11 for r in spans)
 
 
 def test_errors(client: anthropic.Anthropic, provider_server: ProviderServer,

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._provider_server import ProviderServer
 
@@ -32,9 +32,9 @@ def test_generate_content(client: genai.Client, spans: CapturedSpans) -> None:
     assert record["name"] == "google.models.generate_content"
     assert record["session_id"] == "s-g"
     assert record["model"] == "gemini-2.0-flash-001"
-    assert record["input"] == "Say hello"
-    assert record["output"] == "Hello"
-    assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (
+    assert view(record).input == "Say hello"
+    assert view(record).output == "Hello"
+    assert (view(record).prompt_tokens, view(record).completion_tokens, view(record).total_tokens) == (
         9, 2, 11)
     attrs = record["attributes"]
     assert attrs["gen_ai.request.model"] == "gemini-2.0-flash"
@@ -50,9 +50,9 @@ def test_generate_content_stream(client: genai.Client, provider_server: Provider
     assert "".join(c.text for c in chunks) == "Hello"
     assert len(chunks) == 2
     (record,) = spans
-    assert record["output"] == "Hello"
-    assert record["total_tokens"] == 11
-    assert abs(record["time_to_first_token_ms"] - 200) < 50
+    assert view(record).output == "Hello"
+    assert view(record).total_tokens == 11
+    assert abs(view(record).time_to_first_token_ms - 200) < 50
 
 
 def test_aio(client: genai.Client, spans: CapturedSpans) -> None:
@@ -65,7 +65,7 @@ def test_aio(client: genai.Client, spans: CapturedSpans) -> None:
     assert asyncio.run(main()) == "HelloHello"
     assert [r["name"] for r in spans] == ["google.aio.models.generate_content",
                                           "google.aio.models.generate_content_stream"]
-    assert [r["total_tokens"] for r in spans] == [11, 11]
+    assert [view(r).total_tokens for r in spans] == [11, 11]
 
 
 def test_errors(client: genai.Client, provider_server: ProviderServer,
@@ -90,8 +90,8 @@ def test_google_generativeai_model(provider_server: ProviderServer, spans: Captu
     assert "".join(c.text for c in chunks) == "Hello"
     plain, streamed = spans
     assert plain["name"] == "google.generate_content"
-    assert plain["input"] == "hi"
+    assert view(plain).input == "hi"
     assert plain["attributes"]["gen_ai.request.model"] == "gemini-1.5-flash"
-    assert (plain["output"], plain["total_tokens"]) == ("Hello", 11)
-    assert (streamed["output"], streamed["total_tokens"]) == ("Hello", 11)
-    assert abs(streamed["time_to_first_token_ms"] - 200) < 50
+    assert (view(plain).output, view(plain).total_tokens) == ("Hello", 11)
+    assert (view(streamed).output, view(streamed).total_tokens) == ("Hello", 11)
+    assert abs(view(streamed).time_to_first_token_ms - 200) < 50

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from ._provider_server import ProviderServer
 
@@ -39,10 +39,10 @@ def test_chat_completion(client: openai.OpenAI, spans: CapturedSpans) -> None:
     assert (record["session_id"], record["customer_id"], record["config_key"]) == (
         "s-1", "u-1", "bot")
     assert record["model"] == "gpt-4o-mini-2024-07-18"
-    assert (record["prompt_tokens"], record["completion_tokens"], record["total_tokens"]) == (
+    assert (view(record).prompt_tokens, view(record).completion_tokens, view(record).total_tokens) == (
         9, 2, 11)
-    assert record["input"] == MESSAGES
-    assert record["output"] == "Hello"
+    assert view(record).input == MESSAGES
+    assert view(record).output == "Hello"
     attrs = record["attributes"]
     assert attrs["gen_ai.provider.name"] == "openai"
     assert attrs["gen_ai.request.model"] == "gpt-4o-mini"
@@ -95,9 +95,9 @@ def test_stream_is_unchanged_and_recorded(
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello"
     (record,) = spans
     assert record["is_streaming"] is True
-    assert record["output"] == "Hello"
-    assert (record["prompt_tokens"], record["completion_tokens"]) == (9, 2)
-    assert abs(record["time_to_first_token_ms"] - 300) < 50
+    assert view(record).output == "Hello"
+    assert (view(record).prompt_tokens, view(record).completion_tokens) == (9, 2)
+    assert abs(view(record).time_to_first_token_ms - 300) < 50
     sent = provider_server.requests[-1]["body"]
     assert sent["stream_options"] == {"include_usage": True}
     assert "stream_options" not in provider_server.requests[0]["body"]
@@ -110,7 +110,7 @@ def test_usage_chunk_stays_when_the_user_asked_for_it(
         model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}))
     assert chunks[-1].usage is not None
     assert chunks[-1].choices == []
-    assert spans[0]["total_tokens"] == 11
+    assert view(spans[0]).total_tokens == 11
 
 
 def test_stream_broken_off_ends_the_span(
@@ -121,7 +121,7 @@ def test_stream_broken_off_ends_the_span(
         if chunk.choices[0].delta.content == "Hel":
             break
     (record,) = spans
-    assert record["output"] == "Hel"
+    assert view(record).output == "Hel"
     assert record["attributes"]["cancelled"] is True
 
 
@@ -150,10 +150,10 @@ def test_streamed_tool_calls(client: openai.OpenAI, spans: CapturedSpans) -> Non
     list(client.chat.completions.create(model="m", messages=MESSAGES, tools=tools, stream=True))
     client.chat.completions.create(model="m", messages=MESSAGES, tools=tools)
     streamed, plain = spans
-    expected = {"content": "", "tool_calls": [
-        {"id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'}]}
-    assert streamed["output"] == expected
-    assert plain["output"] == {**expected, "content": None}
+    expected = {"text": "", "toolCalls": [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
+    assert view(streamed).output == expected
+    assert view(plain).output == {**expected, "text": None}
 
 
 def test_async_client_and_the_span_covers_the_await(
@@ -174,10 +174,10 @@ def test_async_client_and_the_span_covers_the_await(
     assert asyncio.run(main()) == "HelloHello"
     plain, streamed = spans
     assert plain["duration_ms"] < 250
-    assert plain["output"] == "Hello"
-    assert streamed["output"] == "Hello"
-    assert abs(streamed["time_to_first_token_ms"] - 200) < 50
-    assert streamed["total_tokens"] == 11
+    assert view(plain).output == "Hello"
+    assert view(streamed).output == "Hello"
+    assert abs(view(streamed).time_to_first_token_ms - 200) < 50
+    assert view(streamed).total_tokens == 11
 
 
 def test_errors_are_recorded_and_reraised_unchanged(
@@ -219,18 +219,19 @@ def test_other_endpoints(client: openai.OpenAI, spans: CapturedSpans) -> None:
                      "openai.embeddings.create", "openai.completions.create",
                      "openai.completions.create", "openai.chat.completions.parse"]
     responses, responses_stream, embeddings, completion, completion_stream, parsed = spans
-    assert responses["input"] == {"instructions": "Be brief", "input": "Say hello"}
-    assert responses["output"] == "Hello"
-    assert responses["total_tokens"] == 11
-    assert responses_stream["output"] == "Hello"
-    assert responses_stream["total_tokens"] == 11
+    assert view(responses).input == {"instructions": "Be brief", "input": "Say hello"}
+    assert view(responses).output == "Hello"
+    assert view(responses).total_tokens == 11
+    assert view(responses_stream).output == "Hello"
+    assert view(responses_stream).total_tokens == 11
     assert embeddings["kind"] == "embedding"
-    assert embeddings["output"] == {"embeddings": 1, "dimensions": 3}
-    assert embeddings["prompt_tokens"] == 3
-    assert completion["output"] == "Hello"
-    assert completion_stream["output"] == "Hello"
-    assert completion_stream["total_tokens"] == 11
-    assert parsed["output"] == "Hello"
+    assert view(embeddings).output == {"model": "text-embedding-3-small", "embeddings": 1,
+                                      "dimensions": 3}
+    assert view(embeddings).prompt_tokens == 3
+    assert view(completion).output == "Hello"
+    assert view(completion_stream).output == "Hello"
+    assert view(completion_stream).total_tokens == 11
+    assert view(parsed).output == "Hello"
 
 
 def test_with_options_and_with_raw_response_keep_working(
@@ -253,8 +254,8 @@ def test_capture_off_keeps_messages_in_process(provider_server: ProviderServer,
     with capture_spans() as spans:
         client.chat.completions.create(model="m", messages=MESSAGES)
         list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
-    assert all("input" not in r and "output" not in r for r in spans)
-    assert spans[1]["total_tokens"] == 11
+    assert all(not view(r).has_input and not view(r).has_output for r in spans)
+    assert view(spans[1]).total_tokens == 11
 
 
 def test_untraced_before_init(provider_server: ProviderServer,

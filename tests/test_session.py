@@ -33,7 +33,8 @@ def test_every_span_in_the_block_carries_the_session(spans: CapturedSpans) -> No
         "agent", "s-1", "u-1")
     assert inside["metadata"] == {"plan": "pro"}
     assert inside["tags"] == ["beta"]
-    assert "session_id" not in outside
+    assert outside["session_id"] == outside["trace_id"]  # a session of its own
+    assert outside["config_key"] == "default"
     assert "metadata" not in outside
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import fallom
-from fallom.testing import capture_spans, deterministic
+from fallom.testing import capture_spans, deterministic, view
 
 pytest_plugins = ["pytester"]
 
@@ -29,14 +29,15 @@ def test_deterministic_ids_and_clock() -> None:
     child, root = spans
     assert root["trace_id"] == "0" * 31 + "1"
     assert (root["span_id"], child["span_id"]) == ("0" * 15 + "1", "0" * 15 + "2")
-    assert child["duration_ms"] == 1.0
-    assert root["duration_ms"] == 3.0
+    assert view(child).duration_ms == 1.0
+    assert view(root).duration_ms == 3.0
 
 
 def test_pytest_fixture_is_registered(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import fallom
+        from fallom.testing import view
 
         @fallom.trace_llm
         def ask(q):
@@ -44,8 +45,8 @@ def test_pytest_fixture_is_registered(pytester: pytest.Pytester) -> None:
 
         def test_user(fallom_spans):
             assert ask("hi") == "HI"
-            assert fallom_spans[0]["output"] == "HI"
-            assert fallom_spans[0]["input"] == {"q": "hi"}
+            assert view(fallom_spans[0]).output == "HI"
+            assert view(fallom_spans[0]).input == {"q": "hi"}
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")

@@ -7,7 +7,7 @@ from typing import Any, Dict
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans
+from fallom.testing import CapturedSpans, view
 
 from . import _provider_server as wire
 
@@ -45,7 +45,7 @@ def test_a_generic_model_object(session: fallom.FallomSession, spans: CapturedSp
     assert model.generate("hello")["choices"][0]["message"]["content"] == "Hello"
     assert model.describe() == "not traced"
     (record,) = spans
-    assert (record["name"], record["input"], record["total_tokens"], record["session_id"]) == (
+    assert (record["name"], view(record).input, view(record).total_tokens, record["session_id"]) == (
         "model.generate", "hello", 11, "s-tm")
 
 

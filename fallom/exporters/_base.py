@@ -19,8 +19,9 @@ DROP_REASONS = (
 class Exporter(Protocol):
     """Takes finished records, on a background thread; returns True when delivered.
 
-    An exporter may also define ``interrupt()`` (called when shutdown starts:
-    cut any wait short), ``shutdown()`` (called after the final drain) and
+    An exporter may also define ``drain_until(deadline)`` (shutdown started:
+    retry no later than that ``time.monotonic()`` value), ``interrupt()``
+    (out of time: cut any wait short), ``shutdown()`` (called after the final drain) and
     ``after_fork()`` (drop connections inherited from the parent).
     """
 
@@ -59,6 +60,7 @@ class Stats:
             "sent": counts.get("sent", 0),
             "retried": counts.get("retried", 0),
             "batches": counts.get("batches", 0),
+            "cut": counts.get("cut", 0),
             "dropped": dropped,
         }
 
@@ -67,7 +69,7 @@ def merge_stats(parts: List[Mapping[str, Any]]) -> Dict[str, Any]:
     """Sum the snapshots of several processors into one."""
     total: Dict[str, Any] = Stats().snapshot()
     for part in parts:
-        for key in ("sent", "retried", "batches"):
+        for key in ("sent", "retried", "batches", "cut"):
             total[key] += part.get(key, 0)
         for reason, count in part.get("dropped", {}).items():
             total["dropped"][reason] = total["dropped"].get(reason, 0) + count

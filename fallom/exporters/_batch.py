@@ -11,6 +11,7 @@ import collections
 import os
 import sys
 import threading
+import time
 import weakref
 from typing import Any, Deque, Dict, List, Optional, Union
 
@@ -131,6 +132,8 @@ class BatchProcessor(SpanProcessor):
             if record is None:
                 self.counters.drop("redacted")
             else:
+                if span._cut:
+                    self.counters.add("cut")
                 records.append(record)
         if not records:
             return
@@ -167,33 +170,38 @@ class BatchProcessor(SpanProcessor):
         return marker.done.wait(max(timeout, 0.0)) and marker.ok
 
     def shutdown(self, timeout: float) -> None:
-        """Drain within ``timeout``; then give up, count and say what was left."""
+        """Drain within ``timeout``, retrying as needed; then give up, count and say so."""
         with self._lock:
             if self._closed:
                 return
             self._closing = self._closed = True
-        self._call_exporter("interrupt")  # ends a backoff, so the drain below does not sleep
+        deadline = time.monotonic() + max(timeout, 0.0)
+        dropped_before = self.counters.get("dropped.shutdown")
+        self._call_exporter("drain_until", deadline)
         thread = self._thread
         self._wake.set()
         if thread is not None:
             thread.join(max(timeout, 0.0))
+        left = 0
         if thread is not None and thread.is_alive():
+            self._call_exporter("interrupt")  # out of time: a wait in progress ends now
             left = self._inflight
             while self._queue:
                 if isinstance(self._queue.popleft(), Span):
                     left += 1
                     self.counters.drop("shutdown")
-            sys.stderr.write(
-                f"fallom: gave up delivering after {timeout:g} s; {left} spans undelivered\n"
-            )
         else:
             self._call_exporter("shutdown")
+        left += self.counters.get("dropped.shutdown") - dropped_before
+        if left:
+            sys.stderr.write(
+                f"fallom: gave up delivering after {timeout:g} s; {left} spans undelivered\n")
 
-    def _call_exporter(self, hook: str) -> None:
+    def _call_exporter(self, hook: str, *args: Any) -> None:
         method = getattr(self.exporter, hook, None)
         if callable(method):
             try:
-                method()
+                method(*args)
             except Exception as exc:
                 report_internal_error(exc, f"exporter {hook}")
 

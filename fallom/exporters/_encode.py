@@ -1,58 +1,46 @@
-"""JSON encoding of records into size-capped batches.
+"""Encoding records for the wire: bare records, or size-capped batches.
 
-orjson is used when installed (``fallom[fast]``): about twenty times faster
-than the standard library for a 1 KB record. A record larger than the cap has
-its largest fields cut, with a visible marker, rather than being dropped.
+A record larger than the cap has its largest fields cut, with a visible
+marker, rather than being dropped; so has a value no encoder takes.
 """
 
 from __future__ import annotations
 
-import json
 import zlib
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
-__all__ = ["dumps", "fit_record", "gzip", "split_batches"]
+from .._json import dumps, encode_record
 
-_dumps: Callable[[Any], bytes]
-try:  # pragma: no cover - depends on the optional extra
-    import orjson
+__all__ = ["batch_body", "dumps", "fit_record", "gzip", "split_batches"]
 
-    def _dumps(value: Any) -> bytes:
-        encoded: bytes = orjson.dumps(value, default=str)
-        return encoded
-
-except ImportError:  # pragma: no cover
-    _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
-
-    def _dumps(value: Any) -> bytes:
-        return _encoder.encode(value).encode("utf-8")
-
-
-dumps = _dumps
-_CUTTABLE = ("input", "output", "attributes", "metadata", "error_message", "tags")
+_CUTTABLE = ("attributes", "metadata", "error_message", "tags", "input", "output")
 _PREFIX, _SUFFIX = b'{"traces":[', b"]}"
 
 
-def fit_record(record: Dict[str, Any], max_bytes: int) -> bytes:
-    """Encode ``record``; cut its largest fields until it fits in ``max_bytes``."""
-    encoded = dumps(record)
+def fit_record(record: Dict[str, Any], max_bytes: int) -> Tuple[bytes, bool]:
+    """Encode ``record``; cut what cannot be encoded, then its largest fields until it fits.
+
+    Returns the bytes and whether anything was cut.
+    """
+    encoded, cut = encode_record(record)
     if len(encoded) <= max_bytes:
-        return encoded
+        return encoded, cut
     record = dict(record)
     for _ in range(len(_CUTTABLE)):
-        sizes = {k: len(dumps(record[k])) for k in _CUTTABLE if k in record}
+        sizes = {k: len(encode_record({k: record[k]})[0]) for k in _CUTTABLE if k in record}
         if not sizes:
             break
         largest = max(sizes, key=lambda k: sizes[k])
         excess = len(encoded) - max_bytes
         keep = max(0, sizes[largest] - excess - 64)
-        text = record[largest] if isinstance(record[largest], str) else dumps(
-            record[largest]).decode("utf-8", "replace")
+        value = record[largest]
+        text = value if isinstance(value, str) else encode_record({"v": value})[0][5:-1].decode(
+            "utf-8", "replace")
         record[largest] = f"{text[:keep]}…[truncated {len(text) - keep} chars to fit the batch]"
-        encoded = dumps(record)
+        encoded = encode_record(record)[0]
         if len(encoded) <= max_bytes:
-            return encoded
-    return encoded
+            break
+    return encoded, True
 
 
 def split_batches(parts: List[bytes], max_bytes: int) -> Iterator[List[bytes]]:
@@ -69,7 +57,12 @@ def split_batches(parts: List[bytes], max_bytes: int) -> Iterator[List[bytes]]:
         yield batch
 
 
-def gzip(parts: List[bytes]) -> bytes:
-    """The gzip-compressed body ``{"traces": [...]}`` (level 1: fast, still ~5x smaller)."""
+def batch_body(parts: List[bytes]) -> bytes:
+    """``{"traces": [...]}`` around already encoded records."""
+    return _PREFIX + b",".join(parts) + _SUFFIX
+
+
+def gzip(body: bytes) -> bytes:
+    """gzip at level 1: fast, and still about five times smaller for records."""
     compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
-    return compressor.compress(_PREFIX + b",".join(parts) + _SUFFIX) + compressor.flush()
+    return compressor.compress(body) + compressor.flush()

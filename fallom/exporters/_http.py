@@ -1,32 +1,45 @@
-"""Deliver batches to ``POST {traces_url}/v1/traces``, retrying what is worth retrying.
+"""Deliver records to ``POST {traces_url}/v1/traces`` as the Fallom cloud takes them.
+
+The cloud is known to accept one bare record per request, in plain JSON:
+that is what this exporter sends, several requests in flight at once on
+kept-alive connections, until a reply from the traces URL carries
+``Fallom-Ingest: batch, gzip``. From then on it sends ``{"traces": [...]}``
+batches and/or gzip bodies, whichever token the server named
+(``init(batch=...)`` forces either mode).
 
 429, 502, 503, 504, connection errors and timeouts are retried with
-exponential backoff and jitter, honouring ``Retry-After``, until a per-batch
-deadline; a 413 splits the batch; anything else is dropped and counted. The
-API key travels only in the ``Authorization`` header and never follows a
-redirect.
+exponential backoff and jitter, ``Retry-After`` lengthening a wait but never
+shortening it, until a per-request deadline; a 413 splits a batch; anything
+else is dropped and counted. At shutdown retries go on within the shutdown
+budget, then stop. The API key travels only in the ``Authorization`` header
+and never follows a redirect.
 """
 
 from __future__ import annotations
 
 import email.utils
+import math
+import queue
 import random
 import threading
 import time
-from typing import List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 import requests
 
 from .._config import Settings
 from .._guard import logger
 from ._base import Record, Stats
-from ._encode import fit_record, gzip, split_batches
+from ._encode import batch_body, fit_record, gzip, split_batches
 
-__all__ = ["HttpExporter"]
+__all__ = ["HttpExporter", "ingest_tokens", "retry_after_seconds"]
 
 RETRYABLE = frozenset({429, 502, 503, 504})
+INGEST_HEADER = "Fallom-Ingest"
 _BACKOFF_FIRST_S = 0.2
 _BACKOFF_MAX_S = 5.0
+_CONNECTION_FAILED = -1  # a status-like code: no reply (refused, reset, timed out)
+_REQUEST_FAILED = -2  # the request could not be made at all: not worth retrying
 
 
 def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
@@ -38,118 +51,204 @@ def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Op
         return float(value)
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
 
 
+def ingest_tokens(value: Optional[str]) -> frozenset[str]:
+    """The tokens of a ``Fallom-Ingest`` header, e.g. ``{"batch", "gzip"}``."""
+    if not value:
+        return frozenset()
+    return frozenset(token.strip().lower() for token in value.split(",") if token.strip())
+
+
 class HttpExporter:
-    """Sends records as gzip JSON batches over one ``requests.Session``."""
+    """Sends records over pooled ``requests`` sessions; bare records until told otherwise."""
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 10.0,
-                 max_batch_bytes: int = 4_000_000, retry_deadline: float = 30.0) -> None:
+                 max_batch_bytes: int = 4_000_000, retry_deadline: float = 30.0,
+                 batch: Optional[bool] = None, concurrency: int = 16) -> None:
         self.url = url.rstrip("/") + "/v1/traces"
         self._api_key = api_key
         self.timeout = timeout
         self.max_batch_bytes = max_batch_bytes
         self.retry_deadline = retry_deadline
+        self.forced = batch
+        self.concurrency = max(1, concurrency)
+        self.batches = self.compress = bool(batch)
         self.counters = Stats()  # replaced by the processor's own
-        self._logged_statuses: set[int] = set()
+        self._logged: set[object] = set()
+        self._answered = False  # has the traces URL replied yet (and so said what it takes)?
         self.after_fork()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpExporter:
         return cls(settings.traces_url, settings.api_key or "", timeout=settings.export_timeout,
-                   max_batch_bytes=settings.max_batch_bytes)
+                   max_batch_bytes=settings.max_batch_bytes, batch=settings.batch,
+                   concurrency=settings.export_concurrency)
 
     def __repr__(self) -> str:
         return f"HttpExporter(url={self.url!r})"
 
     def after_fork(self) -> None:
         """A forked child must not share the parent's sockets."""
-        self._session: Optional[requests.Session] = None
-        self._stop = threading.Event()
+        self._sessions: queue.LifoQueue[requests.Session] = queue.LifoQueue()
+        self._abort = threading.Event()
+        self._changed = threading.Event()  # the drain deadline was set: waits re-check it
+        self._drain_deadline = math.inf
+
+    def drain_until(self, deadline: float) -> None:
+        """Shutting down: retries go on until ``deadline`` (monotonic), no longer."""
+        self._drain_deadline = deadline
+        self._changed.set()
 
     def interrupt(self) -> None:
-        """Shutting down: a backoff in progress ends now; each batch gets one last try."""
-        self._stop.set()
+        """Out of time: a wait in progress ends now and what is left is given up."""
+        self._abort.set()
 
     def shutdown(self) -> None:
         """Everything was drained: release the connections."""
-        self._stop.set()
-        session, self._session = self._session, None
-        if session is not None:
-            session.close()
+        self._abort.set()
+        while True:
+            try:
+                self._sessions.get_nowait().close()
+            except queue.Empty:
+                return
 
     # -- export ------------------------------------------------------------------
     def export(self, records: List[Record]) -> bool:
-        parts = [fit_record(record, self.max_batch_bytes) for record in records]
+        parts = []
+        for record in records:
+            encoded, cut = fit_record(record, self.max_batch_bytes)
+            if cut:
+                self.counters.add("cut")
+            parts.append(encoded)
         ok = True
-        for batch in split_batches(parts, self.max_batch_bytes):
-            ok = self._post(batch) and ok
-        return ok
+        while parts and not self.batches and self.forced is None and not self._answered:
+            ok = self._post(parts[:1]) and ok  # the first reply says what the server takes
+            parts = parts[1:]
+        if not parts:
+            return ok
+        if self.batches:
+            for batch in split_batches(parts, self.max_batch_bytes):
+                ok = self._post(batch) and ok
+            return ok
+        return self._post_each(parts) and ok
+
+    def _post_each(self, parts: List[bytes]) -> bool:
+        """One request per record, up to ``concurrency`` in flight."""
+        pending: Iterator[bytes] = iter(parts)
+        lock = threading.Lock()
+        failures: List[int] = []
+
+        def work() -> None:
+            while True:
+                with lock:
+                    part = next(pending, None)
+                if part is None:
+                    return
+                if not self._post([part]):
+                    failures.append(1)
+
+        helpers = []
+        for _ in range(min(self.concurrency, len(parts)) - 1):
+            thread = threading.Thread(target=work, name="fallom-export-http", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # interpreter shutting down: this thread does it all
+                break
+            helpers.append(thread)
+        work()
+        for thread in helpers:
+            thread.join()
+        return not failures
 
     def _post(self, parts: List[bytes]) -> bool:
-        body = gzip(parts)
+        body, headers = self._body(parts)
         deadline = time.monotonic() + self.retry_deadline
-        last_try = False  # once shutting down, a batch gets one immediate try, no waiting
-        for attempt in range(1_000):
-            status, retry_after = self._send(body)
-            if status is not None and 200 <= status < 300:
+        for attempt in range(1_000_000):
+            status, retry_after = self._send(body, headers)
+            if 200 <= status < 300:
                 self.counters.add("sent", len(parts))
                 self.counters.add("batches")
                 logger.debug("fallom: delivered %d spans", len(parts))
                 return True
-            if status == 413:
-                return self._split(parts)
-            if status is not None and status not in RETRYABLE:
+            if status == 413 and len(parts) > 1:
+                half = len(parts) // 2
+                first = self._post(parts[:half])
+                return self._post(parts[half:]) and first
+            if status == _REQUEST_FAILED:
+                return self._drop("export_error", len(parts))
+            if status not in RETRYABLE and status != _CONNECTION_FAILED:
                 self._log_status(status)
-                return self._drop("http_status", len(parts))
-            if self._stop.is_set():
-                if last_try:
-                    return self._drop("shutdown", len(parts))
-                last_try = True
-                self.counters.add("retried")
-                continue
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
+                return self._drop("payload_too_large" if status == 413 else "http_status",
+                                  len(parts))
+            delay = max(self._backoff(attempt), retry_after or 0.0)
             if time.monotonic() + delay > deadline:
                 logger.warning("fallom: giving up on %d spans after %d attempts (last: %s)",
-                               len(parts), attempt + 1, status or "connection error")
+                               len(parts), attempt + 1, _describe(status))
                 return self._drop("retries_exhausted", len(parts))
+            if not self._sleep(time.monotonic() + delay):
+                return self._drop("shutdown", len(parts))
             self.counters.add("retried")
-            logger.debug("fallom: retrying %d spans in %.2f s (%s)", len(parts), delay,
-                         status or "connection error")
-            last_try = self._stop.wait(delay)
+            logger.debug("fallom: retried %d spans after %.2f s (%s)", len(parts), delay,
+                         _describe(status))
         return self._drop("retries_exhausted", len(parts))  # pragma: no cover
 
-    def _send(self, body: bytes) -> tuple[Optional[int], Optional[float]]:
-        session = self._session
-        if session is None:
-            session = self._session = requests.Session()
+    def _sleep(self, until: float) -> bool:
+        """Wait for a retry at ``until``; False when shutdown leaves no time for it."""
+        while not self._abort.is_set():
+            if until > self._drain_deadline:
+                return False
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return True
+            if self._changed.wait(remaining):
+                self._changed.clear()
+        return False
+
+    def _body(self, parts: List[bytes]) -> Tuple[bytes, dict[str, str]]:
+        headers = {"Authorization": f"Bearer {self._api_key}",
+                   "Content-Type": "application/json"}
+        body = batch_body(parts) if self.batches else parts[0]
+        if self.compress:
+            body = gzip(body)
+            headers["Content-Encoding"] = "gzip"
+        return body, headers
+
+    def _send(self, body: bytes, headers: dict[str, str]) -> Tuple[int, Optional[float]]:
+        try:
+            session = self._sessions.get_nowait()
+        except queue.Empty:
+            session = requests.Session()
             session.trust_env = False  # no proxies or .netrc credentials for our endpoint
-        headers = {
-            "Authorization": f"Bearer {self._api_key}",
-            "Content-Type": "application/json",
-            "Content-Encoding": "gzip",
-        }
         try:
             response = session.post(self.url, data=body, headers=headers, allow_redirects=False,
                                     timeout=(min(5.0, self.timeout), self.timeout))
         except (requests.ConnectionError, requests.Timeout):
-            return None, None
+            session.close()
+            return _CONNECTION_FAILED, None
         except requests.RequestException as exc:
-            logger.warning("fallom: cannot send to %s: %s", self.url, type(exc).__name__)
-            return 400, None  # not retryable
+            session.close()
+            self._log_once(type(exc), "fallom: cannot send to %s: %s (not retried)", self.url,
+                           type(exc).__name__)
+            return _REQUEST_FAILED, None
         with response:
-            return response.status_code, retry_after_seconds(response.headers.get("Retry-After"))
+            self._negotiate(response)
+            status = response.status_code
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        self._sessions.put(session)
+        return status, retry_after
 
-    def _split(self, parts: List[bytes]) -> bool:
-        if len(parts) == 1:
-            logger.warning("fallom: the server refused a span as too large (413)")
-            return self._drop("payload_too_large", 1)
-        half = len(parts) // 2
-        first = self._post(parts[:half])
-        return self._post(parts[half:]) and first
+    def _negotiate(self, response: requests.Response) -> None:
+        """Each reply says what the server takes; a success without the header means none."""
+        self._answered = True
+        if self.forced is not None:
+            return
+        tokens = ingest_tokens(response.headers.get(INGEST_HEADER))
+        if tokens or 200 <= response.status_code < 300:
+            self.batches, self.compress = "batch" in tokens, "gzip" in tokens
 
     @staticmethod
     def _backoff(attempt: int) -> float:
@@ -159,8 +258,16 @@ class HttpExporter:
         self.counters.drop(reason, count)
         return False
 
+    def _log_once(self, key: object, message: str, *args: object) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.warning(message, *args)
+
     def _log_status(self, status: int) -> None:
-        if status not in self._logged_statuses:
-            self._logged_statuses.add(status)
-            logger.warning("fallom: %s answered %d; %s", self.url, status,
-                           "check FALLOM_API_KEY" if status in (401, 403) else "spans dropped")
+        self._log_once(status, "fallom: %s answered %d; %s", self.url, status,
+                       "check FALLOM_API_KEY" if status in (401, 403) else "spans dropped")
+
+
+def _describe(status: int) -> str:
+    return "connection error" if status == _CONNECTION_FAILED else str(status)
+

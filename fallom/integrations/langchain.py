@@ -68,7 +68,8 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         try:
             with self._lock:
                 parent = self._runs.get(parent_run_id) if parent_run_id else None
-            span = Span(name, kind, parent or CURRENT_SPAN.get(), attributes)
+            span = Span(name, kind, parent or CURRENT_SPAN.get(),
+                        {**(attributes or {}), "fallom.integration": "langchain"})
             if self.session is not None:
                 span.session = self.session
             if inputs is not None:

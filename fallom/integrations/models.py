@@ -21,7 +21,7 @@ def _read(result: Any) -> Dict[str, Any]:
     return dict(extractors.extract(result) or {})
 
 
-_GENERIC = Provider("model", {(name,): Endpoint("chat", ("input",), _read)
+_GENERIC = Provider("model", {(name,): Endpoint("chat", "", ("input",), _read)
                               for name in GENERIC_METHODS})
 
 

@@ -45,7 +45,8 @@ class Endpoint:
     """One traced SDK method."""
 
     operation: str  # gen_ai.operation.name: chat, text_completion, embeddings, ...
-    input_keys: Tuple[str, ...]  # request arguments that make up the input
+    method: str  # fallom.method, as the other Fallom SDKs name it
+    request_keys: Tuple[str, ...]  # fallom.raw.request: the first may come positionally
     read: Callable[[Any], Dict[str, Any]]  # response -> record fields
     accumulator: Optional[Callable[[], Accumulator]] = None
     always_streams: bool = False  # generate_content_stream, messages.stream

@@ -51,12 +51,20 @@ def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tu
                   attr.REQUEST_MODEL: span.model}
     attributes.update(provider.request_attributes(kwargs))
     span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+    if endpoint.method:  # a known provider method: its input is the request itself
+        span.method = endpoint.method
     if span._capture:
-        inputs = {k: kwargs[k] for k in endpoint.input_keys if k in kwargs}
-        if args and endpoint.input_keys:
-            inputs.setdefault(endpoint.input_keys[-1], args[0])
-        span.set_input(inputs[endpoint.input_keys[-1]] if len(inputs) == 1 and
-                       endpoint.input_keys[-1] in inputs else inputs)
+        keys = endpoint.request_keys
+        request = {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+        if args and keys:
+            request.setdefault(keys[0], args[0])
+        if not endpoint.method:
+            if keys[0] in request:
+                span.set_input(request[keys[0]])
+        else:
+            if "model" in keys and "model" not in request and span.model:
+                request["model"] = span.model
+            span.set_input(request)
     return span
 
 

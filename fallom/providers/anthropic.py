@@ -21,9 +21,17 @@ def _usage(usage: Any) -> Dict[str, Any]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
 
 
+def _raw(texts: List[str], calls: List[Dict[str, Any]], stop: Any, response_id: Any,
+         model: Any, content: Any) -> Dict[str, Any]:
+    """``fallom.raw.response`` as the reference wrappers send it."""
+    return {"text": "".join(texts), "finishReason": stop, "responseId": response_id,
+            "model": model, "toolCalls": calls, "content": content}
+
+
 def read_message(message: Any) -> Dict[str, Any]:
     texts, calls = [], []
-    for block in items(message, "content"):
+    blocks = items(message, "content")
+    for block in blocks:
         if get(block, "type") == "text":
             texts.append(get(block, "text") or "")
         elif get(block, "type") == "tool_use":
@@ -37,6 +45,9 @@ def read_message(message: Any) -> Dict[str, Any]:
         "finish_reason": [get(message, "stop_reason")] if get(message, "stop_reason") else None,
         "response_id": get(message, "id"),
         "output": _output(texts, calls),
+        "raw_response": _raw(texts, calls, get(message, "stop_reason"), get(message, "id"),
+                             get(message, "model"), blocks),
+        "raw_usage": usage,
         "attributes": {"gen_ai.usage.cache_read_input_tokens":
                        get(usage, "cache_read_input_tokens")},
     })
@@ -82,20 +93,27 @@ class MessageAccumulator(Accumulator):
 
     def fields(self) -> Dict[str, Any]:
         usage = {"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens}
+        calls = [self.calls[i] for i in sorted(self.calls)]
+        content = ([{"type": "text", "text": "".join(self.texts)}] if self.texts else []) + [
+            {"type": "tool_use", "id": c["id"], "name": c["name"]} for c in calls]
         return compact({
             "provider": "anthropic",
             "model": self.model,
             **_usage(usage),
             "finish_reason": [self.stop] if self.stop else None,
             "response_id": self.response_id,
-            "output": _output(self.texts, [self.calls[i] for i in sorted(self.calls)]),
+            "output": _output(self.texts, calls),
+            "raw_response": _raw(self.texts, calls, self.stop, self.response_id, self.model,
+                                 content),
+            "raw_usage": compact(usage),
         })
 
 
-_MESSAGES = Endpoint("chat", ("system", "messages"), read_message, MessageAccumulator)
+_REQUEST = ("messages", "system", "model", "tools", "tool_choice")
+_MESSAGES = Endpoint("chat", "messages.create", _REQUEST, read_message, MessageAccumulator)
 ENDPOINTS: Mapping[Tuple[str, ...], Endpoint] = {
     ("messages", "create"): _MESSAGES,
-    ("messages", "stream"): Endpoint("chat", ("system", "messages"), read_message,
+    ("messages", "stream"): Endpoint("chat", "messages.create", _REQUEST, read_message,
                                      MessageAccumulator, always_streams=True),
     ("beta", "messages", "create"): _MESSAGES,
 }

@@ -36,6 +36,24 @@ def _finish(response: Any) -> Any:
     return [str(r) for r in named] or None
 
 
+def _raw(text: str, calls: List[Dict[str, Any]], response: Any) -> Dict[str, Any]:
+    """``fallom.raw.response`` as the reference wrappers send it."""
+    finish = _finish(response)
+    raw: Dict[str, Any] = {"text": text, "candidates": len(items(response, "candidates")),
+                           "finishReason": finish[0] if finish else None}
+    if calls:
+        raw["toolCalls"] = calls
+    return raw
+
+
+def _usage(usage: Any) -> Any:
+    if usage is None:
+        return None
+    names = ("prompt_token_count", "candidates_token_count", "total_token_count",
+             "cached_content_token_count", "thoughts_token_count")
+    return {name: get(usage, name) for name in names if get(usage, name) is not None}
+
+
 def read_generate_content(response: Any) -> Dict[str, Any]:
     texts, calls = _parts(response)
     usage = get(response, "usage_metadata")
@@ -49,6 +67,8 @@ def read_generate_content(response: Any) -> Dict[str, Any]:
         "finish_reason": _finish(response),
         "response_id": get(response, "response_id"),
         "output": {"content": text, "tool_calls": calls} if calls else text,
+        "raw_response": _raw(text, calls, response),
+        "raw_usage": _usage(usage),
         "attributes": {"gen_ai.usage.cached_tokens": get(usage, "cached_content_token_count"),
                        "gen_ai.usage.reasoning_tokens": get(usage, "thoughts_token_count")},
     })
@@ -73,6 +93,7 @@ class ContentAccumulator(Accumulator):
         fields = read_generate_content(self.last) if self.last is not None else {}
         text = "".join(self.texts)
         fields["output"] = {"content": text, "tool_calls": self.calls} if self.calls else text
+        fields["raw_response"] = _raw(text, self.calls, self.last)
         return fields
 
 
@@ -81,9 +102,10 @@ def _attributes(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
     return request_attributes(kwargs, config)
 
 
-_GENERATE = Endpoint("generate_content", ("contents",), read_generate_content,
+_REQUEST = ("contents", "model")
+_GENERATE = Endpoint("generate_content", "generateContent", _REQUEST, read_generate_content,
                      ContentAccumulator)
-_STREAM = Endpoint("generate_content", ("contents",), read_generate_content,
+_STREAM = Endpoint("generate_content", "generateContent", _REQUEST, read_generate_content,
                    ContentAccumulator, always_streams=True)
 
 PROVIDER = Provider("google", {

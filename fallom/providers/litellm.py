@@ -31,6 +31,9 @@ class StreamAccumulator(ChatAccumulator):
         return {**super().fields(), "provider": "litellm"}
 
 
-_COMPLETION = Endpoint("chat", ("messages",), read_model_response, StreamAccumulator)
+# LiteLLM answers in the OpenAI chat format: the backend reads it as such.
+_COMPLETION = Endpoint("chat", "chat.completions.create",
+                       ("messages", "model", "tools", "tool_choice", "functions", "function_call"),
+                       read_model_response, StreamAccumulator)
 PROVIDER = Provider("litellm", {("completion",): _COMPLETION, ("acompletion",): _COMPLETION},
                     prepare_stream=_prepare_stream)

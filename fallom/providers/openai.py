@@ -28,6 +28,12 @@ def _tool_call(call: Any) -> Dict[str, Any]:
 def _chat_fields(model: Any, usage: Any, finish: List[Any], response_id: Any, content: Any,
                  tool_calls: List[Dict[str, Any]]) -> Dict[str, Any]:
     """Record fields of a chat completion, whole or accumulated from a stream."""
+    raw = {"text": content, "finishReason": finish[0] if finish else None,
+           "responseId": response_id, "model": model}
+    if tool_calls:
+        raw["toolCalls"] = [{"id": c["id"], "type": "function",
+                             "function": {"name": c["name"], "arguments": c["arguments"]}}
+                            for c in tool_calls]
     return compact({
         "provider": "openai",
         "model": model,
@@ -35,6 +41,8 @@ def _chat_fields(model: Any, usage: Any, finish: List[Any], response_id: Any, co
         "finish_reason": finish or None,
         "response_id": response_id,
         "output": {"content": content, "tool_calls": tool_calls} if tool_calls else content,
+        "raw_response": raw,
+        "raw_usage": usage,
         "attributes": {
             attr.CACHED_TOKENS: get(usage, "prompt_tokens_details", "cached_tokens"),
             attr.REASONING_TOKENS: get(usage, "completion_tokens_details", "reasoning_tokens"),
@@ -60,6 +68,10 @@ def read_completion(response: Any) -> Dict[str, Any]:
         "finish_reason": [get(c, "finish_reason") for c in choices] or None,
         "response_id": get(response, "id"),
         "output": get(choices[0], "text") if choices else None,
+        "raw_response": {"text": get(choices[0], "text") if choices else None,
+                         "finishReason": get(choices[0], "finish_reason") if choices else None,
+                         "responseId": get(response, "id"), "model": get(response, "model")},
+        "raw_usage": get(response, "usage"),
     })
 
 
@@ -76,6 +88,10 @@ def read_response(response: Any) -> Dict[str, Any]:
                           "arguments": get(item, "arguments")})
     usage = get(response, "usage")
     text = "".join(texts)
+    raw: Dict[str, Any] = {"responseId": get(response, "id"), "model": get(response, "model"),
+                           "status": get(response, "status"), "text": text}
+    if calls:
+        raw["toolCalls"] = calls
     return compact({
         "provider": "openai",
         "model": get(response, "model"),
@@ -83,6 +99,8 @@ def read_response(response: Any) -> Dict[str, Any]:
         "response_id": get(response, "id"),
         "finish_reason": [get(response, "status")] if get(response, "status") else None,
         "output": {"content": text, "tool_calls": calls} if calls else text,
+        "raw_response": raw,
+        "raw_usage": usage,
         "attributes": {
             attr.CACHED_TOKENS: get(usage, "input_tokens_details", "cached_tokens"),
             attr.REASONING_TOKENS: get(usage, "output_tokens_details", "reasoning_tokens"),
@@ -99,6 +117,9 @@ def read_embeddings(response: Any) -> Dict[str, Any]:
         "total_tokens": get(response, "usage", "total_tokens"),
         "output": {"embeddings": len(data),
                    "dimensions": len(get(data[0], "embedding") or []) if data else 0},
+        "raw_response": {"model": get(response, "model"), "embeddings": len(data),
+                         "dimensions": len(get(data[0], "embedding") or []) if data else 0},
+        "raw_usage": get(response, "usage"),
     })
 
 
@@ -169,7 +190,9 @@ class ResponsesAccumulator(Accumulator):
         return bool(kind == "response.function_call_arguments.delta")
 
     def fields(self) -> Dict[str, Any]:
-        return self.final or compact({"provider": "openai", "output": "".join(self.text)})
+        text = "".join(self.text)
+        return self.final or compact({"provider": "openai", "output": text,
+                                      "raw_response": {"text": text}})
 
 
 def _prepare_stream(endpoint: Endpoint, kwargs: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
@@ -179,16 +202,21 @@ def _prepare_stream(endpoint: Endpoint, kwargs: Dict[str, Any]) -> Tuple[Dict[st
     return kwargs, False
 
 
-_CHAT = Endpoint("chat", ("messages",), read_chat_completion, ChatAccumulator)
+_CHAT_REQUEST = ("messages", "model", "tools", "tool_choice", "functions", "function_call")
+_CHAT = Endpoint("chat", "chat.completions.create", _CHAT_REQUEST, read_chat_completion,
+                 ChatAccumulator)
 ENDPOINTS: Mapping[Tuple[str, ...], Endpoint] = {
     ("chat", "completions", "create"): _CHAT,
     ("chat", "completions", "parse"): _CHAT,
     ("beta", "chat", "completions", "parse"): _CHAT,
-    ("responses", "create"): Endpoint("responses", ("instructions", "input"), read_response,
-                                      ResponsesAccumulator),
-    ("embeddings", "create"): Endpoint("embeddings", ("input",), read_embeddings,
-                                       kind="embedding"),
-    ("completions", "create"): Endpoint("text_completion", ("prompt",), read_completion,
+    ("responses", "create"): Endpoint(
+        "responses", "responses.create",
+        ("input", "model", "instructions", "tools", "temperature", "max_output_tokens", "top_p",
+         "store", "metadata"), read_response, ResponsesAccumulator),
+    ("embeddings", "create"): Endpoint("embeddings", "embeddings.create", ("input", "model"),
+                                       read_embeddings, kind="embedding"),
+    ("completions", "create"): Endpoint("text_completion", "completions.create",
+                                        ("prompt", "model"), read_completion,
                                         CompletionAccumulator),
 }
 

@@ -19,6 +19,7 @@ from ._store import Store
 __all__ = ["FallomServer", "serve", "validate_record"]
 
 MAX_BODY = 16 * 1024 * 1024
+INGEST_HEADER = "Fallom-Ingest"
 _HEX32, _HEX16 = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{16}")
 _PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d+)")
 
@@ -147,6 +148,8 @@ def _handler_for(server: FallomServer) -> type:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
+            if urlsplit(self.path).path == "/v1/traces":
+                self.send_header(INGEST_HEADER, "batch, gzip")  # what this server takes
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -155,7 +158,7 @@ def _handler_for(server: FallomServer) -> type:
 
 
 def _decode(raw: bytes, encoding: Optional[str], limit: int) -> Any:
-    if encoding == "gzip":
+    if encoding is not None and encoding.strip().lower() in ("gzip", "x-gzip"):
         decompressor = zlib.decompressobj(31)
         raw = decompressor.decompress(raw, limit + 1)
         if len(raw) > limit:

@@ -7,7 +7,9 @@ import sqlite3
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["Store"]
+from .._wire import RecordView
+
+__all__ = ["Store", "readable"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -23,6 +25,25 @@ CREATE TABLE IF NOT EXISTS assignments (
 CREATE TABLE IF NOT EXISTS versions (
     kind TEXT, key TEXT, version INTEGER, body TEXT, PRIMARY KEY (kind, key, version));
 """
+
+
+def readable(record: Dict[str, Any]) -> Dict[str, Any]:
+    """A stored record with its tokens, input and output under plain names.
+
+    Whatever SDK sent it: v2 records keep them in ``fallom.raw.*`` attributes,
+    records of earlier fallom versions as top-level fields.
+    """
+    view = RecordView(record)
+    out = dict(record)
+    out["prompt_tokens"], out["completion_tokens"], out["total_tokens"] = view.usage
+    ttft = view.time_to_first_token_ms
+    if ttft is not None:
+        out["time_to_first_token_ms"] = ttft
+    if view.has_input:
+        out["input"] = view.input
+    if view.has_output:
+        out["output"] = view.output
+    return out
 
 
 class Store:
@@ -49,7 +70,7 @@ class Store:
         rows = [(r["span_id"], r["trace_id"], r.get("parent_span_id"), r["name"],
                  r.get("session_id"), r.get("customer_id"), r.get("config_key"),
                  r.get("status"), r.get("start_time"), r.get("duration_ms"),
-                 r.get("total_tokens"), json.dumps(r)) for r in records]
+                 RecordView(r).total_tokens, json.dumps(r)) for r in records]
         with self._write:
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
@@ -95,7 +116,7 @@ class Store:
     def trace(self, trace_id: str) -> List[Dict[str, Any]]:
         rows = self._db().execute(
             "SELECT record FROM spans WHERE trace_id = ? ORDER BY start_time", (trace_id,))
-        return [json.loads(r[0]) for r in rows.fetchall()]
+        return [readable(json.loads(r[0])) for r in rows.fetchall()]
 
     # -- assignments and versions ---------------------------------------------------------
     def add_assignment(self, body: Dict[str, Any]) -> None:

@@ -1,0 +1,87 @@
+"""One JSON encoder for the export path, and text that is never lost to it.
+
+orjson is used when installed (``fallom[fast]``): about twenty times faster
+than the standard library for a 1 KB record. Either can refuse a value (a
+lone surrogate, an integer beyond 64 bits or 4,300 digits): :func:`json_text`
+and :func:`encode_record` then cut only what failed, with a visible marker,
+so one bad value never costs the rest of a record or of its batch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Dict, Tuple
+
+__all__ = ["dumps", "encode_record", "json_text"]
+
+_dumps: Callable[[Any], bytes]
+try:  # pragma: no cover - depends on the optional extra
+    import orjson
+
+    def _dumps(value: Any) -> bytes:
+        encoded: bytes = orjson.dumps(value, default=str)
+        return encoded
+
+except ImportError:  # pragma: no cover
+    _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+    def _dumps(value: Any) -> bytes:
+        return _encoder.encode(value).encode("utf-8")
+
+
+dumps = _dumps
+_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def _marker(exc: Exception) -> str:
+    # The exception's type only: its message may quote the value (captured content).
+    return f"[cut by fallom: the value could not be encoded as JSON ({type(exc).__name__})]"
+
+
+def json_text(value: Any) -> Tuple[str, bool]:
+    """``value`` as JSON text, and whether anything had to be cut to get it."""
+    try:
+        return dumps(value).decode("utf-8"), False
+    except Exception:
+        pass
+    try:  # escapes lone surrogates, takes integers of any size up to 4,300 digits
+        return _ASCII.encode(value), False
+    except Exception as exc:
+        return _ASCII.encode(_marker(exc)), True
+
+
+def encode_record(record: Dict[str, Any]) -> Tuple[bytes, bool]:
+    """The record as JSON bytes; a field that cannot be encoded is replaced by a marker."""
+    try:
+        return dumps(record), False
+    except Exception:
+        pass
+    fixed: Dict[str, Any] = {}
+    cut = False
+    for key, value in record.items():
+        if isinstance(value, dict):
+            fixed[key], inner = _encodable_mapping(value)
+            cut = cut or inner
+        else:
+            fixed[key], inner = _encodable(value)
+            cut = cut or inner
+    return dumps(fixed), cut
+
+
+def _encodable_mapping(value: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
+    out: Dict[str, Any] = {}
+    cut = False
+    for key, item in value.items():
+        safe_key = key.encode("utf-8", "replace").decode("utf-8") if isinstance(key, str) \
+            else str(key)
+        out[safe_key], inner = _encodable(item)
+        cut = cut or inner
+    return out, cut
+
+
+def _encodable(value: Any) -> Tuple[Any, bool]:
+    try:
+        dumps(value)
+        return value, False
+    except Exception as exc:
+        return _marker(exc), True
