@@ -1,8 +1,9 @@
 """A sink HTTP server for benchmarks, run in its own process: reads, counts, answers.
 
-``python _sink.py PORT_FILE [hang]`` writes its port to PORT_FILE; with
-``hang`` it never answers. It counts records in fallom batches (gzip JSON)
-and requests for anything else.
+``python _sink.py PORT_FILE [MODE [DELAY_MS]]`` writes its port to PORT_FILE.
+MODE ``ok`` answers with ``Fallom-Ingest: batch, gzip`` (as ``fallom serve``),
+``record`` without it (as the Fallom cloud: one bare record per request),
+``hang`` never answers. DELAY_MS adds latency to every answer.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-HANG = len(sys.argv) > 2 and sys.argv[2] == "hang"
+MODE = sys.argv[2] if len(sys.argv) > 2 else "ok"
+HANG = MODE == "hang"
+DELAY = float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.0
 CHAT = json.dumps({
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
     "choices": [{"index": 0, "finish_reason": "stop",
@@ -33,8 +36,12 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if HANG:
             time.sleep(3600)
+        if DELAY:
+            time.sleep(DELAY)
         body = CHAT if self.path.endswith("/chat/completions") else b"{}"
         self.send_response(200)
+        if MODE == "ok" and self.path.endswith("/v1/traces"):
+            self.send_header("Fallom-Ingest", "batch, gzip")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -1,6 +1,9 @@
 """End-to-end export: throughput of ~1 KB records to a local server, CPU per span,
 and the caller's p99 while the server hangs; fallom beside the OpenTelemetry SDK
-(BatchSpanProcessor + OTLP/HTTP exporter) in the same run.
+(BatchSpanProcessor + OTLP/HTTP exporter) in the same run. Batch mode is what
+fallom sends to a server that advertises ``Fallom-Ingest: batch, gzip`` (as
+``fallom serve`` does); record mode, one bare record per request, is what it
+sends to the Fallom cloud, here with 0 and 20 ms of added server latency.
 
 The server runs in its own process, so its CPU is not counted.
 """
@@ -33,11 +36,11 @@ def read(path: str) -> str:
 
 
 @contextlib.contextmanager
-def sink(hang: bool = False) -> Iterator[str]:
+def sink(hang: bool = False, mode: str = "ok", delay_ms: int = 0) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = os.path.join(tmp, "port")
         proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sink.py"), port_file,
-                                 "hang" if hang else "ok"], stdin=subprocess.PIPE)
+                                 "hang" if hang else mode, str(delay_ms)], stdin=subprocess.PIPE)
         while not read(port_file):
             time.sleep(0.01)
         try:
@@ -52,7 +55,7 @@ def chat(messages: list, temperature: float) -> str:
     return "Hamlet, prince of Denmark, avenges his father; nearly everyone dies." * 3
 
 
-def fallom_run(url: str) -> Tuple[float, float]:
+def fallom_run(url: str, count: int = COUNT) -> Tuple[float, float]:
     """A service at its sustainable maximum: the producer never lets the queue pass
     5,000 records (it yields while the worker catches up), so memory stays bounded
     and the figure is the pipeline's throughput, not the size of a backlog."""
@@ -62,7 +65,7 @@ def fallom_run(url: str) -> Tuple[float, float]:
     before = fallom.stats()  # counters are cumulative over init() calls
     queue = STATE.processors[0]._queue  # type: ignore[attr-defined]
     start, cpu = time.perf_counter(), time.process_time()
-    for i in range(COUNT):
+    for i in range(count):
         chat(PAYLOAD["messages"], temperature=0.2)
         if i % 500 == 0:
             while len(queue) > 5_000:
@@ -71,9 +74,9 @@ def fallom_run(url: str) -> Tuple[float, float]:
     elapsed, used = time.perf_counter() - start, time.process_time() - cpu
     stats = fallom.stats()
     fallom.shutdown(5)
-    assert stats["sent"] - before["sent"] == COUNT, stats
+    assert stats["sent"] - before["sent"] == count, stats
     assert sum(stats["dropped"].values()) == sum(before["dropped"].values()), stats
-    return COUNT / elapsed, used / COUNT * 1e6
+    return count / elapsed, used / count * 1e6
 
 
 def otel_provider(url: str, max_queue: int):  # type: ignore[no-untyped-def]
@@ -144,12 +147,17 @@ def main() -> None:
             healthy = fallom_p99(url)
         with sink(hang=True) as url:
             hanging = fallom_p99(url)
-        rows.append((f_rate, f_cpu, o_rate, o_cpu, healthy, hanging))
+        with sink(mode="record") as url:
+            r0_rate, r0_cpu = fallom_run(url, 20_000)
+        with sink(mode="record", delay_ms=20) as url:
+            r20_rate, r20_cpu = fallom_run(url, 3_000)
+        rows.append((f_rate, f_cpu, o_rate, o_cpu, healthy, hanging, r0_rate, r0_cpu, r20_rate,
+                     r20_cpu))
     med = [statistics.median(col) for col in zip(*rows)]
-    f_rate, f_cpu, o_rate, o_cpu, healthy, hanging = med
-    from fallom.exporters import _encode
+    f_rate, f_cpu, o_rate, o_cpu, healthy, hanging, r0_rate, r0_cpu, r20_rate, r20_cpu = med
+    from fallom import _json
 
-    encoder = "orjson (fallom[fast])" if "orjson" in _encode.dumps.__code__.co_names else "json"
+    encoder = "orjson (fallom[fast])" if "orjson" in _json.dumps.__code__.co_names else "json"
     print(f"records of ~{len(str(PAYLOAD)) + 300} bytes, {COUNT} per run, median of {rounds} runs,"
           f" encoder {encoder}")
     print(f"fallom throughput      {f_rate:>10,.0f} spans/s   target >= 50,000 (aim 100,000)")
@@ -160,6 +168,9 @@ def main() -> None:
     print(f"caller p99, healthy    {healthy / 1000:>10.2f} us")
     print(f"caller p99, hanging    {hanging / 1000:>10.2f} us")
     print(f"  ratio hanging / ok   {hanging / healthy:>10.2f}   target <= 1.1")
+    print("record mode (one bare record per request, as the Fallom cloud takes them):")
+    print(f"  0 ms server          {r0_rate:>10,.0f} spans/s   {r0_cpu:>6.1f} us CPU per span")
+    print(f"  20 ms server         {r20_rate:>10,.0f} spans/s   {r20_cpu:>6.1f} us CPU per span")
 
 
 if __name__ == "__main__":

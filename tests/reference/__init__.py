@@ -1,0 +1,1 @@
+"""Records and answers of the published Fallom SDKs, to test this one against."""

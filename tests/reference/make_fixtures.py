@@ -1,0 +1,52 @@
+"""Record what the published ``fallom==0.2.7`` sends, as fixtures for the suite.
+
+Rerun with ``python -m tests.reference.make_fixtures`` from the repository
+root: it makes ``.venv-ref027`` (the published SDK with the provider SDKs),
+drives real OpenAI, Anthropic and Google clients against the suite's local
+fake provider, and writes every record 0.2.7 posted to
+``tests/reference/fallom_0_2_7_records.json``. Nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .._provider_server import ProviderServer
+from .._traces_server import TracesServer
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+VENV = ROOT / ".venv-ref027"
+OUT = HERE / "fallom_0_2_7_records.json"
+
+
+def reference_python() -> Path:
+    """The interpreter of a virtual environment with ``fallom==0.2.7`` installed."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "fallom==0.2.7", "openai",
+                        "anthropic", "google-generativeai"], check=True)
+    return python
+
+
+def main() -> None:
+    provider, traces = ProviderServer(), TracesServer(ingest=None)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FALLOM_")}
+        subprocess.run([str(reference_python()), str(HERE / "_drive_027.py"), provider.url,
+                        traces.url], check=True, env=env, timeout=120)
+    finally:
+        provider.close()
+        traces.close()
+    records = sorted(traces.records, key=lambda r: (r["start_time"], r["name"]))
+    OUT.write_text(json.dumps(records, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {len(records)} records to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
