@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import cachetools
 
-from ._assign import Config, ConfigError, parse_config
+from ._assign import Config, ConfigError, parse_config, weight_of
 from ._config import Settings
 from ._guard import logger
 from ._remote import Fetcher, RemoteStore
@@ -30,6 +30,7 @@ class ABTest:
     key: str
     version: Any
     variants: Tuple[Mapping[str, Any], ...]
+    weights: Tuple[float, ...]
 
 
 _warned: cachetools.LRUCache[Tuple[Any, ...], bool] = cachetools.LRUCache(10_000)
@@ -97,13 +98,20 @@ def parse_ab_tests(body: Any) -> Iterator[Tuple[str, Optional[ABTest]]]:
         variants = raw.get("variants")
         valid = isinstance(variants, list) and variants and all(
             isinstance(v, Mapping) and isinstance(v.get("prompt_key"), str)
-            and isinstance(v.get("weight"), (int, float)) and not isinstance(v.get("weight"), bool)
+            and weight_of(v.get("weight")) is not None
+            and (v.get("prompt_version") is None or _is_int(v.get("prompt_version")))
             for v in variants)
         if not valid:
             warn_once(raw["key"], raw.get("version"), "rejected: malformed prompt A/B variants")
             yield raw["key"], None
             continue
-        yield raw["key"], ABTest(raw["key"], raw.get("version"), tuple(variants or ()))
+        checked: list[Mapping[str, Any]] = list(variants or ())
+        weights = tuple(weight_of(v["weight"]) or 0.0 for v in checked)
+        yield raw["key"], ABTest(raw["key"], raw.get("version"), tuple(checked), weights)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Experiments:
@@ -137,8 +145,7 @@ class Experiments:
             self._reported[key] = True
         payload = {"config_key": config.key, "config_version": config.version,
                    "session_id": session_id, "assigned_model": model}
-        url = f"{self.settings.configs_url}/sessions"
-        self.fetcher.submit(("report", *key), lambda: self.fetcher.post_json(url, payload))
+        self.fetcher.reporter.post(f"{self.settings.configs_url}/sessions", payload)
 
 
 _current: Optional[Experiments] = None

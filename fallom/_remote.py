@@ -8,42 +8,55 @@ and only for ``cold_wait`` seconds (default 1), after which it falls back.
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Hashable, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Deque, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
 import cachetools
 import requests
 
 from ._guard import logger, report_internal_error
+from .exporters._base import Stats
 
-__all__ = ["Fetcher", "RemoteStore"]
+__all__ = ["REPORTS", "Fetcher", "RemoteStore", "Reporter"]
 
 _MISSING = object()
 Task = Tuple[Hashable, ...]
 
 
 class Fetcher:
-    """One daemon thread doing every fetch and report, in order, off the caller's path."""
+    """Fetches configs and prompts on one daemon thread, urgent work first.
+
+    A fetch a caller waits on (a pinned version, a cold store) goes ahead of
+    routine list refreshes; assignment reports go through a :class:`Reporter`
+    of their own, so they never delay either. Every queue is bounded, and the
+    thread sleeps until the next refresh is due or work arrives.
+    """
+
+    MAX_PENDING = 1024
 
     def __init__(self, api_key: str, timeout: float = 5.0) -> None:
         self._api_key = api_key
         self.timeout = timeout
         self._stores: List[RemoteStore] = []
+        self.reporter = Reporter(self)
         self.after_fork()
         _FETCHERS.add(self)
 
     def after_fork(self) -> None:
-        """A fresh thread, queue and connections (a forked child inherits none that work)."""
-        self._queue: queue.Queue[Optional[Tuple[Task, Callable[[], None]]]] = queue.Queue()
+        """A fresh thread, queues and connections (a forked child inherits none that work)."""
+        self._urgent: Deque[Tuple[Task, Callable[[], None]]] = collections.deque()
+        self._routine: Deque[Tuple[Task, Callable[[], None]]] = collections.deque()
         self._pending: Set[Task] = set()
-        self._lock = threading.Lock()
-        self._session = requests.Session()
-        self._session.trust_env = False
+        self._cond = threading.Condition(threading.Lock())
+        self._session = _new_session()
         self._stop = threading.Event()
+        self.reporter.after_fork()
+        for store in self._stores:
+            store.after_fork()
         self._thread = threading.Thread(target=self._run, name="fallom-fetch", daemon=True)
         self._thread.start()
 
@@ -53,7 +66,7 @@ class Fetcher:
     def get_json(self, url: str) -> Tuple[int, Any]:
         """(status, parsed body or None); (0, None) when the server cannot be reached."""
         try:
-            response = self._session.get(url, headers=self._headers(), allow_redirects=False,
+            response = self._session.get(url, headers=self.headers(), allow_redirects=False,
                                          timeout=(min(2.0, self.timeout), self.timeout))
         except requests.RequestException as exc:
             logger.debug("fallom: cannot fetch %s: %s", url, type(exc).__name__)
@@ -66,39 +79,50 @@ class Fetcher:
             except ValueError:
                 return -1, None  # malformed JSON
 
-    def post_json(self, url: str, payload: Any) -> None:
-        try:
-            self._session.post(url, json=payload, headers=self._headers(),
-                               allow_redirects=False, timeout=(2.0, self.timeout)).close()
-        except requests.RequestException as exc:
-            logger.debug("fallom: cannot post to %s: %s", url, type(exc).__name__)
-
-    def _headers(self) -> Dict[str, str]:
+    def headers(self) -> Dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"}
 
-    def submit(self, task: Task, work: Callable[[], None]) -> None:
-        """Queue ``work`` unless the same task is already queued (100 callers, one fetch)."""
-        with self._lock:
+    def submit(self, task: Task, work: Callable[[], None], *, urgent: bool = False) -> bool:
+        """Queue ``work`` unless the same task is queued (100 callers, one fetch) or too
+        much is; urgent work goes first. False when it was not queued."""
+        with self._cond:
             if task in self._pending:
-                return
+                return True
+            if len(self._pending) >= self.MAX_PENDING:
+                return False
             self._pending.add(task)
-        self._queue.put((task, work))
+            (self._urgent if urgent else self._routine).append((task, work))
+            self._cond.notify()
+        return True
 
     def watch(self, store: RemoteStore) -> None:
-        self._stores.append(store)
-        self._queue.put(None)  # wake up to schedule its refreshes
+        with self._cond:
+            self._stores.append(store)
+            self._cond.notify()  # wake up to schedule its refreshes
 
     def stop(self) -> None:
         self._stop.set()
-        self._queue.put(None)
+        self.reporter.stop()
+        with self._cond:
+            self._cond.notify()
+
+    def _next(self) -> Optional[Tuple[Task, Callable[[], None]]]:
+        """The next piece of work, or None when a refresh may be due."""
+        with self._cond:
+            while not self._stop.is_set():
+                if self._urgent:
+                    return self._urgent.popleft()
+                if self._routine:
+                    return self._routine.popleft()
+                due = min((s.next_refresh() for s in self._stores), default=None)
+                if due is not None and due <= time.monotonic():
+                    return None
+                self._cond.wait(None if due is None else due - time.monotonic())
+            return None
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            due = min((s.next_refresh() for s in self._stores), default=60.0)
-            try:
-                item = self._queue.get(timeout=max(0.01, due - time.monotonic()))
-            except queue.Empty:
-                item = None
+            item = self._next()
             if item is None:
                 for store in list(self._stores):
                     if store.next_refresh() <= time.monotonic():
@@ -110,8 +134,74 @@ class Fetcher:
             except Exception as exc:
                 report_internal_error(exc, "background fetch")
             finally:
-                with self._lock:
+                with self._cond:
                     self._pending.discard(task)
+
+
+class Reporter:
+    """``POST /sessions`` reports: a bounded queue and a thread of their own.
+
+    Fire and forget: a full queue drops the newest report and counts it.
+    """
+
+    MAX_QUEUED = 10_000
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self._fetcher = fetcher
+        self.after_fork()
+
+    def after_fork(self) -> None:
+        self._queue: Deque[Tuple[str, Any]] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: Optional[threading.Thread] = None
+        self._stopped = False
+        self._session: Optional[requests.Session] = None
+
+    def post(self, url: str, payload: Any) -> None:
+        with self._cond:
+            if self._stopped:
+                return
+            if len(self._queue) >= self.MAX_QUEUED:
+                REPORTS.drop("queue_full")
+                return
+            self._queue.append((url, payload))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fallom-report",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        session = _new_session()
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                url, payload = self._queue.popleft()
+            try:
+                session.post(url, json=payload, headers=self._fetcher.headers(),
+                             allow_redirects=False,
+                             timeout=(2.0, self._fetcher.timeout)).close()
+                REPORTS.add("sent")
+            except requests.RequestException as exc:
+                REPORTS.drop("unreachable")
+                logger.debug("fallom: cannot post to %s: %s", url, type(exc).__name__)
+
+
+def _new_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # no proxies or .netrc credentials for our endpoints
+    return session
+
+
+REPORTS = Stats()  # assignment reports, over the life of the process
 
 
 _FETCHERS: weakref.WeakSet[Fetcher] = weakref.WeakSet()
@@ -147,43 +237,63 @@ class RemoteStore:
         self._pinned: cachetools.LRUCache[Tuple[str, Any], Any] = cachetools.LRUCache(4096)
         self._absent: cachetools.TTLCache[Tuple[str, Any], bool] = cachetools.TTLCache(
             4096, ttl, timer=clock)
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe
+        self._waits: Dict[Tuple[str, Any], threading.Event] = {}
         self._loaded = threading.Event()
         self._next_refresh = 0.0
         self.fetches = 0
         fetcher.watch(self)
 
+    def after_fork(self) -> None:
+        """A lock a parent's thread held at fork time would never be released here."""
+        self._lock = threading.Lock()
+        self._waits = {}
+
     # -- the caller's side: memory only, except a bounded wait when cold -------------
     def latest(self, key: str) -> Any:
         if not self._loaded.is_set():
-            self.refresh_in_background()
+            self.refresh_in_background(urgent=True)  # a caller is waiting: ahead of routine
             self._loaded.wait(self.cold_wait)
-        elif "list" not in self._fresh:
-            self.refresh_in_background()  # serve the stale value meanwhile
+        else:
+            with self._lock:
+                fresh = "list" in self._fresh
+            if not fresh:
+                self.refresh_in_background()  # serve the stale value meanwhile
         return self._latest.get(key)
 
     def pinned(self, key: str, version: Any) -> Any:
-        found = self._pinned.get((key, version), _MISSING)
+        wanted = (key, version)
+        with self._lock:
+            found = self._pinned.get(wanted, _MISSING)
+            absent = wanted in self._absent
         if found is not _MISSING:
             return found
-        current = self.latest(key)
+        current = self._latest.get(key) if self._loaded.is_set() else None
         if current is not None and getattr(current, "version", None) == version:
             return current
-        if self._pinned_url is None or (key, version) in self._absent:
+        if self._pinned_url is None or absent:
             return None
-        done = threading.Event()
-        self._fetcher.submit(("pinned", self.name, key, version),
-                             lambda: self._fetch_pinned(key, version, done))
+        with self._lock:
+            done = self._waits.get(wanted)
+            if done is None:  # the first caller queues the fetch; the others wait on it too
+                done = self._waits[wanted] = threading.Event()
+                if not self._fetcher.submit(("pinned", self.name, key, version),
+                                            lambda: self._fetch_pinned(key, version, done),
+                                            urgent=True):
+                    del self._waits[wanted]
+                    return None
         done.wait(self.cold_wait)
-        found = self._pinned.get((key, version), _MISSING)
+        with self._lock:
+            found = self._pinned.get(wanted, _MISSING)
         return None if found is _MISSING else found
 
     # -- the background side ------------------------------------------------------------
     def next_refresh(self) -> float:
         return self._next_refresh
 
-    def refresh_in_background(self) -> None:
+    def refresh_in_background(self, urgent: bool = False) -> None:
         self._next_refresh = time.monotonic() + self._ttl
-        self._fetcher.submit(("list", self.name), self._fetch_list)
+        self._fetcher.submit(("list", self.name), self._fetch_list, urgent=urgent)
 
     def _fetch_list(self) -> None:
         self.fetches += 1
@@ -193,7 +303,8 @@ class RemoteStore:
                 latest = dict(self._parse_list(body))
                 self._latest = {**{k: v for k, v in self._latest.items() if k in latest},
                                 **{k: v for k, v in latest.items() if v is not None}}
-                self._fresh["list"] = True
+                with self._lock:
+                    self._fresh["list"] = True
                 logger.debug("fallom: %s refreshed (%d entries)", self.name, len(self._latest))
             elif status == -1:
                 logger.warning("fallom: %s: malformed JSON; keeping what was loaded", self.name)
@@ -212,8 +323,12 @@ class RemoteStore:
             if status == 200:
                 value = self._parse_one(body)
                 if value is not None:
-                    self._pinned[(key, version)] = value
+                    with self._lock:
+                        self._pinned[(key, version)] = value
             elif status == 404:
-                self._absent[(key, version)] = True
+                with self._lock:
+                    self._absent[(key, version)] = True
         finally:
+            with self._lock:
+                self._waits.pop((key, version), None)
             done.set()

@@ -13,6 +13,7 @@ from . import _experiments, _record
 from ._capture import Limits
 from ._config import Settings, resolve_settings
 from ._guard import logger
+from ._remote import REPORTS
 from ._state import STATE, SpanProcessor
 from ._threads import install_thread_propagation
 from .exporters._base import merge_stats
@@ -166,10 +167,15 @@ def shutdown(timeout: Optional[float] = None) -> None:
 
 
 def stats() -> Dict[str, Any]:
-    """Delivery counters: ``sent``, ``retried``, ``batches`` and ``dropped`` by reason."""
+    """Delivery counters: ``sent``, ``retried``, ``batches``, ``cut``, ``dropped`` by
+    reason, and ``reports`` (A/B assignment reports: sent, dropped by reason)."""
     parts = [p.stats() for p in STATE.all_processors() if hasattr(p, "stats")]
     with _stats_lock:
-        return merge_stats([_retired_stats, *parts])
+        merged = merge_stats([_retired_stats, *parts])
+    merged["reports"] = {"sent": REPORTS.get("sent"),
+                         "dropped": {reason: REPORTS.get(f"dropped.{reason}")
+                                     for reason in ("queue_full", "unreachable")}}
+    return merged
 
 
 def _register_atexit() -> None:

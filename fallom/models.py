@@ -16,9 +16,10 @@ from ._guard import report_internal_error
 __all__ = ["get"]
 
 
-def _required(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+def _required(value: Any, name: str, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or not (value or empty):
+        kind = "a string" if empty else "a non-empty string"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
     return value
 
 
@@ -33,7 +34,7 @@ def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
     naming the key. Assignments are reported to Fallom in the background.
     """
     _required(config_key, "config_key")
-    _required(session_id, "session_id")
+    _required(session_id, "session_id", empty=True)  # "" hashes like any string
     model: Optional[str] = None
     try:
         experiments = _experiments.current()

@@ -1,8 +1,10 @@
-"""Managed prompts: versioned templates and prompt A/B tests, from cache.
+r"""Managed prompts: versioned templates and prompt A/B tests, from cache.
 
-Templates use ``{{name}}`` (spaces inside the braces allowed), substituted in
-one pass: a value containing ``{{x}}`` stays literal, an unknown name stays
-as written, and nothing is ever evaluated. The prompt returned marks the
+Templates use ``{{name}}`` (``{{\s*\w+\s*}}`` as the other Fallom SDKs, with
+Python's Unicode ``\w``), substituted in one pass: a value containing ``{{x}}``
+stays literal, an unknown name stays as written, values are rendered with
+``str()`` (``True``, ``None``) as the published Python SDK does, and nothing
+is ever evaluated. The prompt returned marks the
 current context, so the next LLM span started there records which one it was.
 """
 
@@ -20,7 +22,7 @@ from ._span import PromptMark
 
 __all__ = ["Prompt", "get", "get_ab", "render"]
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{(\s*\w+\s*)\}\}")
 _unknown_reported: set[str] = set()
 
 
@@ -41,7 +43,7 @@ def render(template: str, variables: Optional[Mapping[str, Any]]) -> str:
     values = variables or {}
 
     def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name = match.group(1).strip()
         if name in values:
             return str(values[name])
         if name not in _unknown_reported and len(_unknown_reported) < 1000:
@@ -92,7 +94,7 @@ def get_ab(ab_test_key: str, session_id: str, *,
         experiments = _experiments.current()
         test = experiments.ab_tests.latest(ab_test_key) if experiments is not None else None
         if test is not None:
-            index = pick_by_bucket([float(v["weight"]) for v in test.variants], bucket(session_id))
+            index = pick_by_bucket(test.weights, bucket(session_id))
             variant = test.variants[index]
             template = _template(variant["prompt_key"], variant.get("prompt_version"))
             if template is not None:

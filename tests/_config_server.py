@@ -20,6 +20,7 @@ class ConfigServer(LoopbackServer):
         self.failure: Optional[Tuple[str, Any]] = None  # ("status", 500) or ("hang", None)
         self.hits: Dict[str, int] = {}
         self.sessions: List[Any] = []
+        self.sessions_delay = 0.0  # seconds before answering POST /sessions
         self.lock = threading.Lock()
         self.released = threading.Event()
         super().__init__()
@@ -29,6 +30,8 @@ class ConfigServer(LoopbackServer):
 
     def on_post(self, handler: BaseHTTPRequestHandler) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        if self.sessions_delay:
+            self.released.wait(self.sessions_delay)
         with self.lock:
             self.sessions.append({"body": body, "auth": handler.headers["Authorization"]})
         send_json(handler, 200, {})

@@ -7,7 +7,7 @@ import os
 os.environ["FALLOM_RAISE_INTERNAL_ERRORS"] = "1"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # never fetch the price list
 for _name in [k for k in os.environ if k.startswith(("FALLOM_", "OTEL_"))]:
-    if _name != "FALLOM_RAISE_INTERNAL_ERRORS":
+    if _name not in ("FALLOM_RAISE_INTERNAL_ERRORS", "FALLOM_REFERENCE_PYTHON"):
         del os.environ[_name]
 
 from typing import Iterator  # noqa: E402

@@ -132,7 +132,18 @@ def test_tolerated_oddities_warn() -> None:
 @pytest.mark.parametrize("raw", [
     {"key": "k", "version": 1},
     {"key": "k", "version": 1, "variants": []},
-    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": "50"}]},
+    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": "fifty"}]},
+    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": None}]},
+    {"key": "k", "version": 1, "variants": [{"model": "a"}]},
+    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": True}]},
+    {"key": "k", "version": 1, "variants": {"x": "not an object"}},
+    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": 100}], "targeting": []},
+    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": 100}],
+     "targeting": {"individualTargets": ["oops"]}},
+    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": 100}],
+     "targeting": {"rules": [{"conditions": "x"}]}},
+    {"key": "k", "version": 1, "variants": [{"model": "a", "weight": 100}],
+     "targeting": {"rules": [{"conditions": [None]}]}},
     {"key": "k", "version": 1, "variants": [{"model": 5, "weight": 50}]},
     {"key": "k", "version": 1, "variants": [{"model": "a", "weight": float("nan")}]},
     {"version": 1, "variants": [{"model": "a", "weight": 100}]},
@@ -141,3 +152,96 @@ def test_tolerated_oddities_warn() -> None:
 def test_unusable_configs_are_rejected(raw: Any) -> None:
     with pytest.raises(ConfigError):
         parse_config(raw)
+
+
+# -- the cases where the earlier rules differed from both references (issue 13) ----------
+def config_with(targeting: Any) -> Any:
+    return parse_config({"key": "k", "version": 1, "targeting": targeting,
+                         "variants": [{"model": "base", "weight": 100},
+                                      {"model": "special", "weight": 0}]})
+
+
+def test_targeting_without_enabled_is_on() -> None:
+    config = config_with({"rules": rule("plan", "eq", "pro")})
+    assert choose(config, "s", context={"plan": "pro"}).model == "special"
+    assert choose(config_with({"enabled": None, "rules": rule("plan", "eq", "pro")}), "s",
+                  context={"plan": "pro"}).model == "special"
+    assert choose(config_with({"enabled": 0, "rules": rule("plan", "eq", "pro")}), "s",
+                  context={"plan": "pro"}).model == "special"  # only exactly false turns it off
+
+
+def test_a_rule_without_conditions_matches() -> None:
+    for rules in ([{"conditions": [], "variantIndex": 1}], [{"variantIndex": 1}]):
+        assert choose(config_with({"rules": rules}), "anyone").model == "special"
+
+
+def test_customer_id_joins_the_context_only_when_non_empty() -> None:
+    config = config_with({"rules": rule("customerId", "eq", "from-context")})
+    assert choose(config, "s", customer_id="", context={"customerId": "from-context"}
+                  ).model == "special"
+    assert choose(config, "s", customer_id=None, context={"customerId": "from-context"}
+                  ).model == "special"
+    assert choose(config, "s", customer_id="u-1", context={"customerId": "from-context"}
+                  ).model == "base"  # a non-empty customer id wins over the context
+
+
+def test_an_empty_or_odd_session_id_hashes_like_any_string() -> None:
+    config = parse_config({"key": "k", "version": 1, "variants": [
+        {"model": "a", "weight": 50}, {"model": "b", "weight": 50}]})
+    assert choose(config, "").model == "ab"[reference("", [50, 50])]
+    # a lone surrogate is hashed as JavaScript encodes it (U+FFFD); 0.2.7 raises
+    assert bucket("x\ud800y") == bucket("x\ufffdy")
+
+
+def test_individual_targets_on_absent_and_null_fields() -> None:
+    without_value = config_with({"individualTargets": [{"field": "plan", "variantIndex": 1}]})
+    assert choose(without_value, "s").model == "special"  # both references: absent == absent
+    null_value = config_with({"individualTargets": [{"field": "plan", "value": None,
+                                                     "variantIndex": 1}]})
+    assert choose(null_value, "s", context={"plan": None}).model == "special"
+    assert choose(null_value, "s").model == "base"  # as TypeScript: absent is not null
+
+
+def test_the_first_match_decides_even_with_an_unusable_index() -> None:
+    config = config_with({
+        "individualTargets": [{"field": "plan", "value": "pro", "variantIndex": 9}],
+        "rules": [{"conditions": [], "variantIndex": 1}]})
+    # both references stop at the first match; index 9 is unusable, so the bucket decides
+    assert choose(config, "s", context={"plan": "pro"}).model == "base"
+    assert choose(config, "s", context={"plan": "free"}).model == "special"
+
+
+@pytest.mark.parametrize(("index", "model"), [
+    (1, "special"), (1.0, "special"), (-1, "base"), (2, "base"), ("1", "base"), (True, "base"),
+    (None, "base"), (1.5, "base")])
+def test_variant_indexes_in_and_out_of_range(index: Any, model: str) -> None:
+    config = config_with({"rules": [{"conditions": [], "variantIndex": index}]})
+    assert choose(config, "s").model == model
+
+
+@pytest.mark.parametrize(("operator", "expected", "actual", "hit"), [
+    ("in", "pro", "pro", False), ("nin", "pro", "x", False),  # not a list: never holds
+    ("contains", "b", ["a", "b"], True), ("contains", "c", ["a", "b"], False),
+    ("contains", 5, "a5", False), ("startsWith", "a", ["a"], False),
+    ("contains", "1", 1, False), ("eq", None, None, True), ("neq", "x", None, True),
+    ("eq", [1, 2], [1, 2], True), ("in", [True], 1, False),
+])
+def test_operators_on_odd_types(operator: str, expected: Any, actual: Any, hit: bool) -> None:
+    config = config_with({"rules": rule("f", operator, expected)})
+    assert choose(config, "s", context={"f": actual}).model == ("special" if hit else "base")
+
+
+def test_inherited_names_are_absent() -> None:
+    config = config_with({"rules": rule("toString", "neq", "x")})
+    assert choose(config, "s").model == "base"
+
+
+@pytest.mark.parametrize(("weights", "numbers"), [
+    (["50", "50"], [50, 50]), ([" 25.5 ", "1e1"], [25.5, 10]), ([0, 0], [0, 0]),
+    ([0.5, 99.5], [0.5, 99.5]), ([10, 10], [10, 10]), ([70, 70], [70, 70])])
+def test_numeric_weights_of_any_sum_and_numeral_strings(weights: List[Any],
+                                                        numbers: List[float]) -> None:
+    config = parse_config({"key": "k", "version": 1, "variants": [
+        {"model": f"m{i}", "weight": w} for i, w in enumerate(weights)]})
+    for n in range(2_000):
+        assert choose(config, f"w{n}").model == f"m{reference(f'w{n}', numbers)}"

@@ -180,6 +180,9 @@ def test_100_concurrent_cold_callers_cause_one_fetch(config_server: ConfigServer
      b'"weight": "half"}]}]}', "non-numeric weight"),
     (b'{"configs": [{"key": "agent", "version": 2, "variants": [{"model": 7, '
      b'"weight": 100}]}]}', "no string model"),
+    (b'{"configs": [{"key": "agent", "version": 2, "variants": [{"model": "x", '
+     b'"weight": 100}], "targeting": {"individualTargets": ["oops"]}}]}',
+     "individualTargets is not a list of objects"),
 ])
 def test_malformed_versions_keep_the_previous_good_one(
     config_server: ConfigServer, caplog: pytest.LogCaptureFixture, body: bytes, problem: str,
@@ -218,7 +221,7 @@ def test_local_mode_never_fetches(config_server: ConfigServer) -> None:
 
 def test_bad_arguments_name_the_parameter() -> None:
     with pytest.raises(ValueError, match="session_id"):
-        fallom.models.get("agent", "", fallback="x")
+        fallom.models.get("agent", None, fallback="x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="config_key"):
         fallom.models.get(None, "s", fallback="x")  # type: ignore[arg-type]
 

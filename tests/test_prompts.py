@@ -24,7 +24,11 @@ def test_render_is_one_pass_and_never_evaluates() -> None:
     assert render("{{a}}", {"a": "{{b}}", "b": "no"}) == "{{b}}"
     assert render("{{missing}} {{x}}", {"x": 1}) == "{{missing}} 1"
     assert render("{{__import__('os')}} {{ x.y }}", {"x.y": "dotted"}) == (
-        "{{__import__('os')}} dotted")
+        "{{__import__('os')}} {{ x.y }}")  # \w only, as the references
+    assert render("{{1st}} {{first-name}} {{ toString }}", {"1st": "one", "first-name": "F"}
+                  ) == "one {{first-name}} {{ toString }}"
+    assert render("{{flag}} {{none}} {{名前}}", {"flag": True, "none": None, "名前": "N"}) == (
+        "True None N")  # str() as the published Python SDK; Unicode \w
     assert render("{ {x} } {{{x}}}", {"x": "X"}) == "{ {x} } {X}"
 
 

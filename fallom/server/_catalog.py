@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
-from .._assign import ConfigError, parse_config
+from .._assign import ConfigError, parse_config, weight_of
 from ._store import Store
 
 if sys.version_info >= (3, 11):
@@ -73,8 +73,8 @@ def validate(path: str) -> Mapping[str, Any]:
             config = parse_config({"key": key, "version": 1, **entry})
         except ConfigError as exc:
             raise CatalogError(f"{path}: configs.{key}: {exc}") from None
-        if config.warnings:
-            raise CatalogError(f"{path}: configs.{key}: {config.warnings[0]}")
+        for warning in config.warnings:  # served as written: the SDKs tolerate these too
+            sys.stderr.write(f"fallom serve: warning: {path}: configs.{key}: {warning}\n")
     prompts = _section(data, "prompts", path)
     for key, entry in prompts.items():
         for name in ("system", "user"):
@@ -88,8 +88,7 @@ def validate(path: str) -> Mapping[str, Any]:
             if not isinstance(variant, Mapping) or variant.get("prompt_key") not in prompts:
                 raise CatalogError(f"{path}: prompt_ab_tests.{key}: variant {i} must name a "
                                    "prompt_key defined under [prompts]")
-            weight = variant.get("weight")
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            if weight_of(variant.get("weight")) is None:
                 raise CatalogError(f"{path}: prompt_ab_tests.{key}: variant {i} weight must be "
                                    "a number")
     return data

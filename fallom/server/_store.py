@@ -129,8 +129,12 @@ class Store:
         return list(self._db().execute("SELECT * FROM assignments").fetchall())
 
     def version_of(self, kind: str, key: str, body: Dict[str, Any]) -> int:
-        """The version number of ``body``: the latest one if unchanged, else a new one."""
-        text = json.dumps(body, sort_keys=True)
+        """The version number of ``body``: the latest one if unchanged, else a new one.
+
+        Bodies are kept and compared exactly as written, key order included:
+        the order of object-shaped variants decides assignments.
+        """
+        text = json.dumps(body)
         with self._write:
             db = self._db()
             row = db.execute("SELECT version, body FROM versions WHERE kind = ? AND key = ? "

@@ -25,7 +25,13 @@ OUT = HERE / "fallom_0_2_7_records.json"
 
 
 def reference_python() -> Path:
-    """The interpreter of a virtual environment with ``fallom==0.2.7`` installed."""
+    """The interpreter of a virtual environment with ``fallom==0.2.7`` installed.
+
+    ``FALLOM_REFERENCE_PYTHON`` names one made elsewhere (tox, ``.ci/run``).
+    """
+    named = os.environ.get("FALLOM_REFERENCE_PYTHON")
+    if named:
+        return Path(named)
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
