@@ -169,6 +169,7 @@ def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server.close()
 
 
+@pytest.mark.timeout(900)  # the first run also makes the reference's virtual environment
 def test_every_answer_matches_the_published_sdk(catalog_server: Any, tmp_path: Path) -> None:
     python = reference_python()
     asked = queries()

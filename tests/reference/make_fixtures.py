@@ -24,19 +24,20 @@ VENV = ROOT / ".venv-ref027"
 OUT = HERE / "fallom_0_2_7_records.json"
 
 
-def reference_python() -> Path:
-    """The interpreter of a virtual environment with ``fallom==0.2.7`` installed.
+def reference_python(*extra: str) -> Path:
+    """The interpreter of a virtual environment with ``fallom==0.2.7`` (and ``extra``).
 
-    ``FALLOM_REFERENCE_PYTHON`` names one made elsewhere (tox, ``.ci/run``).
+    ``FALLOM_REFERENCE_PYTHON`` names one made elsewhere (tox, ``.ci/run``);
+    otherwise ``.venv-ref027`` in the checkout is made on first use.
     """
     named = os.environ.get("FALLOM_REFERENCE_PYTHON")
-    if named:
-        return Path(named)
-    python = VENV / "bin" / "python"
+    python = Path(named) if named else VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "fallom==0.2.7", "openai",
-                        "anthropic", "google-generativeai"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "fallom==0.2.7"],
+                       check=True)
+    if extra:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *extra], check=True)
     return python
 
 
@@ -44,7 +45,8 @@ def main() -> None:
     provider, traces = ProviderServer(), TracesServer(ingest=None)
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FALLOM_")}
-        subprocess.run([str(reference_python()), str(HERE / "_drive_027.py"), provider.url,
+        python = reference_python("openai", "anthropic", "google-generativeai")
+        subprocess.run([str(python), str(HERE / "_drive_027.py"), provider.url,
                         traces.url], check=True, env=env, timeout=120)
     finally:
         provider.close()
