@@ -1,8 +1,11 @@
-"""Warm ``models.get`` and ``prompts.get`` (three variables) beside a dict lookup + md5.
+"""Warm ``models.get`` and ``prompts.get`` (three variables) beside a dict lookup + md5,
+and how long a pinned fetch waits behind 10,000 queued assignment reports.
 
 A local configs/prompts server in its own thread serves one config and one
 prompt; the caches are warmed, then each call is timed over many runs.
-Target: at most 5 us per call.
+Target: at most 5 us per call. Its ``POST /sessions`` takes 200 ms, so
+10,000 reports are 33 minutes of work: a pinned fetch queued behind them
+would never arrive; it should take one round trip.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,6 +32,8 @@ BODIES = {
                               "system_prompt": "You help {{company}} customers.",
                               "user_template": "{{user}} asks: {{question}}"}]},
     "/prompt-ab-tests": {"prompt_ab_tests": []},
+    "/configs/agent/version/7": {"key": "agent", "version": 7, "variants": [
+        {"model": "pinned", "weight": 100}]},
 }
 
 
@@ -41,6 +47,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(0.2)  # a slow /sessions
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
 
 
 def main() -> None:
@@ -61,11 +75,18 @@ def main() -> None:
     model = per_call_ns(lambda: fallom.models.get("agent", "session-123"), number=200_000)
     prompt = per_call_ns(lambda: fallom.prompts.get("support", variables=variables),
                          number=200_000)
+    for n in range(10_000):  # 10,000 new sessions: 10,000 reports queued
+        fallom.models.get("agent", f"new-{n}")
+    began = time.perf_counter()
+    assert fallom.models.get("agent", "x", version=7) == "pinned"
+    pinned_ms = (time.perf_counter() - began) * 1000
     report([
         ("dict lookup + md5 (ns)", base, ""),
         ("models.get, warm (ns)", model, "target <= 5000"),
         ("prompts.get, 3 variables, warm (ns)", prompt, "target <= 5000"),
     ])
+    print(f"pinned models.get behind 10,000 queued reports: {pinned_ms:.1f} ms "
+          "(one round trip; /sessions answers in 200 ms)")
     fallom.shutdown()
     server.shutdown()
 

@@ -232,7 +232,7 @@ class RemoteStore:
         self.cold_wait = cold_wait
         self._clock = clock
         self._ttl = ttl
-        self._fresh: cachetools.TTLCache[str, bool] = cachetools.TTLCache(1, ttl, timer=clock)
+        self._fresh_until = -1.0  # by ``clock``: the list is served without a refresh until then
         self._latest: Dict[str, Any] = {}
         self._pinned: cachetools.LRUCache[Tuple[str, Any], Any] = cachetools.LRUCache(4096)
         self._absent: cachetools.TTLCache[Tuple[str, Any], bool] = cachetools.TTLCache(
@@ -254,11 +254,8 @@ class RemoteStore:
         if not self._loaded.is_set():
             self.refresh_in_background(urgent=True)  # a caller is waiting: ahead of routine
             self._loaded.wait(self.cold_wait)
-        else:
-            with self._lock:
-                fresh = "list" in self._fresh
-            if not fresh:
-                self.refresh_in_background()  # serve the stale value meanwhile
+        elif self._clock() >= self._fresh_until:
+            self.refresh_in_background()  # serve the stale value meanwhile
         return self._latest.get(key)
 
     def pinned(self, key: str, version: Any) -> Any:
@@ -303,8 +300,7 @@ class RemoteStore:
                 latest = dict(self._parse_list(body))
                 self._latest = {**{k: v for k, v in self._latest.items() if k in latest},
                                 **{k: v for k, v in latest.items() if v is not None}}
-                with self._lock:
-                    self._fresh["list"] = True
+                self._fresh_until = self._clock() + self._ttl
                 logger.debug("fallom: %s refreshed (%d entries)", self.name, len(self._latest))
             elif status == -1:
                 logger.warning("fallom: %s: malformed JSON; keeping what was loaded", self.name)
