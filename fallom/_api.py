@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union, overload
 
-from ._context import CURRENT_SPAN
+from ._context import CURRENT_SPAN, enter, leave
 from ._instrument import CallOptions, CallScope, instrument
 from ._span import NOOP_SPAN, NoOpSpan, Span
 
@@ -58,7 +58,7 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
     the span and propagates unchanged.
     """
 
-    __slots__ = ("_opts", "_scopes")
+    __slots__ = ("_opts",)
 
     def __init__(self, name: str, kind: str = "span",
                  attributes: Optional[Mapping[str, Any]] = None) -> None:
@@ -66,16 +66,17 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
             raise ValueError("span name must be a non-empty string")
         self._opts = CallOptions(None, name=name, kind=kind, capture_input=False,
                                  capture_output=False, attributes=attributes)
-        self._scopes: list[CallScope] = []
 
     def __enter__(self) -> Union[Span, NoOpSpan]:
         scope = CallScope(self._opts, None, (), {})
-        self._scopes.append(scope.__enter__())
-        return scope.span if scope.span is not None else NOOP_SPAN
+        if scope.span is None:
+            return NOOP_SPAN
+        enter(self, scope.__enter__())  # per entry, in the context: reusable concurrently
+        return scope.span
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
-        scope = self._scopes.pop() if self._scopes else None
+        scope: Optional[CallScope] = leave(self)
         if scope is not None:
             scope.__exit__(exc_type, exc, tb)
             if exc is None:

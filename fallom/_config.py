@@ -91,6 +91,7 @@ class Settings:
     otlp_endpoint: Optional[str] = None
     otlp_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     otel_context: bool = False
+    openai_stream_usage: Optional[bool] = None  # None: only where known to be accepted
     redact: Redactor | None = None
     exporters: Sequence[Any] = ()
 
@@ -172,8 +173,9 @@ def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = No
         values[key] = _parse_number(values[key], names[key], kind=int, low=1, high=2**62)
     for key in _FLOATS:
         values[key] = _parse_number(values[key], names[key], kind=float, low=0.0, high=86_400.0)
-    if values.get("batch") is not None:
-        values["batch"] = _parse_bool(values["batch"], names["batch"])
+    for key in ("batch", "openai_stream_usage"):
+        if values.get(key) is not None:
+            values[key] = _parse_bool(values[key], names[key])
     values["config_key"] = _parse_key(values["config_key"], names["config_key"])
     values["sample_rate"] = _parse_number(
         values["sample_rate"], names["sample_rate"], kind=float, low=0.0, high=1.0

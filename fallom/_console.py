@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from rich.console import Console
 
+from ._fork import register
 from ._guard import report_internal_error
 from ._record import to_record
 from ._span import Span
@@ -29,6 +30,10 @@ class ConsoleProcessor(SpanProcessor):
         self.console = console or make_console()
         self._lock = threading.Lock()
         self._pending: Dict[int, List[Dict[str, Any]]] = {}
+        register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def on_end(self, span: Span) -> None:
         try:

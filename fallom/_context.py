@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from ._session import SessionContext
     from ._span import Span
 
-__all__ = ["CURRENT_PROMPT", "CURRENT_SESSION", "CURRENT_SPAN", "FallomContext", "activate",
-           "current", "deactivate"]
+__all__ = ["CURRENT_PROMPT", "CURRENT_SESSION", "CURRENT_SPAN", "ENTRIES", "FallomContext",
+           "activate", "current", "enter", "leave"]
 
 
 class FallomContext(ContextVarsRegistry):  # type: ignore[misc]
@@ -43,8 +43,28 @@ CURRENT_SPAN: ContextVar[Optional[Span]] = _var("span")
 CURRENT_SESSION: ContextVar[Optional[SessionContext]] = _var("session")
 CURRENT_PROMPT: ContextVar[Optional[Any]] = _var("prompt")
 
-# Making a span current. Plain ContextVar methods (no Python frame) unless
-# ``init(otel_context=True)`` swaps in versions that also enter the span into
-# OpenTelemetry's context (see ``_otel_context``).
+# Making a span current: the plain ContextVar method (no Python frame) unless
+# ``init(otel_context=True)`` swaps in one that also enters the span into
+# OpenTelemetry's context (see ``_otel_context``); its token is a pair, and
+# ``_instrument.release`` undoes either kind, whatever is set now.
 activate: Any = CURRENT_SPAN.set
-deactivate: Any = CURRENT_SPAN.reset
+
+# The open ``with`` entries of reusable objects (a ``fallom.span(...)`` or a
+# session object), per context: the same object entered by two tasks or
+# threads keeps each entry's state apart, and each exit finds its own.
+ENTRIES: ContextVar[tuple[tuple[object, Any], ...]] = ContextVar("fallom_entries", default=())
+
+
+def enter(owner: object, state: Any) -> None:
+    """Remember ``state`` for ``owner``'s entry in this context."""
+    ENTRIES.set((*ENTRIES.get(), (owner, state)))
+
+
+def leave(owner: object) -> Any:
+    """The state of ``owner``'s innermost entry in this context (forgotten), or None."""
+    entries = ENTRIES.get()
+    for index in range(len(entries) - 1, -1, -1):
+        if entries[index][0] is owner:
+            ENTRIES.set(entries[:index] + entries[index + 1:])
+            return entries[index][1]
+    return None

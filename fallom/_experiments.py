@@ -11,6 +11,7 @@ import cachetools
 
 from ._assign import Config, ConfigError, parse_config, weight_of
 from ._config import Settings
+from ._fork import at_fork, register
 from ._guard import logger
 from ._remote import Fetcher, RemoteStore
 
@@ -35,6 +36,12 @@ class ABTest:
 
 _warned: cachetools.LRUCache[Tuple[Any, ...], bool] = cachetools.LRUCache(10_000)
 _warned_lock = threading.Lock()
+
+
+@at_fork
+def _new_warned_lock() -> None:
+    global _warned_lock
+    _warned_lock = threading.Lock()
 
 
 def warn_once(*what: Any) -> None:
@@ -134,6 +141,10 @@ class Experiments:
                                     f"{prompts}/prompt-ab-tests", parse_ab_tests, ttl=ttl,
                                     cold_wait=wait)
         self._reported: cachetools.LRUCache[Tuple[Any, ...], bool] = cachetools.LRUCache(100_000)
+        self._lock = threading.Lock()
+        register(self)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     def report(self, config: Config, session_id: str, model: str) -> None:

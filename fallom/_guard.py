@@ -15,6 +15,8 @@ import os
 import threading
 import time
 
+from ._fork import at_fork
+
 __all__ = ["logger", "report_internal_error"]
 
 logger = logging.getLogger("fallom")
@@ -22,6 +24,12 @@ logger = logging.getLogger("fallom")
 _INTERVAL_S = 60.0
 _last_logged: dict[str, float] = {}
 _lock = threading.Lock()
+
+
+@at_fork
+def _new_lock() -> None:
+    global _lock
+    _lock = threading.Lock()
 
 
 def _raise_internal() -> bool:

@@ -1,16 +1,21 @@
 """Trace and span ids, and the clocks; both swappable for deterministic tests.
 
-``random`` reseeds itself after ``fork``, so children never repeat ids.
+Ids come from a generator of fallom's own, seeded from ``os.urandom``: a
+program's ``random.seed(42)`` cannot make two runs repeat ids, and a forked
+child is reseeded so it never repeats its parent's.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
 from typing import Callable
 
 __all__ = ["clock", "ids", "reset"]
+
+_random = random.Random(os.urandom(32))
 
 
 class _Ids:
@@ -20,8 +25,8 @@ class _Ids:
 
     def __init__(self) -> None:
         # A zero id (invalid) has a 2**-64 chance; not worth a Python frame per span.
-        self.trace_id: Callable[[], int] = functools.partial(random.getrandbits, 128)
-        self.span_id: Callable[[], int] = functools.partial(random.getrandbits, 64)
+        self.trace_id: Callable[[], int] = functools.partial(_random.getrandbits, 128)
+        self.span_id: Callable[[], int] = functools.partial(_random.getrandbits, 64)
 
 
 class _Clock:
@@ -42,3 +47,11 @@ def reset() -> None:
     """Back to random ids and the real clocks."""
     ids.__init__()  # type: ignore[misc]
     clock.__init__()  # type: ignore[misc]
+
+
+def _reseed() -> None:
+    _random.seed(os.urandom(32))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed)

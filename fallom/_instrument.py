@@ -18,6 +18,7 @@ import wrapt
 from . import _context, extractors
 from ._attributes import HTTP_STATUS
 from ._capture import snapshot
+from ._context import CURRENT_SPAN
 from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
 from ._span import Span, start_span
@@ -125,9 +126,18 @@ def fail(span: Span, exc: BaseException) -> None:
 
 
 def release(token: Any) -> None:
-    """Make the previous span current again (tolerates leaving in another context)."""
+    """Make the previous span current again (tolerates leaving in another context).
+
+    The token says how it was made: a pair when OpenTelemetry's context was
+    entered too, so ``init(otel_context=...)`` toggled mid-span ends it right.
+    """
     try:
-        _context.deactivate(token)
+        if type(token) is tuple:
+            from ._otel_context import deactivate_pair
+
+            deactivate_pair(token)
+        else:
+            CURRENT_SPAN.reset(token)
     except ValueError:  # left in another context than it was entered in
         pass
 

@@ -18,7 +18,7 @@ from . import _context
 from ._context import CURRENT_SPAN
 from ._state import STATE
 
-__all__ = ["disable", "enable"]
+__all__ = ["deactivate_pair", "disable", "enable"]
 
 _MASK = 0xFFFFFFFFFFFFFFFF
 
@@ -30,7 +30,7 @@ def _activate(span: Any) -> Tuple[Any, Any]:
     return token, otel_context.attach(trace.set_span_in_context(NonRecordingSpan(ctx)))
 
 
-def _deactivate(tokens: Tuple[Any, Any]) -> None:
+def deactivate_pair(tokens: Tuple[Any, Any]) -> None:
     token, otel_token = tokens
     try:
         otel_context.detach(otel_token)
@@ -51,10 +51,10 @@ def _reparent(span: Any, parent: Optional[Any]) -> None:
 
 
 def enable() -> None:
-    _context.activate, _context.deactivate = _activate, _deactivate
+    _context.activate = _activate
     STATE.otel_parent = _reparent
 
 
 def disable() -> None:
-    _context.activate, _context.deactivate = CURRENT_SPAN.set, CURRENT_SPAN.reset
+    _context.activate = CURRENT_SPAN.set
     STATE.otel_parent = None

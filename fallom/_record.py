@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional
 
 from . import extractors
 from ._capture import Limits, resolve
+from ._fork import at_fork
 from ._guard import logger, report_internal_error
 from ._json import dumps, json_text
 from ._span import _UNSET, Span
@@ -112,6 +113,12 @@ _DROPPED: Record = {}
 _build_lock = threading.Lock()
 
 
+@at_fork
+def _new_build_lock() -> None:
+    global _build_lock
+    _build_lock = threading.Lock()
+
+
 def to_record(span: Span) -> Optional[Record]:
     """The wire record of ``span`` after the redact hook; None when it is dropped.
 
@@ -132,12 +139,15 @@ def _finish_and_build(span: Span) -> Record:
     if deferred is not None:
         span._deferred = None
         reader, result, capture_output = deferred
+        span._reading = True  # the one write allowed after end(): the call's own response
         try:
             fields = reader(result)
             if fields:
                 extractors.apply(span, fields, capture_output=capture_output)
         except Exception as exc:
             report_internal_error(exc, "reading a response")
+        finally:
+            span._reading = False
     record: Optional[Record] = _build(span, STATE.limits)
     redact: Optional[Callable[[Record], Optional[Record]]] = STATE.settings.redact
     if redact is not None and record is not None:

@@ -9,15 +9,14 @@ and only for ``cold_wait`` seconds (default 1), after which it falls back.
 from __future__ import annotations
 
 import collections
-import os
 import threading
 import time
-import weakref
 from typing import Any, Callable, Deque, Dict, Hashable, Iterable, List, Optional, Set, Tuple
 
 import cachetools
 import requests
 
+from ._fork import register
 from ._guard import logger, report_internal_error
 from .exporters._base import Stats
 
@@ -44,7 +43,11 @@ class Fetcher:
         self._stores: List[RemoteStore] = []
         self.reporter = Reporter(self)
         self.after_fork()
-        _FETCHERS.add(self)
+        register(self)
+
+    def _after_fork(self) -> None:
+        if not self._stop.is_set():
+            self.after_fork()
 
     def after_fork(self) -> None:
         """A fresh thread, queues and connections (a forked child inherits none that work)."""
@@ -202,19 +205,6 @@ def _new_session() -> requests.Session:
 
 
 REPORTS = Stats()  # assignment reports, over the life of the process
-
-
-_FETCHERS: weakref.WeakSet[Fetcher] = weakref.WeakSet()
-
-
-def _restart_after_fork() -> None:
-    for fetcher in list(_FETCHERS):
-        if not fetcher._stop.is_set():
-            fetcher.after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 class RemoteStore:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from . import _experiments, _record
 from ._capture import Limits
 from ._config import Settings, resolve_settings
+from ._fork import at_fork
 from ._guard import logger
 from ._remote import REPORTS
 from ._state import STATE, SpanProcessor
@@ -25,6 +26,12 @@ _lock = threading.RLock()
 _atexit_registered = False
 _retired_stats: Dict[str, Any] = merge_stats([])  # counts of processors already closed
 _stats_lock = threading.Lock()
+
+
+@at_fork
+def _new_locks() -> None:
+    global _lock, _stats_lock
+    _lock, _stats_lock = threading.RLock(), threading.Lock()
 
 
 def init(
@@ -58,6 +65,7 @@ def init(
     otlp_endpoint: Optional[str] = None,
     otlp_headers: Optional[Dict[str, str]] = None,
     otel_context: Optional[bool] = None,
+    openai_stream_usage: Optional[bool] = None,
 ) -> None:
     """Configure fallom; calling it again reconfigures from scratch.
 
@@ -128,12 +136,21 @@ def _set_otel_context(enabled: bool) -> None:
         sys.modules["fallom._otel_context"].disable()
 
 
+class _UnlessTheAppLogs(logging.Filter):
+    """fallom's own handler speaks only while the application has no logging set up;
+    otherwise the record reaches the application's handlers, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not logging.getLogger().handlers
+
+
 def _set_log_level(settings: Settings) -> None:
     if settings.debug:
         logger.setLevel(logging.DEBUG)
         if not logger.handlers:
             handler = logging.StreamHandler()
             handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+            handler.addFilter(_UnlessTheAppLogs())
             logger.addHandler(handler)
 
 

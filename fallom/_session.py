@@ -8,7 +8,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Iterable, Mapping, Optional, TypeVar
 
 from ._capture import to_jsonable
-from ._context import CURRENT_SESSION
+from ._context import CURRENT_SESSION, enter, leave
 from ._guard import report_internal_error
 
 __all__ = ["FallomSession", "SessionContext", "session"]
@@ -41,7 +41,7 @@ class FallomSession:
     inner session wins inside its own block.
     """
 
-    __slots__ = ("_context", "_tokens")
+    __slots__ = ("_context",)
 
     def __init__(self, config_key: str, session_id: str, customer_id: Optional[str] = None,
                  metadata: Optional[Mapping[str, Any]] = None,
@@ -62,7 +62,6 @@ class FallomSession:
             metadata=MappingProxyType(meta),
             tags=tuple(str(tag) for tag in tags or ()),
         )
-        self._tokens: list[Token[Optional[SessionContext]]] = []
 
     @property
     def config_key(self) -> str:
@@ -84,15 +83,16 @@ class FallomSession:
         return f"<FallomSession config_key={self.config_key!r} session_id={self.session_id!r}>"
 
     def __enter__(self) -> FallomSession:
-        self._tokens.append(CURRENT_SESSION.set(self._context))
+        enter(self, CURRENT_SESSION.set(self._context))  # per entry, in the context
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
-        if not self._tokens:
+        token: Optional[Token[Optional[SessionContext]]] = leave(self)
+        if token is None:
             return
         try:
-            CURRENT_SESSION.reset(self._tokens.pop())
+            CURRENT_SESSION.reset(token)
         except ValueError as err:  # left in another context than it was entered in
             report_internal_error(err, "session exit")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from . import _ids
 from ._capture import snapshot
 from ._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
-from ._guard import report_internal_error
+from ._guard import logger, report_internal_error
 from ._state import STATE
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "Span", "start_span"]
 
+_late_write_logged = False
 _CANCEL_TYPES: tuple[type[BaseException], ...]
 try:
     from asyncio import CancelledError
@@ -63,6 +64,7 @@ class Span:
     raw_response: Any = None  # a provider call's response, in the reference wrappers' shape
     raw_usage: Any = None  # the provider's own usage object
     _cut = False  # a value could not be encoded and was replaced by a marker
+    _reading = False  # its response is being read on the export path, after end()
     attributes: Optional[dict[str, Any]] = None
     duration_ns: Optional[int] = None  # set once, by end()
     _trace_id: int
@@ -111,7 +113,19 @@ class Span:
                 f"trace={self.trace_id} span={self.span_id}>")
 
     # -- mutation (safe) ----------------------------------------------------
+    def _frozen(self) -> bool:
+        """Ended spans are immutable: a later write is ignored (logged once, at debug)."""
+        if self.duration_ns is None or self._reading:
+            return False
+        global _late_write_logged
+        if not _late_write_logged:
+            _late_write_logged = True
+            logger.debug("fallom: a write to span %r after it ended was ignored", self.name)
+        return True
+
     def set_attribute(self, key: str, value: Any) -> None:
+        if self._frozen():
+            return
         try:
             if self.attributes is None:
                 self.attributes = {}
@@ -120,6 +134,8 @@ class Span:
             report_internal_error(exc, "Span.set_attribute")
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        if self._frozen():
+            return
         try:
             for key, value in attributes.items():
                 self.set_attribute(key, value)
@@ -127,20 +143,22 @@ class Span:
             report_internal_error(exc, "Span.set_attributes")
 
     def set_input(self, value: Any) -> None:
-        if self._capture:
+        if self._capture and not self._frozen():
             self.input = snapshot(value, STATE.limits)
 
     def set_output(self, value: Any) -> None:
-        if self._capture:
+        if self._capture and not self._frozen():
             self.output = snapshot(value, STATE.limits)
 
     def set_model(self, model: Optional[str]) -> None:
-        if model:
+        if model and not self._frozen():
             self.model = str(model)
 
     def record_usage(self, prompt_tokens: Optional[int] = None,
                      completion_tokens: Optional[int] = None,
                      total_tokens: Optional[int] = None) -> None:
+        if self._frozen():
+            return
         try:
             if prompt_tokens is not None:
                 self.prompt_tokens = int(prompt_tokens)
@@ -155,6 +173,8 @@ class Span:
 
     def record_exception(self, exc: BaseException) -> None:
         """Mark the span failed; cancellation ends it without a user error."""
+        if self._frozen():
+            return
         try:
             if isinstance(exc, _CANCEL_TYPES):
                 self.set_attribute("cancelled", True)
@@ -167,6 +187,8 @@ class Span:
             report_internal_error(err, "Span.record_exception")
 
     def set_status(self, status: str, message: Optional[str] = None) -> None:
+        if self._frozen():
+            return
         status = str(status).upper()
         if status in ("OK", "ERROR"):
             self.status = status

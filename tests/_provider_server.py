@@ -22,6 +22,7 @@ class ProviderServer(LoopbackServer):
     def __init__(self) -> None:
         self.first_chunk_delay = 0.0
         self.error: Optional[Tuple[int, Dict[str, Any]]] = None
+        self.reject_stream_options = False  # answer 400 to it, as Databricks does
         self.requests: List[Dict[str, Any]] = []
         self.lock = threading.Lock()
         super().__init__()
@@ -35,6 +36,8 @@ class ProviderServer(LoopbackServer):
         with self.lock:
             self.requests.append({"path": h.path, "body": body})
             error, self.error = self.error, None
+        if error is None and self.reject_stream_options and "stream_options" in body:
+            error = (400, {"error": {"message": "Unrecognized request argument: stream_options"}})
         if error is not None:
             self._json(h, error[1], error[0])
             return

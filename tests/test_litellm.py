@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Iterator
 
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans, view
+from fallom.testing import CapturedSpans, capture_spans, view
 
 from ._provider_server import ProviderServer
 
 litellm = pytest.importorskip("litellm")
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture
+def spans() -> Iterator[CapturedSpans]:
+    """As the suite's, with the usage chunk asked of every server (this one takes it)."""
+    fallom.init(openai_stream_usage=True)
+    with capture_spans() as records:
+        yield records
 
 
 @pytest.fixture

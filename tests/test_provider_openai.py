@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from typing import Iterator
 
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans, view
+from fallom.testing import CapturedSpans, capture_spans, view
 
 from ._provider_server import ProviderServer
 
 openai = pytest.importorskip("openai")
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture
+def spans() -> Iterator[CapturedSpans]:
+    """As the suite's, with the usage chunk asked of every server (this one takes it)."""
+    fallom.init(openai_stream_usage=True)
+    with capture_spans() as records:
+        yield records
 
 
 @pytest.fixture
@@ -249,7 +258,7 @@ def test_capture_off_keeps_messages_in_process(provider_server: ProviderServer,
                                                session: fallom.FallomSession) -> None:
     from fallom.testing import capture_spans
 
-    fallom.init(capture_content=False)
+    fallom.init(capture_content=False, openai_stream_usage=True)
     client = session.wrap_openai(openai.OpenAI(api_key="k", base_url=provider_server.url + "/v1"))
     with capture_spans() as spans:
         client.chat.completions.create(model="m", messages=MESSAGES)
@@ -265,3 +274,41 @@ def test_untraced_before_init(provider_server: ProviderServer,
     assert client.chat.completions.create(model="m", messages=MESSAGES).choices
     assert time.monotonic() - began < 5
     assert "stream_options" not in provider_server.requests[0]["body"]
+
+
+def test_stream_options_are_not_sent_where_they_may_be_refused(
+        provider_server: ProviderServer, session: fallom.FallomSession) -> None:
+    provider_server.reject_stream_options = True  # an OpenAI-compatible server (Databricks)
+    fallom.init()
+    client = session.wrap_openai(openai.OpenAI(api_key="k", base_url=provider_server.url + "/v1",
+                                               max_retries=0))
+    with capture_spans() as records:
+        chunks = list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello"
+    assert "stream_options" not in provider_server.requests[-1]["body"]
+    (record,) = records
+    assert record["status"] == "OK"
+    assert view(record).output == "Hello"
+    assert view(record).time_to_first_token_ms is not None
+
+
+def test_where_stream_usage_is_known_to_be_accepted() -> None:
+    from fallom.providers.openai import accepts_stream_usage
+
+    fallom.init()
+
+    def chat(client: object) -> object:
+        return client.chat.completions  # type: ignore[attr-defined]
+
+    assert accepts_stream_usage(chat(openai.OpenAI(api_key="k")))
+    assert not accepts_stream_usage(chat(openai.OpenAI(api_key="k",
+                                                       base_url="http://127.0.0.1:9/v1")))
+    azure = "https://x.openai.azure.com"
+    assert accepts_stream_usage(chat(openai.AzureOpenAI(
+        api_key="k", api_version="2024-10-21", azure_endpoint=azure)))
+    assert not accepts_stream_usage(chat(openai.AzureOpenAI(
+        api_key="k", api_version="2024-06-01", azure_endpoint=azure)))
+    fallom.init(openai_stream_usage=True)
+    assert accepts_stream_usage(chat(openai.OpenAI(api_key="k", base_url="http://h/v1")))
+    fallom.init(openai_stream_usage=False)
+    assert not accepts_stream_usage(chat(openai.OpenAI(api_key="k")))

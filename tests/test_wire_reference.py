@@ -38,6 +38,7 @@ def strict() -> Iterator[TracesServer]:
 
 
 def start(server: TracesServer, **kwargs: Any) -> fallom.FallomSession:
+    kwargs.setdefault("openai_stream_usage", True)  # the fake provider takes stream_options
     fallom.init(api_key=KEY, traces_url=server.url, **kwargs)
     return fallom.session(config_key="bot", session_id="s-ref", customer_id="u-1")
 

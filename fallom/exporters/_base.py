@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List, Mapping, Protocol, runtime_checkable
 
+from .._fork import register
+
 __all__ = ["DROP_REASONS", "Exporter", "Record", "Stats"]
 
 Record = Dict[str, Any]
@@ -31,11 +33,15 @@ class Exporter(Protocol):
 class Stats:
     """Counters of what was sent, retried and dropped (by reason); thread-safe."""
 
-    __slots__ = ("_counts", "_lock")
+    __slots__ = ("__weakref__", "_counts", "_lock")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Dict[str, int] = {}
+        register(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def add(self, name: str, amount: int = 1) -> None:
         if amount:

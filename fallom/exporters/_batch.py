@@ -8,13 +8,12 @@ child an empty queue and a fresh worker so nothing is sent twice.
 from __future__ import annotations
 
 import collections
-import os
 import sys
 import threading
 import time
-import weakref
 from typing import Any, Deque, Dict, List, Optional, Union
 
+from .._fork import register
 from .._guard import logger, report_internal_error
 from .._record import to_record
 from .._span import Span
@@ -24,7 +23,6 @@ from ._base import Exporter, Record, Stats
 __all__ = ["BatchProcessor"]
 
 _FIRST_WAIT_S = 0.05
-_PROCESSORS: weakref.WeakSet[BatchProcessor] = weakref.WeakSet()
 
 
 class _FlushMarker:
@@ -50,7 +48,7 @@ class BatchProcessor(SpanProcessor):
         if hasattr(exporter, "counters"):
             exporter.counters = self.counters  # it counts its own sends and drops
         self._reset_runtime()
-        _PROCESSORS.add(self)
+        register(self)
 
     def _reset_runtime(self) -> None:
         self._queue: Deque[Union[Span, _FlushMarker]] = collections.deque()
@@ -213,13 +211,4 @@ class BatchProcessor(SpanProcessor):
         reset = getattr(self.exporter, "after_fork", None)
         if callable(reset):
             reset()
-
-
-def _reinit_after_fork() -> None:
-    for processor in list(_PROCESSORS):
-        processor._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
 

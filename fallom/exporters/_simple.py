@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List
 
+from .._fork import register
 from .._guard import report_internal_error
 from .._record import to_record
 from .._span import Span
@@ -19,6 +20,10 @@ class InMemoryExporter:
 
     def __init__(self) -> None:
         self.records: List[Record] = []
+        self._lock = threading.Lock()
+        register(self)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     def export(self, records: List[Record]) -> bool:

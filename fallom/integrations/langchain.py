@@ -16,6 +16,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from .. import _attributes as attr
 from .._context import CURRENT_SPAN
+from .._fork import register
 from .._guard import report_internal_error
 from .._session import SessionContext
 from .._span import Span
@@ -58,6 +59,10 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         super().__init__()
         self.session = session
         self._runs: Dict[UUID, Span] = {}
+        self._lock = threading.Lock()
+        register(self)
+
+    def _after_fork(self) -> None:
         self._lock = threading.Lock()
 
     # -- span bookkeeping --------------------------------------------------------------

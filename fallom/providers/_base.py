@@ -62,8 +62,9 @@ class Provider:
 
     name: str
     endpoints: Mapping[Path, Endpoint]
-    prepare_stream: Callable[[Endpoint, Dict[str, Any]], Tuple[Dict[str, Any], bool]] = (
-        lambda endpoint, kwargs: (kwargs, False))
+    # (endpoint, kwargs, the SDK resource called) -> (kwargs to send, hide fallom's extra chunk)
+    prepare_stream: Callable[[Endpoint, Dict[str, Any], Any], Tuple[Dict[str, Any], bool]] = (
+        lambda endpoint, kwargs, resource: (kwargs, False))
     request_attributes: Callable[[Mapping[str, Any]], Dict[str, Any]] = (
         lambda kwargs: request_attributes(kwargs))
     prefixes: FrozenSet[Path] = field(default=frozenset())

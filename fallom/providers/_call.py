@@ -69,7 +69,7 @@ def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tu
 
 
 def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wrapped: Any,
-                args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+                args: Tuple[Any, ...], kwargs: Dict[str, Any], resource: Any = None) -> Any:
     """Call ``wrapped`` under an LLM span; never changes what it returns or raises."""
     if not STATE.active:
         return wrapped(*args, **kwargs)
@@ -78,7 +78,7 @@ def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wra
         span = _start(binding, path, endpoint, args, kwargs)
         stream = endpoint.streams(kwargs) and endpoint.accumulator is not None
         if stream:
-            kwargs, hide = binding.provider.prepare_stream(endpoint, kwargs)
+            kwargs, hide = binding.provider.prepare_stream(endpoint, kwargs, resource)
     except Exception as exc:
         report_internal_error(exc, "provider call start")
         return wrapped(*args, **kwargs)

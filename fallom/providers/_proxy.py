@@ -62,7 +62,7 @@ class ClientProxy(ObjectProxy):
 
 def _call_endpoint(binding: Binding, path: Tuple[str, ...], endpoint: Any, wrapped: Any,
                    instance: Any, args: Any, kwargs: Any) -> Any:
-    return traced_call(binding, path, endpoint, wrapped, args, kwargs)
+    return traced_call(binding, path, endpoint, wrapped, args, kwargs, instance)
 
 
 def _rewrap(binding: Binding, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Tuple
 
 from .. import _attributes as attr
+from .._state import STATE
 from ._base import Accumulator, Endpoint, Provider
 from ._read import compact, get, items
 
@@ -195,9 +196,31 @@ class ResponsesAccumulator(Accumulator):
                                       "raw_response": {"text": text}})
 
 
-def _prepare_stream(endpoint: Endpoint, kwargs: Dict[str, Any]) -> Tuple[Dict[str, Any], bool]:
-    """Ask for the usage chunk when the user did not; it is then hidden from them."""
-    if endpoint.operation in ("chat", "text_completion") and kwargs.get("stream_options") is None:
+_AZURE_STREAM_USAGE = "2024-09-01"  # the first Azure OpenAI API version with stream_options
+
+
+def accepts_stream_usage(resource: Any) -> bool:
+    """Whether the server behind ``resource`` is known to take ``stream_options``.
+
+    api.openai.com and Azure OpenAI from API version 2024-09-01 do; other
+    OpenAI-compatible servers may answer 400 to it, so they are not asked
+    (``init(openai_stream_usage=True)`` asks every server).
+    """
+    forced = STATE.settings.openai_stream_usage
+    if forced is not None:
+        return forced
+    client = getattr(resource, "_client", None)
+    version = getattr(client, "_api_version", None)
+    if version is not None:  # AzureOpenAI
+        return isinstance(version, str) and version[:10] >= _AZURE_STREAM_USAGE
+    return getattr(getattr(client, "base_url", None), "host", None) == "api.openai.com"
+
+
+def _prepare_stream(endpoint: Endpoint, kwargs: Dict[str, Any],
+                    resource: Any) -> Tuple[Dict[str, Any], bool]:
+    """Ask for the usage chunk where that is safe and the user did not; it is then hidden."""
+    if endpoint.operation in ("chat", "text_completion") and \
+            kwargs.get("stream_options") is None and accepts_stream_usage(resource):
         return {**kwargs, "stream_options": {"include_usage": True}}, True
     return kwargs, False
 
