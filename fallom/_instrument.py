@@ -23,6 +23,7 @@ from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
 from ._span import Span, start_span
 from ._state import STATE
+from ._suppress import SUPPRESSED
 
 __all__ = ["CallOptions", "CallScope", "await_within", "begin", "call_within", "fail", "finish",
            "instrument", "release", "span_name"]
@@ -70,7 +71,7 @@ class CallOptions:
 def begin(opts: CallOptions, instance: Any, args: tuple[Any, ...],
           kwargs: dict[str, Any]) -> Optional[Span]:
     """Start the span of one call, capturing its arguments; None when off or broken."""
-    if not STATE.active:
+    if not STATE.active or SUPPRESSED.get():
         return None
     try:
         span = start_span(opts.name, opts.kind, opts.attributes)

@@ -24,6 +24,7 @@ from ._record import _apply_redact, iso_time
 from ._session import SessionContext
 from ._state import STATE
 from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
+from .exporters._base import Stats
 
 __all__ = ["FallomExporter", "ForeignSpan"]
 
@@ -60,6 +61,9 @@ _CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.prompts.", "ll
                      "llm.input_messages.", "llm.output_messages.", "retrieval.documents.",
                      "embedding.embeddings.", "gen_ai.input.messages.",
                      "gen_ai.output.messages.", "message.content", "llm.tools.")
+
+
+FOREIGN = Stats()  # spans FallomExporter could not hand on, over the life of the process
 
 
 class ForeignSpan:
@@ -102,14 +106,12 @@ def _indexed(attrs: Mapping[str, Any], prefix: str) -> Optional[list[Dict[str, A
     return [messages[i] for i in sorted(messages)] or None
 
 
-def _content_keys(attrs: Mapping[str, Any], capture: bool) -> set[str]:
-    """Attributes not to forward: content moved into the request and response, or all of it."""
+def _content_keys(attrs: Mapping[str, Any]) -> set[str]:
+    """Every attribute that carries content (dropped whole with capture off)."""
     keys = {k for k in attrs if k in _INPUT or k in _OUTPUT}
     keys |= {k for k in attrs for prefix, _ in _INDEXED if k.startswith(prefix)
              and (k.endswith(".content") or k.endswith(".arguments"))}
-    if not capture:
-        keys |= {k for k in attrs if k in _CONTENT_NAMES or k.startswith(_CONTENT_PREFIXES)}
-    return keys
+    return keys | {k for k in attrs if k in _CONTENT_NAMES or k.startswith(_CONTENT_PREFIXES)}
 
 
 def _error(span: ReadableSpan, capture: bool) -> Optional[str]:
@@ -177,12 +179,10 @@ def _attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
     provider = _first(attrs, _PROVIDER)
     if provider is not None:
         attrs[attr.PROVIDER] = provider
-    dropped = _content_keys(attrs, capture)
-    out = {k: _json(v) for k, v in attrs.items() if k not in dropped}
-    out["fallom.sdk_version"] = "2"
-    out["fallom.method"] = str(operation or record["name"])
+    out: Dict[str, Any] = {}
+    used: set[str] = set()
     if capture:
-        request, response = _content(attrs)
+        request, response = _content(attrs, used)
         if request is not None:
             out[RAW_REQUEST] = json_text(
                 {"messages" if isinstance(request, list) else "input": request,
@@ -191,6 +191,10 @@ def _attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
             text = response if isinstance(response, str) else None
             out[RAW_RESPONSE] = json_text({"output": response, "text": text}
                                           if text is not None else {"output": response})[0]
+    dropped = used if capture else _content_keys(attrs)  # moved into raw.*, or all of it
+    out.update({k: _json(v) for k, v in attrs.items() if k not in dropped})
+    out["fallom.sdk_version"] = "2"
+    out["fallom.method"] = str(operation or record["name"])
     usage = _usage(attrs)
     if usage:
         out[RAW_USAGE] = json_text(usage)[0]
@@ -213,17 +217,21 @@ def _usage(attrs: Mapping[str, Any]) -> Dict[str, int]:
         if value is not None}
 
 
-def _content(attrs: Mapping[str, Any]) -> tuple[Any, Any]:
+def _content(attrs: Mapping[str, Any], used: set[str]) -> tuple[Any, Any]:
+    """The input and output, and (in ``used``) the attributes they were read from."""
     found: Dict[str, Any] = {}
     for names, field in ((_INPUT, "input"), (_OUTPUT, "output")):
-        value = _first(attrs, names)
-        if value is not None:
-            found[field] = _json(value)
+        for name in names:
+            if attrs.get(name) is not None:
+                found[field] = _json(attrs[name])
+                used.add(name)
+                break
     for prefix, field in _INDEXED:
         if field not in found:
             messages = _indexed(attrs, prefix)
             if messages is not None:
                 found[field] = messages
+                used.update(k for k in attrs if k.startswith(prefix))
     return found.get("input"), found.get("output")
 
 
@@ -244,10 +252,14 @@ class FallomExporter(SpanExporter):
             redact = STATE.settings.redact
             active = self.session or CURRENT_SESSION.get()
             for span in spans:
+                if not STATE.initialized and not STATE.test_processors:
+                    FOREIGN.drop("shutdown")  # fallom was shut down (or never started)
+                    continue
                 record: Optional[Dict[str, Any]] = to_record(span, active, STATE.capture)
                 if redact is not None and record is not None:
                     record = _apply_redact(redact, record)
                 if record is None:
+                    FOREIGN.drop("redacted")
                     continue
                 parent = span.parent.span_id if span.parent is not None else None
                 foreign = ForeignSpan(record, int(record["trace_id"], 16), parent)

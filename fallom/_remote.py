@@ -18,6 +18,7 @@ import requests
 
 from ._fork import register
 from ._guard import logger, report_internal_error
+from ._suppress import suppress_here
 from .exporters._base import Stats
 
 __all__ = ["REPORTS", "Fetcher", "RemoteStore", "Reporter"]
@@ -125,6 +126,7 @@ class Fetcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            suppress_here()
             item = self._next()
             if item is None:
                 for store in list(self._stores):
@@ -188,6 +190,7 @@ class Reporter:
                 if self._stopped:
                     return
                 url, payload = self._queue.popleft()
+            suppress_here()
             try:
                 session.post(url, json=payload, headers=self._fetcher.headers(),
                              allow_redirects=False,

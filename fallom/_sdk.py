@@ -25,6 +25,7 @@ __all__ = ["flush", "init", "shutdown", "stats"]
 _lock = threading.RLock()
 _atexit_registered = False
 _retired_stats: Dict[str, Any] = merge_stats([])  # counts of processors already closed
+_closing: List[SpanProcessor] = []  # replaced, still counted live until folded in
 _stats_lock = threading.Lock()
 
 
@@ -79,6 +80,8 @@ def init(
     _set_otel_context(settings.otel_context)
     with _lock:
         old = STATE.processors
+        with _stats_lock:
+            _closing.extend(old)
         STATE.processors = ()
         STATE.settings = settings
         STATE.capture = settings.capture_content
@@ -155,13 +158,16 @@ def _set_log_level(settings: Settings) -> None:
 
 
 def _close(processors: Sequence[SpanProcessor], timeout: float) -> None:
+    """Shut ``processors`` down; their counts stay in ``stats()`` throughout."""
     global _retired_stats
     deadline = time.monotonic() + timeout
     for processor in processors:
         processor.shutdown(max(0.0, deadline - time.monotonic()))
-        if hasattr(processor, "stats"):
-            with _stats_lock:
+        with _stats_lock:
+            if hasattr(processor, "stats"):
                 _retired_stats = merge_stats([_retired_stats, processor.stats()])
+            if processor in _closing:
+                _closing.remove(processor)
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -177,22 +183,58 @@ def shutdown(timeout: Optional[float] = None) -> None:
     """Flush within ``timeout`` (default ``shutdown_timeout``), then stop every thread."""
     with _lock:
         processors, STATE.processors = STATE.processors, ()
+        with _stats_lock:
+            _closing.extend(processors)
         STATE.initialized = False
         STATE.refresh()
     _experiments.stop()
     _close(processors, STATE.settings.shutdown_timeout if timeout is None else timeout)
 
 
+def reset(timeout: float = 2.0) -> None:
+    """Back to the state of a fresh import: shut down, default settings, zero counters."""
+    global _retired_stats
+    shutdown(timeout)
+    from . import _ids
+    from ._config import Settings
+
+    with _lock:
+        STATE.settings = Settings()
+        STATE.capture = True
+        STATE.limits = Limits()
+        STATE.sample_threshold = 1 << 64
+        STATE.test_processors = ()
+        STATE.otel_parent = None
+        STATE.refresh()
+    if "fallom._otel_context" in sys.modules:
+        _set_otel_context(False)
+    with _stats_lock:
+        _retired_stats = merge_stats([])
+        _closing.clear()
+    REPORTS.clear()
+    module = sys.modules.get("fallom._otel_in")
+    if module is not None:
+        module.FOREIGN.clear()
+    _ids.reset()
+    _record.reset_warnings()
+
+
 def stats() -> Dict[str, Any]:
     """Delivery counters: ``sent``, ``retried``, ``batches``, ``cut``, ``dropped`` by
     reason, and ``reports`` (A/B assignment reports: sent, dropped by reason)."""
-    parts = [p.stats() for p in STATE.all_processors() if hasattr(p, "stats")]
-    with _stats_lock:
-        merged = merge_stats([_retired_stats, *parts])
+    with _stats_lock:  # live, closing and closed processors, each counted once
+        live = [*STATE.all_processors(), *_closing]
+        parts = [p.stats() for p in live if hasattr(p, "stats")]
+        merged = merge_stats([_retired_stats, *parts, _foreign_drops()])
     merged["reports"] = {"sent": REPORTS.get("sent"),
                          "dropped": {reason: REPORTS.get(f"dropped.{reason}")
                                      for reason in ("queue_full", "unreachable")}}
     return merged
+
+
+def _foreign_drops() -> Dict[str, Any]:
+    module = sys.modules.get("fallom._otel_in")
+    return module.FOREIGN.snapshot() if module is not None else {}
 
 
 def _register_atexit() -> None:

@@ -16,7 +16,7 @@ from ._state import STATE
 from ._wire import RecordView
 from .exporters._simple import InMemoryExporter, SimpleProcessor
 
-__all__ = ["CapturedSpans", "RecordView", "capture_spans", "deterministic", "view"]
+__all__ = ["CapturedSpans", "RecordView", "capture_spans", "deterministic", "reset", "view"]
 
 
 class CapturedSpans(List[Dict[str, Any]]):
@@ -64,6 +64,17 @@ def capture_spans() -> Iterator[CapturedSpans]:
     finally:
         STATE.test_processors = tuple(p for p in STATE.test_processors if p is not processor)
         STATE.refresh()
+
+
+def reset(timeout: float = 2.0) -> None:
+    """Undo everything fallom was told in a test: for your suite's teardown.
+
+    Shuts fallom down (delivering what is queued within ``timeout``), then
+    restores default settings, zero counters, random ids and the real clocks.
+    """
+    from ._sdk import reset as _reset
+
+    _reset(timeout)
 
 
 @contextlib.contextmanager

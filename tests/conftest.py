@@ -15,10 +15,7 @@ from typing import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 import fallom  # noqa: E402
-from fallom import _ids, _sdk  # noqa: E402
-from fallom._config import Settings  # noqa: E402
-from fallom._state import STATE  # noqa: E402
-from fallom.testing import CapturedSpans, capture_spans  # noqa: E402
+from fallom.testing import CapturedSpans, capture_spans, reset  # noqa: E402
 
 from ._config_server import ConfigServer  # noqa: E402
 from ._provider_server import ProviderServer  # noqa: E402
@@ -28,14 +25,7 @@ from ._traces_server import TracesServer  # noqa: E402
 @pytest.fixture(autouse=True)
 def _clean_fallom() -> Iterator[None]:
     yield
-    fallom.shutdown(2.0)
-    _sdk._retired_stats = _sdk.merge_stats([])
-    STATE.settings = Settings()
-    STATE.capture = True
-    STATE.sample_threshold = 1 << 64
-    STATE.test_processors = ()
-    STATE.refresh()
-    _ids.reset()
+    reset()
 
 
 @pytest.fixture

@@ -214,3 +214,67 @@ def test_shared_context_both_ways() -> None:
         with fallom.span("independent"):
             pass
     assert "parent_span_id" not in alone[0]
+
+
+CONTENT_ATTRIBUTES = {
+    # GenAI semantic conventions, current and older names
+    "gen_ai.input.messages": "[{\"role\":\"user\",\"parts\":[{\"content\":\"SECRET1\"}]}]",
+    "gen_ai.output.messages": "SECRET2", "gen_ai.system_instructions": "SECRET3",
+    "gen_ai.tool.call.arguments": "{\"q\":\"SECRET4\"}", "gen_ai.tool.call.result": "SECRET5",
+    "gen_ai.prompt": "SECRET6", "gen_ai.completion": "SECRET7",
+    "gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "SECRET8",
+    "gen_ai.completion.0.content": "SECRET9", "gen_ai.completion.0.tool_calls.0.arguments":
+        "SECRET10",
+    # OpenLLMetry / Traceloop
+    "traceloop.entity.input": "SECRET11", "traceloop.entity.output": "SECRET12",
+    "llm.prompts": "SECRET13", "llm.completions": "SECRET14",
+    # OpenInference
+    "input.value": "SECRET15", "output.value": "SECRET16",
+    "llm.input_messages.0.message.content": "SECRET17",
+    "llm.output_messages.0.message.content": "SECRET18",
+    "llm.input_messages.0.message.tool_calls.0.tool_call.function.arguments": "SECRET19",
+    "retrieval.documents.0.document.content": "SECRET20",
+}
+
+
+def test_no_content_attribute_of_any_convention_leaves_with_capture_off(
+        traces_server: TracesServer) -> None:
+    fallom.init(api_key="k", traces_url=traces_server.url, capture_content=False)
+    tracer = tracer_with(fallom.FallomExporter())
+    with capture_spans() as spans, tracer.start_as_current_span("agent-step") as span:
+        span.set_attributes({"gen_ai.system": "openai", "gen_ai.request.model": "m",
+                             "gen_ai.usage.input_tokens": 3, **CONTENT_ATTRIBUTES})
+    assert fallom.flush(5.0)
+    for records in (list(spans), traces_server.records):
+        text = json.dumps(records)
+        assert "SECRET" not in text
+        assert view(records[0]).prompt_tokens == 3  # usage is not content
+        assert records[0]["attributes"]["gen_ai.request.model"] == "m"
+
+
+def test_with_capture_on_the_content_arrives(traces_server: TracesServer) -> None:
+    fallom.init(api_key="k", traces_url=traces_server.url)
+    tracer = tracer_with(fallom.FallomExporter())
+    with tracer.start_as_current_span("agent-step") as span:
+        span.set_attributes({"gen_ai.system": "openai", **CONTENT_ATTRIBUTES})
+    assert fallom.flush(5.0)
+    text = json.dumps(traces_server.records)
+    assert all(f"SECRET{i}\\" in text or f"SECRET{i}" in text for i in range(1, 21))
+
+
+def test_fallom_own_requests_are_never_traced(traces_server: TracesServer) -> None:
+    instrumentation = pytest.importorskip("opentelemetry.instrumentation.requests")
+    provider = otel_sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(fallom.FallomExporter()))
+    instrumentor = instrumentation.RequestsInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        fallom.init(api_key="k", traces_url=traces_server.url, configs_url=traces_server.url,
+                    prompts_url=traces_server.url)
+        with provider.get_tracer("app").start_as_current_span("app-work"):
+            pass
+        assert fallom.flush(5.0)
+        assert fallom.flush(5.0)  # a span of fallom's own POST would be delivered by now
+        assert [r["name"] for r in traces_server.records] == ["app-work"]
+    finally:
+        instrumentor.uninstrument()

@@ -212,3 +212,81 @@ def test_debug_lines_print_once_with_or_without_the_apps_logging(app_logging: bo
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)
     assert result.stderr.count("marker-line") == 1
+
+
+def test_stats_never_go_backwards_while_a_re_init_closes_processors(
+        traces_server: TracesServer) -> None:
+    traces_server.default = ("delay", 0.05)
+    fallom.init(api_key="k", traces_url=traces_server.url)
+    for i in range(50):
+        with fallom.span(f"s{i}"):
+            pass
+    assert fallom.flush(10.0)
+    seen: List[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.append(fallom.stats()["sent"])
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(5):
+            with fallom.span("more"):
+                pass
+            fallom.init(api_key="k", traces_url=traces_server.url)  # closes the old pipeline
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen == sorted(seen)
+    assert fallom.stats()["sent"] == 55
+
+
+def test_foreign_spans_dropped_by_redact_or_after_shutdown_are_counted() -> None:
+    otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    provider = otel_sdk.TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(fallom.FallomExporter()))
+    tracer = provider.get_tracer("app")
+    fallom.init(redact=lambda record: None if record["name"] == "secret" else record)
+    with tracer.start_as_current_span("secret"):
+        pass
+    assert fallom.stats()["dropped"]["redacted"] == 1
+    fallom.shutdown(1.0)
+    with tracer.start_as_current_span("late"):
+        pass
+    assert fallom.stats()["dropped"]["shutdown"] == 1
+
+
+def test_the_batch_in_flight_at_shutdown_is_counted_once(
+        traces_server: TracesServer, capfd: pytest.CaptureFixture[str]) -> None:
+    traces_server.default = ("hang",)
+    fallom.init(api_key="k", traces_url=traces_server.url, batch=True)
+    for _ in range(3):
+        with fallom.span("stuck"):
+            pass
+    fallom.flush(0.0)
+    assert traces_server.wait_for_requests(1)
+    fallom.shutdown(0.5)
+    traces_server.release()
+    assert fallom.stats()["dropped"]["shutdown"] == 3
+    assert "3 spans undelivered" in capfd.readouterr().err
+
+
+def test_reset_forgets_settings_and_counters(traces_server: TracesServer) -> None:
+    from fallom.testing import reset
+
+    fallom.init(api_key="k", traces_url=traces_server.url, capture_content=False)
+    with fallom.span("x"):
+        pass
+    assert fallom.flush(5.0)
+    assert fallom.stats()["sent"] == 1
+    reset()
+    assert fallom.stats()["sent"] == 0
+    assert not fallom.current_span().is_recording()
+    from fallom._state import STATE
+
+    assert STATE.settings.capture_content is True
+    assert not STATE.processors

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Mapping, Protocol, runtime_checkable
 
 from .._fork import register
 
-__all__ = ["DROP_REASONS", "Exporter", "Record", "Stats"]
+__all__ = ["DROP_REASONS", "ExportResult", "Exporter", "Record", "Stats"]
 
 Record = Dict[str, Any]
 
@@ -17,9 +17,45 @@ DROP_REASONS = (
 )
 
 
+class ExportResult:
+    """What one ``export()`` call did: the built-in exporters say it record by record.
+
+    A plain ``True``/``False`` (what a user's exporter returns) means all sent,
+    or all dropped as ``export_error``.
+    """
+
+    __slots__ = ("batches", "cut", "dropped", "retried", "sent")
+
+    def __init__(self) -> None:
+        self.sent = self.batches = self.retried = self.cut = 0
+        self.dropped: Dict[str, int] = {}
+
+    def drop(self, reason: str, count: int) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + count
+
+    def merge(self, other: ExportResult) -> None:
+        self.sent += other.sent
+        self.batches += other.batches
+        self.retried += other.retried
+        self.cut += other.cut
+        for reason, count in other.dropped.items():
+            self.drop(reason, count)
+
+    @property
+    def ok(self) -> bool:
+        return not self.dropped
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return f"ExportResult(sent={self.sent}, dropped={self.dropped})"
+
+
 @runtime_checkable
 class Exporter(Protocol):
-    """Takes finished records, on a background thread; returns True when delivered.
+    """Takes finished records, on a background thread; returns True when delivered
+    (or an :class:`ExportResult` saying what happened to each).
 
     An exporter may also define ``drain_until(deadline)`` (shutdown started:
     retry no later than that ``time.monotonic()`` value), ``interrupt()``
@@ -27,7 +63,7 @@ class Exporter(Protocol):
     ``after_fork()`` (drop connections inherited from the parent).
     """
 
-    def export(self, records: List[Record]) -> bool: ...
+    def export(self, records: List[Record]) -> Any: ...
 
 
 class Stats:
@@ -50,6 +86,27 @@ class Stats:
 
     def drop(self, reason: str, amount: int = 1) -> None:
         self.add(f"dropped.{reason}", amount)
+
+    def count(self, result: Any, total: int) -> bool:
+        """Count what an exporter said of ``total`` records; True when all were sent."""
+        if isinstance(result, ExportResult):
+            self.add("sent", result.sent)
+            self.add("batches", result.batches)
+            self.add("retried", result.retried)
+            self.add("cut", result.cut)
+            for reason, amount in result.dropped.items():
+                self.drop(reason, amount)
+            return result.ok
+        if result:
+            self.add("sent", total)
+            self.add("batches")
+            return True
+        self.drop("export_error", total)
+        return False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
 
     def get(self, name: str) -> int:
         return self._counts.get(name, 0)

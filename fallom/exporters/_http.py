@@ -29,7 +29,8 @@ import requests
 
 from .._config import Settings
 from .._guard import logger
-from ._base import Record, Stats
+from .._suppress import suppress_here
+from ._base import ExportResult, Record
 from ._encode import batch_body, fit_record, gzip, split_batches
 
 __all__ = ["HttpExporter", "ingest_tokens", "retry_after_seconds"]
@@ -77,7 +78,6 @@ class HttpExporter:
         self.forced = batch
         self.concurrency = max(1, concurrency)
         self.batches = self.compress = bool(batch)
-        self.counters = Stats()  # replaced by the processor's own
         self._logged: set[object] = set()
         self._answered = False  # has the traces URL replied yet (and so said what it takes)?
         self.after_fork()
@@ -117,39 +117,41 @@ class HttpExporter:
                 return
 
     # -- export ------------------------------------------------------------------
-    def export(self, records: List[Record]) -> bool:
+    def export(self, records: List[Record]) -> ExportResult:
+        """Deliver ``records``; the result says what became of each."""
+        result = ExportResult()
         parts = []
         for record in records:
             encoded, cut = fit_record(record, self.max_batch_bytes)
-            if cut:
-                self.counters.add("cut")
+            result.cut += cut
             parts.append(encoded)
-        ok = True
         while parts and not self.batches and self.forced is None and not self._answered:
-            ok = self._post(parts[:1]) and ok  # the first reply says what the server takes
+            self._post(parts[:1], result)  # the first reply says what the server takes
             parts = parts[1:]
-        if not parts:
-            return ok
-        if self.batches:
+        if parts and self.batches:
             for batch in split_batches(parts, self.max_batch_bytes):
-                ok = self._post(batch) and ok
-            return ok
-        return self._post_each(parts) and ok
+                self._post(batch, result)
+        elif parts:
+            self._post_each(parts, result)
+        return result
 
-    def _post_each(self, parts: List[bytes]) -> bool:
+    def _post_each(self, parts: List[bytes], result: ExportResult) -> None:
         """One request per record, up to ``concurrency`` in flight."""
         pending: Iterator[bytes] = iter(parts)
         lock = threading.Lock()
-        failures: List[int] = []
+        results: List[ExportResult] = []
 
         def work() -> None:
+            suppress_here()
+            mine = ExportResult()
             while True:
                 with lock:
                     part = next(pending, None)
                 if part is None:
-                    return
-                if not self._post([part]):
-                    failures.append(1)
+                    break
+                self._post([part], mine)
+            with lock:
+                results.append(mine)
 
         helpers = []
         for _ in range(min(self.concurrency, len(parts)) - 1):
@@ -162,39 +164,44 @@ class HttpExporter:
         work()
         for thread in helpers:
             thread.join()
-        return not failures
+        for mine in results:
+            result.merge(mine)
 
-    def _post(self, parts: List[bytes]) -> bool:
+    def _post(self, parts: List[bytes], result: ExportResult) -> None:
         body, headers = self._body(parts)
         deadline = time.monotonic() + self.retry_deadline
         for attempt in range(1_000_000):
             status, retry_after = self._send(body, headers)
             if 200 <= status < 300:
-                self.counters.add("sent", len(parts))
-                self.counters.add("batches")
+                result.sent += len(parts)
+                result.batches += 1
                 logger.debug("fallom: delivered %d spans", len(parts))
-                return True
+                return
             if status == 413 and len(parts) > 1:
                 half = len(parts) // 2
-                first = self._post(parts[:half])
-                return self._post(parts[half:]) and first
+                self._post(parts[:half], result)
+                self._post(parts[half:], result)
+                return
             if status == _REQUEST_FAILED:
-                return self._drop("export_error", len(parts))
+                result.drop("export_error", len(parts))
+                return
             if status not in RETRYABLE and status != _CONNECTION_FAILED:
                 self._log_status(status)
-                return self._drop("payload_too_large" if status == 413 else "http_status",
-                                  len(parts))
+                result.drop("payload_too_large" if status == 413 else "http_status", len(parts))
+                return
             delay = max(self._backoff(attempt), retry_after or 0.0)
             if time.monotonic() + delay > deadline:
                 logger.warning("fallom: giving up on %d spans after %d attempts (last: %s)",
                                len(parts), attempt + 1, _describe(status))
-                return self._drop("retries_exhausted", len(parts))
+                result.drop("retries_exhausted", len(parts))
+                return
             if not self._sleep(time.monotonic() + delay):
-                return self._drop("shutdown", len(parts))
-            self.counters.add("retried")
+                result.drop("shutdown", len(parts))
+                return
+            result.retried += 1
             logger.debug("fallom: retried %d spans after %.2f s (%s)", len(parts), delay,
                          _describe(status))
-        return self._drop("retries_exhausted", len(parts))  # pragma: no cover
+        result.drop("retries_exhausted", len(parts))  # pragma: no cover
 
     def _sleep(self, until: float) -> bool:
         """Wait for a retry at ``until``; False when shutdown leaves no time for it."""
@@ -253,10 +260,6 @@ class HttpExporter:
     @staticmethod
     def _backoff(attempt: int) -> float:
         return float(min(_BACKOFF_MAX_S, _BACKOFF_FIRST_S * 2**attempt) * random.uniform(0.5, 1.5))
-
-    def _drop(self, reason: str, count: int) -> bool:
-        self.counters.drop(reason, count)
-        return False
 
     def _log_once(self, key: object, message: str, *args: object) -> None:
         if key not in self._logged:

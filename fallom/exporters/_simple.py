@@ -49,8 +49,7 @@ class SimpleProcessor(SpanProcessor):
             if record is None:
                 self.counters.drop("redacted")
                 return
-            if self.exporter.export([record]):
-                self.counters.add("sent")
+            self.counters.count(self.exporter.export([record]), 1)
         except Exception as exc:
             report_internal_error(exc, "SimpleProcessor.on_end")
 
