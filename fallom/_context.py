@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._span import Span
 
 __all__ = ["CURRENT_PROMPT", "CURRENT_SESSION", "CURRENT_SPAN", "ENTRIES", "FallomContext",
-           "activate", "current", "enter", "leave"]
+           "current", "enter", "leave"]
 
 
 class FallomContext(ContextVarsRegistry):  # type: ignore[misc]
@@ -43,11 +43,6 @@ CURRENT_SPAN: ContextVar[Optional[Span]] = _var("span")
 CURRENT_SESSION: ContextVar[Optional[SessionContext]] = _var("session")
 CURRENT_PROMPT: ContextVar[Optional[Any]] = _var("prompt")
 
-# Making a span current: the plain ContextVar method (no Python frame) unless
-# ``init(otel_context=True)`` swaps in one that also enters the span into
-# OpenTelemetry's context (see ``_otel_context``); its token is a pair, and
-# ``_instrument.release`` undoes either kind, whatever is set now.
-activate: Any = CURRENT_SPAN.set
 
 # The open ``with`` entries of reusable objects (a ``fallom.span(...)`` or a
 # session object), per context: the same object entered by two tasks or

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import cachetools
 
+from . import _state
 from ._assign import Config, ConfigError, parse_config, weight_of
 from ._config import Settings
 from ._fork import at_fork, register
@@ -159,23 +160,17 @@ class Experiments:
         self.fetcher.reporter.post(f"{self.settings.configs_url}/sessions", payload)
 
 
-_current: Optional[Experiments] = None
-
-
 def current() -> Optional[Experiments]:
-    return _current
+    """The stores of the current runtime (None in local mode or before ``init()``)."""
+    experiments: Optional[Experiments] = _state.STATE.experiments
+    return experiments
 
 
-def start(settings: Settings) -> None:
-    """Begin fetching at ``init()``; local mode (no key) fetches nothing."""
-    global _current
-    stop()
-    if not settings.local_mode:
-        _current = Experiments(settings)
+def start(settings: Settings) -> Optional[Experiments]:
+    """The stores for a new runtime; fetching starts now. Local mode (no key) fetches nothing."""
+    return None if settings.local_mode else Experiments(settings)
 
 
-def stop() -> None:
-    global _current
-    old, _current = _current, None
-    if old is not None:
-        old.fetcher.stop()
+def stop(experiments: Optional[Experiments]) -> None:
+    if experiments is not None:
+        experiments.fetcher.stop()

@@ -15,14 +15,14 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Generator, Mapping,
 
 import wrapt
 
-from . import _context, extractors
+from . import _state, extractors
 from ._attributes import HTTP_STATUS
 from ._capture import snapshot
 from ._context import CURRENT_SPAN
 from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
 from ._span import Span, start_span
-from ._state import STATE
+from ._state import ACTIVE_FLAG
 from ._suppress import SUPPRESSED
 
 __all__ = ["CallOptions", "CallScope", "await_within", "begin", "call_within", "fail", "finish",
@@ -71,14 +71,14 @@ class CallOptions:
 def begin(opts: CallOptions, instance: Any, args: tuple[Any, ...],
           kwargs: dict[str, Any]) -> Optional[Span]:
     """Start the span of one call, capturing its arguments; None when off or broken."""
-    if not STATE.active or SUPPRESSED.get():
+    if not _state.STATE.active or SUPPRESSED.get():
         return None
     try:
         span = start_span(opts.name, opts.kind, opts.attributes)
         if opts.model:
             span.model = opts.model
         if (args or kwargs) and opts.capture_input and span._capture:
-            limits = STATE.limits
+            limits = _state.STATE.limits
             span.input = BoundArgs(
                 opts.binder,
                 instance is not None,
@@ -157,7 +157,7 @@ class CallScope:
 
     def __enter__(self) -> CallScope:
         if self.span is not None:
-            self.token = _context.activate(self.span)
+            self.token = _state.STATE.activate(self.span)
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
@@ -192,8 +192,8 @@ class CallScope:
             if self.opts.capture_output and span._capture:
                 if self.items is None:
                     self.items = []
-                if len(self.items) < STATE.limits.max_items:
-                    self.items.append(snapshot(item, STATE.limits))
+                if len(self.items) < _state.STATE.limits.max_items:
+                    self.items.append(snapshot(item, _state.STATE.limits))
         except Exception as exc:
             report_internal_error(exc, "trace item")
 
@@ -226,7 +226,7 @@ def has_content(item: Any) -> bool:
 
 def call_within(span: Span, wrapped: Any, args: Any, kwargs: Any) -> Any:
     """Call ``wrapped`` with ``span`` current; the user's exception is recorded, re-raised."""
-    token = _context.activate(span)
+    token = _state.STATE.activate(span)
     try:
         return wrapped(*args, **kwargs)
     except BaseException as exc:
@@ -238,7 +238,7 @@ def call_within(span: Span, wrapped: Any, args: Any, kwargs: Any) -> Any:
 
 async def await_within(span: Span, start: Callable[[], Awaitable[Any]]) -> Any:
     """The async form of :func:`call_within`: ``start()`` makes the awaitable."""
-    token = _context.activate(span)
+    token = _state.STATE.activate(span)
     try:
         return await start()
     except BaseException as exc:
@@ -339,4 +339,4 @@ def instrument(func: Any, opts: CallOptions) -> Any:
     # wrapt calls ``enabled`` (a C method: no Python frame) before the
     # wrapper, and calls the function directly while tracing is off.
     make: Any = wrapt.decorator
-    return make(functools.partial(mode, opts), enabled=STATE.active_flag.__len__)(func)
+    return make(functools.partial(mode, opts), enabled=ACTIVE_FLAG.__len__)(func)

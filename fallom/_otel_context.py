@@ -14,11 +14,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from . import _context
+from . import _state
 from ._context import CURRENT_SPAN
-from ._state import STATE
 
-__all__ = ["deactivate_pair", "disable", "enable"]
+__all__ = ["ACTIVATE", "REPARENT", "deactivate_pair"]
 
 _MASK = 0xFFFFFFFFFFFFFFFF
 
@@ -47,14 +46,8 @@ def _reparent(span: Any, parent: Optional[Any]) -> None:
     if parent is not None and parent._trace_id == ctx.trace_id:
         span.sampled = parent.sampled
     else:
-        span.sampled = (ctx.trace_id & _MASK) < STATE.sample_threshold
+        span.sampled = (ctx.trace_id & _MASK) < _state.STATE.sample_threshold
 
 
-def enable() -> None:
-    _context.activate = _activate
-    STATE.otel_parent = _reparent
-
-
-def disable() -> None:
-    _context.activate = CURRENT_SPAN.set
-    STATE.otel_parent = None
+ACTIVATE = _activate  # the runtime's activate with otel_context=True
+REPARENT = _reparent  # and its otel_parent

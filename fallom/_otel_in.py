@@ -17,12 +17,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from . import _attributes as attr
+from . import _state
 from ._context import CURRENT_SESSION
 from ._guard import report_internal_error
 from ._json import json_text
 from ._record import _apply_redact, iso_time
 from ._session import SessionContext
-from ._state import STATE
 from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 from .exporters._base import Stats
 
@@ -142,7 +142,7 @@ def to_record(span: ReadableSpan, session: Optional[SessionContext],
             record["customer_id"] = session.customer_id
     else:
         record = {"config_key": str(attrs.get("fallom.config_key") or
-                                    STATE.settings.config_key),
+                                    _state.STATE.settings.config_key),
                   "session_id": str(session_id) if session_id else trace_id}
     record.update(trace_id=trace_id, span_id=f"{context.span_id:016x}")
     if span.parent is not None:
@@ -249,13 +249,13 @@ class FallomExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            redact = STATE.settings.redact
+            redact = _state.STATE.settings.redact
             active = self.session or CURRENT_SESSION.get()
             for span in spans:
-                if not STATE.initialized and not STATE.test_processors:
+                if not _state.STATE.initialized and not _state.STATE.test_processors:
                     FOREIGN.drop("shutdown")  # fallom was shut down (or never started)
                     continue
-                record: Optional[Dict[str, Any]] = to_record(span, active, STATE.capture)
+                record: Optional[Dict[str, Any]] = to_record(span, active, _state.STATE.capture)
                 if redact is not None and record is not None:
                     record = _apply_redact(redact, record)
                 if record is None:
@@ -263,7 +263,8 @@ class FallomExporter(SpanExporter):
                     continue
                 parent = span.parent.span_id if span.parent is not None else None
                 foreign = ForeignSpan(record, int(record["trace_id"], 16), parent)
-                for processor in STATE.all_processors():
+                processor: Any
+                for processor in _state.STATE.all_processors():
                     if not getattr(processor, "skips_foreign", False):
                         processor.on_end(foreign)
         except Exception as exc:

@@ -12,13 +12,12 @@ import inspect
 import threading
 from typing import Any, Callable, Dict, Optional
 
-from . import extractors
+from . import _state, extractors
 from ._capture import Limits, resolve
 from ._fork import at_fork
 from ._guard import logger, report_internal_error
 from ._json import dumps, json_text
 from ._span import _UNSET, Span
-from ._state import STATE
 from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
 __all__ = ["Binder", "BoundArgs", "iso_time", "reset_warnings", "to_record"]
@@ -148,8 +147,8 @@ def _finish_and_build(span: Span) -> Record:
             report_internal_error(exc, "reading a response")
         finally:
             span._reading = False
-    record: Optional[Record] = _build(span, STATE.limits)
-    redact: Optional[Callable[[Record], Optional[Record]]] = STATE.settings.redact
+    record: Optional[Record] = _build(span, _state.STATE.limits)
+    redact: Optional[Callable[[Record], Optional[Record]]] = _state.STATE.settings.redact
     if redact is not None and record is not None:
         record = _apply_redact(redact, record)
     return _DROPPED if record is None else record
@@ -194,7 +193,7 @@ def _build(span: Span, limits: Limits) -> Record:
         if session.customer_id:
             record["customer_id"] = session.customer_id
     else:
-        record = {"config_key": STATE.settings.config_key, "session_id": trace_id}
+        record = {"config_key": _state.STATE.settings.config_key, "session_id": trace_id}
     record["trace_id"] = trace_id
     record["span_id"] = f"{span._span_id:016x}"
     if span._parent_id is not None:

@@ -7,15 +7,15 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _experiments, _record
-from ._capture import Limits
+from . import _experiments, _ids, _record, _state
 from ._config import Settings, resolve_settings
+from ._context import CURRENT_SPAN
 from ._fork import at_fork
 from ._guard import logger
 from ._remote import REPORTS
-from ._state import STATE, SpanProcessor
+from ._state import SpanProcessor
 from ._threads import install_thread_propagation
 from .exporters._base import merge_stats
 from .exporters._batch import BatchProcessor
@@ -76,28 +76,21 @@ def init(
     naming the parameter, an unknown keyword ``TypeError``.
     """
     settings = resolve_settings(dict(locals()))
-    processors = _build_processors(settings)
-    _set_otel_context(settings.otel_context)
-    with _lock:
-        old = STATE.processors
-        with _stats_lock:
-            _closing.extend(old)
-        STATE.processors = ()
-        STATE.settings = settings
-        STATE.capture = settings.capture_content
-        STATE.limits = Limits(settings.capture_max_chars, settings.capture_max_items,
-                              settings.capture_max_depth)
-        STATE.sample_threshold = int(settings.sample_rate * (1 << 64))
-        STATE.processors = tuple(processors)
-        STATE.initialized = True
-        STATE.refresh()
+    activate, otel_parent = _otel_hooks(settings.otel_context)
+    processors = tuple(_build_processors(settings))
+    experiments = _experiments.start(settings)  # the first config and prompt fetches start now
+    with _lock, _stats_lock:  # stats() sees the old processors live or closing, never neither
+        old = _state.swap(lambda current: current.replace(
+            settings=settings, initialized=True, processors=processors, otel_parent=otel_parent,
+            activate=activate, experiments=experiments))
+        _closing.extend(old.processors)
         _record.reset_warnings()
         if settings.propagate_threads:
             install_thread_propagation()
         _register_atexit()
     _set_log_level(settings)
-    _experiments.start(settings)  # the first config and prompt fetches start now
-    _close(old, settings.shutdown_timeout)
+    _experiments.stop(old.experiments)
+    _close(old.processors, settings.shutdown_timeout)
 
 
 def _build_processors(settings: Settings) -> List[SpanProcessor]:
@@ -127,16 +120,16 @@ def _build_processors(settings: Settings) -> List[SpanProcessor]:
     return processors
 
 
-def _set_otel_context(enabled: bool) -> None:
-    if enabled:
-        try:
-            from . import _otel_context
-        except ImportError as exc:
-            raise ImportError("otel_context needs the otel extra: pip install 'fallom[otel]'"
-                              ) from exc
-        _otel_context.enable()
-    elif "fallom._otel_context" in sys.modules:
-        sys.modules["fallom._otel_context"].disable()
+def _otel_hooks(enabled: bool) -> Tuple[Callable[[Any], Any], Optional[Callable[..., None]]]:
+    """How spans become current, and how they find an OpenTelemetry parent."""
+    if not enabled:
+        return CURRENT_SPAN.set, None
+    try:
+        from . import _otel_context
+    except ImportError as exc:
+        raise ImportError("otel_context needs the otel extra: pip install 'fallom[otel]'"
+                          ) from exc
+    return _otel_context.ACTIVATE, _otel_context.REPARENT
 
 
 class _UnlessTheAppLogs(logging.Filter):
@@ -174,40 +167,26 @@ def flush(timeout: float = 5.0) -> bool:
     """Deliver what is queued; True when all of it was delivered within ``timeout``."""
     deadline = time.monotonic() + timeout
     ok = True
-    for processor in STATE.all_processors():
+    for processor in _state.STATE.all_processors():
         ok = processor.force_flush(max(0.0, deadline - time.monotonic())) and ok
     return ok
 
 
 def shutdown(timeout: Optional[float] = None) -> None:
     """Flush within ``timeout`` (default ``shutdown_timeout``), then stop every thread."""
-    with _lock:
-        processors, STATE.processors = STATE.processors, ()
-        with _stats_lock:
-            _closing.extend(processors)
-        STATE.initialized = False
-        STATE.refresh()
-    _experiments.stop()
-    _close(processors, STATE.settings.shutdown_timeout if timeout is None else timeout)
+    with _lock, _stats_lock:
+        old = _state.swap(lambda current: current.replace(
+            initialized=False, processors=(), experiments=None))
+        _closing.extend(old.processors)
+    _experiments.stop(old.experiments)
+    _close(old.processors, old.settings.shutdown_timeout if timeout is None else timeout)
 
 
 def reset(timeout: float = 2.0) -> None:
     """Back to the state of a fresh import: shut down, default settings, zero counters."""
     global _retired_stats
     shutdown(timeout)
-    from . import _ids
-    from ._config import Settings
-
-    with _lock:
-        STATE.settings = Settings()
-        STATE.capture = True
-        STATE.limits = Limits()
-        STATE.sample_threshold = 1 << 64
-        STATE.test_processors = ()
-        STATE.otel_parent = None
-        STATE.refresh()
-    if "fallom._otel_context" in sys.modules:
-        _set_otel_context(False)
+    _state.swap(lambda current: _state.Runtime())
     with _stats_lock:
         _retired_stats = merge_stats([])
         _closing.clear()
@@ -223,7 +202,7 @@ def stats() -> Dict[str, Any]:
     """Delivery counters: ``sent``, ``retried``, ``batches``, ``cut``, ``dropped`` by
     reason, and ``reports`` (A/B assignment reports: sent, dropped by reason)."""
     with _stats_lock:  # live, closing and closed processors, each counted once
-        live = [*STATE.all_processors(), *_closing]
+        live = [*_state.STATE.all_processors(), *_closing]
         parts = [p.stats() for p in live if hasattr(p, "stats")]
         merged = merge_stats([_retired_stats, *parts, _foreign_drops()])
     merged["reports"] = {"sent": REPORTS.get("sent"),

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from . import _ids
+from . import _ids, _state
 from ._capture import snapshot
 from ._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
 from ._guard import logger, report_internal_error
-from ._state import STATE
 
 if TYPE_CHECKING:
     from ._session import SessionContext
@@ -79,7 +78,7 @@ class Span:
         if parent is None:
             trace_id = self._trace_id = _ids.ids.trace_id()
             self._parent_id: Optional[int] = None
-            self.sampled = (trace_id & 0xFFFFFFFFFFFFFFFF) < STATE.sample_threshold
+            self.sampled = (trace_id & 0xFFFFFFFFFFFFFFFF) < _state.STATE.sample_threshold
         else:
             self._trace_id = parent._trace_id
             self._parent_id = parent._span_id
@@ -88,7 +87,7 @@ class Span:
         self.session: Optional[SessionContext] = CURRENT_SESSION.get()
         if attributes:
             self.attributes = dict(attributes)
-        self._capture = STATE.capture
+        self._capture = _state.STATE.capture
         self.start_ns = _ids.clock.wall_ns()
         self.start_mono = _ids.clock.monotonic_ns()
 
@@ -129,7 +128,7 @@ class Span:
         try:
             if self.attributes is None:
                 self.attributes = {}
-            self.attributes[str(key)] = snapshot(value, STATE.limits)
+            self.attributes[str(key)] = snapshot(value, _state.STATE.limits)
         except Exception as exc:
             report_internal_error(exc, "Span.set_attribute")
 
@@ -144,11 +143,11 @@ class Span:
 
     def set_input(self, value: Any) -> None:
         if self._capture and not self._frozen():
-            self.input = snapshot(value, STATE.limits)
+            self.input = snapshot(value, _state.STATE.limits)
 
     def set_output(self, value: Any) -> None:
         if self._capture and not self._frozen():
-            self.output = snapshot(value, STATE.limits)
+            self.output = snapshot(value, _state.STATE.limits)
 
     def set_model(self, model: Optional[str]) -> None:
         if model and not self._frozen():
@@ -213,9 +212,9 @@ class Span:
         if not self.sampled:
             return
         try:
-            for processor in STATE.processors:
+            for processor in _state.STATE.processors:
                 processor.on_end(self)
-            for processor in STATE.test_processors:
+            for processor in _state.STATE.test_processors:
                 processor.on_end(self)
         except Exception as exc:
             report_internal_error(exc, "Span.end")
@@ -270,8 +269,8 @@ def start_span(name: str, kind: str, attributes: Optional[Mapping[str, Any]] = N
     """A new span under the current one; an LLM span also takes the pending prompt."""
     parent = CURRENT_SPAN.get()
     span = Span(name, kind, parent, attributes)
-    if STATE.otel_parent is not None:
-        STATE.otel_parent(span, parent)
+    if _state.STATE.otel_parent is not None:
+        _state.STATE.otel_parent(span, parent)
     if kind == "llm":
         mark = CURRENT_PROMPT.get()
         if mark is not None and not mark.used:

@@ -1,20 +1,26 @@
-"""The SDK's process-wide state, read on every traced call.
+"""The runtime: everything one ``init()`` configured, in one immutable object.
 
-A single mutable object rather than module globals so the hot path does one
-attribute load per field, and ``init()`` swaps everything in one place.
+``init()``, ``shutdown()``, the test kit and ``otel_context`` build a new
+:class:`Runtime` and swap it in with one assignment (:func:`swap`); readers
+take ``_state.STATE`` once and use that object throughout, so no reader ever
+sees half of one configuration and half of another. The hot path reads the
+derived fields (``active``, ``capture``, ``limits``, ...) directly.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from ._capture import Limits
 from ._config import Settings
+from ._context import CURRENT_SPAN
+from ._fork import at_fork
 
 if TYPE_CHECKING:
     from ._span import Span
 
-__all__ = ["STATE", "SpanProcessor"]
+__all__ = ["ACTIVE_FLAG", "STATE", "Runtime", "SpanProcessor", "swap"]
 
 
 class SpanProcessor:
@@ -32,40 +38,78 @@ class SpanProcessor:
         return None
 
 
-class _State:
-    __slots__ = (
-        "active",
-        "active_flag",
-        "capture",
-        "initialized",
-        "limits",
-        "otel_parent",
-        "processors",
-        "sample_threshold",
-        "settings",
-        "test_processors",
-    )
+class Runtime:
+    """One configuration: settings, what they imply, and where spans go. Never mutated."""
 
-    def __init__(self) -> None:
-        self.settings = Settings()
-        self.initialized = False
-        self.active = False
-        self.active_flag: list[bool] = []  # non-empty while active; see _instrument
-        self.capture = True
-        self.limits = Limits()
-        self.otel_parent: Optional[Callable[[Any, Any], None]] = None  # otel_context=True
-        self.sample_threshold = 1 << 64
-        self.processors: Tuple[SpanProcessor, ...] = ()
-        self.test_processors: Tuple[SpanProcessor, ...] = ()
+    __slots__ = ("activate", "active", "capture", "experiments", "initialized", "limits",
+                 "otel_parent", "processors", "sample_threshold", "settings", "test_processors")
 
-    def refresh(self) -> None:
-        """Recompute the derived fast-path flags after a change."""
-        tracing = self.settings.tracing and self.initialized
-        self.active = tracing or bool(self.test_processors)
-        self.active_flag[:] = [True] if self.active else []
+    settings: Settings
+    initialized: bool
+    processors: Tuple[SpanProcessor, ...]
+    test_processors: Tuple[SpanProcessor, ...]
+    otel_parent: Optional[Callable[[Any, Any], None]]  # set by init(otel_context=True)
+    activate: Callable[[Any], Any]  # makes a span current; its token says how to undo it
+    experiments: Any  # the configs and prompts stores and their fetcher, or None
+    active: bool  # are spans recorded at all
+    capture: bool
+    limits: Limits
+    sample_threshold: int
 
-    def all_processors(self) -> Tuple[Any, ...]:
+    def __init__(self, settings: Optional[Settings] = None, *, initialized: bool = False,
+                 processors: Tuple[SpanProcessor, ...] = (),
+                 test_processors: Tuple[SpanProcessor, ...] = (),
+                 otel_parent: Optional[Callable[[Any, Any], None]] = None,
+                 activate: Callable[[Any], Any] = CURRENT_SPAN.set,
+                 experiments: Any = None) -> None:
+        settings = settings or Settings()
+        fields = {
+            "settings": settings, "initialized": initialized, "processors": processors,
+            "test_processors": test_processors, "otel_parent": otel_parent,
+            "activate": activate, "experiments": experiments,
+            "active": (settings.tracing and initialized) or bool(test_processors),
+            "capture": settings.capture_content,
+            "limits": Limits(settings.capture_max_chars, settings.capture_max_items,
+                             settings.capture_max_depth),
+            "sample_threshold": int(settings.sample_rate * (1 << 64)),
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a Runtime is immutable: build a new one and swap it in")
+
+    def replace(self, **changes: Any) -> Runtime:
+        """A copy with ``changes`` (``settings``, ``initialized``, ``processors``, ...)."""
+        fields = {"settings": self.settings, "initialized": self.initialized,
+                  "processors": self.processors, "test_processors": self.test_processors,
+                  "otel_parent": self.otel_parent, "activate": self.activate,
+                  "experiments": self.experiments}
+        fields.update(changes)
+        return Runtime(fields.pop("settings"), **fields)
+
+    def all_processors(self) -> Tuple[SpanProcessor, ...]:
         return self.processors + self.test_processors
 
 
-STATE = _State()
+STATE = Runtime()
+# Non-empty while spans are recorded: wrapt's ``enabled=`` takes its C ``__len__``,
+# so an untraced call costs one C call and no Python frame.
+ACTIVE_FLAG: list[bool] = []
+_swap_lock = threading.Lock()
+
+
+def swap(change: Callable[[Runtime], Runtime]) -> Runtime:
+    """Replace the runtime with ``change(current)``, atomically; returns the old one."""
+    global STATE
+    with _swap_lock:
+        old = STATE
+        STATE = change(old)
+        ACTIVE_FLAG[:] = [True] if STATE.active else []
+    return old
+
+
+@at_fork
+def _new_swap_lock() -> None:
+    global _swap_lock
+    _swap_lock = threading.Lock()

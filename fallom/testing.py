@@ -11,8 +11,7 @@ import contextlib
 import itertools
 from typing import Any, Dict, Iterator, List
 
-from . import _ids
-from ._state import STATE
+from . import _ids, _state
 from ._wire import RecordView
 from .exporters._simple import InMemoryExporter, SimpleProcessor
 
@@ -57,13 +56,12 @@ def capture_spans() -> Iterator[CapturedSpans]:
     """Collect every record finished inside the block, synchronously."""
     records = CapturedSpans()
     processor = SimpleProcessor(_ListExporter(records))
-    STATE.test_processors = (*STATE.test_processors, processor)
-    STATE.refresh()
+    _state.swap(lambda rt: rt.replace(test_processors=(*rt.test_processors, processor)))
     try:
         yield records
     finally:
-        STATE.test_processors = tuple(p for p in STATE.test_processors if p is not processor)
-        STATE.refresh()
+        _state.swap(lambda rt: rt.replace(
+            test_processors=tuple(p for p in rt.test_processors if p is not processor)))
 
 
 def reset(timeout: float = 2.0) -> None:

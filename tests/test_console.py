@@ -13,8 +13,8 @@ import pytest
 from rich.console import Console
 
 import fallom
+from fallom import _state
 from fallom._console import ConsoleProcessor
-from fallom._state import STATE
 from fallom.console import print_traces
 from fallom.testing import capture_spans, deterministic
 
@@ -35,8 +35,7 @@ def attach(width: int = 80, encoding: str = "utf-8", **init: object) -> Console:
     """init(), then print every finished trace to a fresh in-memory console."""
     fallom.init(**init)  # type: ignore[arg-type]
     console = make_console(width, encoding)
-    STATE.test_processors = (ConsoleProcessor(console),)
-    STATE.refresh()
+    _state.swap(lambda rt: rt.replace(test_processors=(ConsoleProcessor(console),)))
     return console
 
 
@@ -164,7 +163,7 @@ def test_unfinished_traces_are_printed_at_shutdown(console: Console) -> None:
     with fallom.span("child"):
         pass
     assert output(console) == ""
-    STATE.test_processors[0].shutdown(1.0)
+    _state.STATE.test_processors[0].shutdown(1.0)
     assert "child (span)" in output(console)
     assert "(unfinished trace)" in output(console)
     root.__exit__(None, None, None)

@@ -286,7 +286,7 @@ def test_reset_forgets_settings_and_counters(traces_server: TracesServer) -> Non
     reset()
     assert fallom.stats()["sent"] == 0
     assert not fallom.current_span().is_recording()
-    from fallom._state import STATE
+    from fallom import _state
 
-    assert STATE.settings.capture_content is True
-    assert not STATE.processors
+    assert _state.STATE.settings.capture_content is True
+    assert not _state.STATE.processors

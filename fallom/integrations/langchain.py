@@ -15,12 +15,12 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 
 from .. import _attributes as attr
+from .. import _state
 from .._context import CURRENT_SPAN
 from .._fork import register
 from .._guard import report_internal_error
 from .._session import SessionContext
 from .._span import Span
-from .._state import STATE
 from ..providers._read import get
 
 __all__ = ["FallomCallbackHandler"]
@@ -68,7 +68,7 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     # -- span bookkeeping --------------------------------------------------------------
     def _start(self, run_id: UUID, parent_run_id: Optional[UUID], name: str, kind: str,
                inputs: Any = None, attributes: Optional[Dict[str, Any]] = None) -> None:
-        if not STATE.active:
+        if not _state.STATE.active:
             return
         try:
             with self._lock:

@@ -13,11 +13,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from .. import _attributes as attr
-from .. import _ids
+from .. import _ids, _state
 from .._guard import report_internal_error
 from .._instrument import await_within, call_within
 from .._span import Span, start_span
-from .._state import STATE
 from .._suppress import SUPPRESSED
 from ._base import Endpoint, ObjectProxy, Provider
 from ._stream import StreamState, TracedStream, observe_events
@@ -72,7 +71,7 @@ def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tu
 def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wrapped: Any,
                 args: Tuple[Any, ...], kwargs: Dict[str, Any], resource: Any = None) -> Any:
     """Call ``wrapped`` under an LLM span; never changes what it returns or raises."""
-    if not STATE.active or SUPPRESSED.get():
+    if not _state.STATE.active or SUPPRESSED.get():
         return wrapped(*args, **kwargs)
     hide = stream = False
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Tuple
 
 from .. import _attributes as attr
-from .._state import STATE
+from .. import _state
 from ._base import Accumulator, Endpoint, Provider
 from ._read import compact, get, items
 
@@ -206,7 +206,7 @@ def accepts_stream_usage(resource: Any) -> bool:
     OpenAI-compatible servers may answer 400 to it, so they are not asked
     (``init(openai_stream_usage=True)`` asks every server).
     """
-    forced = STATE.settings.openai_stream_usage
+    forced = _state.STATE.settings.openai_stream_usage
     if forced is not None:
         return forced
     client = getattr(resource, "_client", None)
