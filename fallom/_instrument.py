@@ -71,14 +71,15 @@ class CallOptions:
 def begin(opts: CallOptions, instance: Any, args: tuple[Any, ...],
           kwargs: dict[str, Any]) -> Optional[Span]:
     """Start the span of one call, capturing its arguments; None when off or broken."""
-    if not _state.STATE.active or SUPPRESSED.get():
+    rt = _state.STATE
+    if not rt.active or SUPPRESSED.get():
         return None
     try:
         span = start_span(opts.name, opts.kind, opts.attributes)
         if opts.model:
             span.model = opts.model
         if (args or kwargs) and opts.capture_input and span._capture:
-            limits = _state.STATE.limits
+            limits = rt.limits
             span.input = BoundArgs(
                 opts.binder,
                 instance is not None,

@@ -16,6 +16,7 @@ from ._guard import logger, report_internal_error
 
 if TYPE_CHECKING:
     from ._session import SessionContext
+    from ._state import Runtime
 
 __all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "Span", "start_span"]
 
@@ -72,13 +73,16 @@ class Span:
     _deferred: Optional[tuple[Callable[[Any], Any], Any, bool]] = None
 
     def __init__(self, name: str, kind: str, parent: Optional[Span],
-                 attributes: Optional[Mapping[str, Any]] = None) -> None:
+                 attributes: Optional[Mapping[str, Any]] = None,
+                 rt: Optional[Runtime] = None) -> None:
+        if rt is None:
+            rt = _state.STATE
         self.name = name
         self.kind = kind
         if parent is None:
             trace_id = self._trace_id = _ids.ids.trace_id()
             self._parent_id: Optional[int] = None
-            self.sampled = (trace_id & 0xFFFFFFFFFFFFFFFF) < _state.STATE.sample_threshold
+            self.sampled = (trace_id & 0xFFFFFFFFFFFFFFFF) < rt.sample_threshold
         else:
             self._trace_id = parent._trace_id
             self._parent_id = parent._span_id
@@ -87,7 +91,7 @@ class Span:
         self.session: Optional[SessionContext] = CURRENT_SESSION.get()
         if attributes:
             self.attributes = dict(attributes)
-        self._capture = _state.STATE.capture
+        self._capture = rt.capture
         self.start_ns = _ids.clock.wall_ns()
         self.start_mono = _ids.clock.monotonic_ns()
 
@@ -142,11 +146,11 @@ class Span:
             report_internal_error(exc, "Span.set_attributes")
 
     def set_input(self, value: Any) -> None:
-        if self._capture and not self._frozen():
+        if self._capture and (self.duration_ns is None or not self._frozen()):
             self.input = snapshot(value, _state.STATE.limits)
 
     def set_output(self, value: Any) -> None:
-        if self._capture and not self._frozen():
+        if self._capture and (self.duration_ns is None or not self._frozen()):
             self.output = snapshot(value, _state.STATE.limits)
 
     def set_model(self, model: Optional[str]) -> None:
@@ -211,10 +215,11 @@ class Span:
         self.duration_ns = _ids.clock.monotonic_ns() - self.start_mono
         if not self.sampled:
             return
+        rt = _state.STATE
         try:
-            for processor in _state.STATE.processors:
+            for processor in rt.processors:
                 processor.on_end(self)
-            for processor in _state.STATE.test_processors:
+            for processor in rt.test_processors:
                 processor.on_end(self)
         except Exception as exc:
             report_internal_error(exc, "Span.end")
@@ -267,10 +272,11 @@ NOOP_SPAN = NoOpSpan()
 
 def start_span(name: str, kind: str, attributes: Optional[Mapping[str, Any]] = None) -> Span:
     """A new span under the current one; an LLM span also takes the pending prompt."""
+    rt = _state.STATE
     parent = CURRENT_SPAN.get()
-    span = Span(name, kind, parent, attributes)
-    if _state.STATE.otel_parent is not None:
-        _state.STATE.otel_parent(span, parent)
+    span = Span(name, kind, parent, attributes, rt)
+    if rt.otel_parent is not None:
+        rt.otel_parent(span, parent)
     if kind == "llm":
         mark = CURRENT_PROMPT.get()
         if mark is not None and not mark.used:
