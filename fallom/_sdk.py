@@ -15,9 +15,8 @@ from ._context import CURRENT_SPAN
 from ._fork import at_fork
 from ._guard import logger
 from ._remote import REPORTS
-from ._state import SpanProcessor
 from ._threads import install_thread_propagation
-from .exporters._base import merge_stats
+from .exporters._base import SpanProcessor, merge_stats
 from .exporters._batch import BatchProcessor
 
 __all__ = ["flush", "init", "shutdown", "stats"]
@@ -106,12 +105,12 @@ def _build_processors(settings: Settings) -> List[SpanProcessor]:
 
         processors.append(batch(HttpExporter.from_settings(settings)))
     if settings.debug and settings.tracing:
-        from ._console import ConsoleProcessor
+        from .exporters._console import ConsoleProcessor
 
         processors.append(ConsoleProcessor())
     processors.extend(batch(exporter) for exporter in settings.exporters)
     if settings.otlp_endpoint:  # a destination the user named: sent even in local mode
-        from ._otel_out import OtlpExporter
+        from .exporters._otlp import OtlpExporter
 
         otlp = batch(OtlpExporter(settings.otlp_endpoint, settings.otlp_headers,
                                   settings.export_timeout))

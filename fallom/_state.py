@@ -10,32 +10,15 @@ derived fields (``active``, ``capture``, ``limits``, ...) directly.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from ._capture import Limits
 from ._config import Settings
 from ._context import CURRENT_SPAN
 from ._fork import at_fork
-
-if TYPE_CHECKING:
-    from ._span import Span
+from .exporters._base import SpanProcessor
 
 __all__ = ["ACTIVE_FLAG", "STATE", "Runtime", "SpanProcessor", "swap"]
-
-
-class SpanProcessor:
-    """Receives each finished span on the thread that ended it; must be cheap."""
-
-    skips_foreign = False  # True: spans from FallomExporter are not handed to it
-
-    def on_end(self, span: Span) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def force_flush(self, timeout: float) -> bool:
-        return True
-
-    def shutdown(self, timeout: float) -> None:
-        return None
 
 
 class Runtime:

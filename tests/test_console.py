@@ -14,8 +14,8 @@ from rich.console import Console
 
 import fallom
 from fallom import _state
-from fallom._console import ConsoleProcessor
 from fallom.console import print_traces
+from fallom.exporters._console import ConsoleProcessor
 from fallom.testing import capture_spans, deterministic
 
 

@@ -1,20 +1,25 @@
-"""Where finished records go: in memory, the Fallom HTTP endpoint, or your own.
+"""The export pipeline, in one place: processors, exporters and what they report.
 
-An exporter is any object with ``export(records) -> bool``; pass it to
-``fallom.init(exporters=[...])`` and it is fed in batches from a background
-thread, like the built-in ones.
+Finished spans go to processors (``BatchProcessor`` on a background thread,
+``SimpleProcessor`` for tests, ``ConsoleProcessor`` for debug mode), which
+hand records to exporters: the Fallom HTTP endpoint (``_http``), OTLP
+(``_otlp``), in memory, or your own. An exporter is any object with
+``export(records)`` returning True when delivered, or an ``ExportResult``
+saying what became of each record; pass it to ``fallom.init(exporters=[...])``.
 """
 
-from ._base import DROP_REASONS, Exporter, Record, Stats
+from ._base import DROP_REASONS, Exporter, ExportResult, Record, SpanProcessor, Stats
 from ._batch import BatchProcessor
 from ._simple import InMemoryExporter, SimpleProcessor
 
 __all__ = [
     "BatchProcessor",
     "DROP_REASONS",
+    "ExportResult",
     "Exporter",
     "InMemoryExporter",
     "Record",
     "SimpleProcessor",
+    "SpanProcessor",
     "Stats",
 ]

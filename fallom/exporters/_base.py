@@ -1,13 +1,16 @@
-"""What an exporter is, and the delivery counters every processor keeps."""
+"""The export pipeline's parts: processors, exporters, their results and counters."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Protocol, runtime_checkable
 
 from .._fork import register
 
-__all__ = ["DROP_REASONS", "ExportResult", "Exporter", "Record", "Stats"]
+if TYPE_CHECKING:
+    from .._span import Span
+
+__all__ = ["DROP_REASONS", "ExportResult", "Exporter", "Record", "SpanProcessor", "Stats"]
 
 Record = Dict[str, Any]
 
@@ -15,6 +18,21 @@ DROP_REASONS = (
     "queue_full", "http_status", "retries_exhausted", "payload_too_large", "shutdown",
     "redacted", "export_error",
 )
+
+
+class SpanProcessor:
+    """Receives each finished span on the thread that ended it; must be cheap."""
+
+    skips_foreign = False  # True: spans from FallomExporter are not handed to it
+
+    def on_end(self, span: Span) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def force_flush(self, timeout: float) -> bool:
+        return True
+
+    def shutdown(self, timeout: float) -> None:
+        return None
 
 
 class ExportResult:

@@ -17,9 +17,8 @@ from .._fork import register
 from .._guard import logger, report_internal_error
 from .._record import to_record
 from .._span import Span
-from .._state import SpanProcessor
 from .._suppress import suppress_here
-from ._base import Exporter, Record, Stats
+from ._base import Exporter, Record, SpanProcessor, Stats
 
 __all__ = ["BatchProcessor"]
 

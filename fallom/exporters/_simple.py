@@ -9,8 +9,7 @@ from .._fork import register
 from .._guard import report_internal_error
 from .._record import to_record
 from .._span import Span
-from .._state import SpanProcessor
-from ._base import Exporter, Record, Stats
+from ._base import Exporter, Record, SpanProcessor, Stats
 
 __all__ = ["InMemoryExporter", "SimpleProcessor"]
 

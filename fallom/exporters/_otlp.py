@@ -12,9 +12,9 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import _attributes as attr
-from ._version import __version__
-from ._wire import RecordView
+from .. import _attributes as attr
+from .._version import __version__
+from .._wire import RecordView
 
 try:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
