@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -25,6 +26,17 @@ def default_db_path() -> Path:
     else:
         base = Path.home() / ".local" / "share" / "fallom"
     return base / "traces.db"
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGINT stop the server, even when SIGINT came in ignored (``nohup``,
+    a runner that ignores it): a service manager's stop always works."""
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGINT"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -47,6 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
                         ("FALLOM_CONFIGS_URL", url), ("FALLOM_PROMPTS_URL", url)):
         print(f"export {name}={value}")
     sys.stdout.flush()
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -222,10 +222,10 @@ def _check_callables(values: dict[str, Any]) -> None:
     api_key = values.get("api_key")
     if api_key is not None and not isinstance(api_key, str):
         raise ValueError("api_key must be a string")
-    if api_key and any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in api_key):
+    if api_key and any(ch.isspace() or not 32 < ord(ch) < 127 for ch in api_key):
         # Never quote the key: it would end up in a log.
-        raise ValueError("api_key contains whitespace or control characters; "
-                         "check FALLOM_API_KEY for a stray newline")
+        raise ValueError("api_key may hold printable ASCII only (no whitespace or control "
+                         "characters); check FALLOM_API_KEY for a stray newline")
 
 
 def _check_transport_security(settings: Settings, names: Mapping[str, str]) -> None:

@@ -59,6 +59,7 @@ def encode_record(record: Dict[str, Any]) -> Tuple[bytes, bool]:
     fixed: Dict[str, Any] = {}
     cut = False
     for key, value in record.items():
+        key = key if isinstance(key, str) else str(key)  # a redact hook may add any key
         if isinstance(value, dict):
             fixed[key], inner = _encodable_mapping(value)
             cut = cut or inner

@@ -80,6 +80,10 @@ class TracesServer(LoopbackServer):
             handler.close_connection = True
             handler.connection.close()
             return
+        if action and action[0] == "bad-chunked":  # a reply no HTTP client can read
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            handler.close_connection = True
+            return
         if action and action[0] == "hang":
             self.released.wait(60)
             handler.close_connection = True

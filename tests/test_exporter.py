@@ -328,3 +328,17 @@ def test_own_exporter_on_the_same_pipeline(traces_server: TracesServer) -> None:
     assert fallom.flush(5.0) is True
     assert [view(r).input for r in seen] == [{"i": 5}]
     assert len(traces_server.records) == 1
+
+
+def test_a_failure_that_is_not_worth_retrying_is_reported_as_such(
+        traces_server: TracesServer, caplog: Any) -> None:
+    traces_server.then(("bad-chunked",))
+    start(traces_server, batch=True)
+    call(1)
+    assert fallom.flush(5.0) is False
+    stats = fallom.stats()
+    assert stats["dropped"]["export_error"] == 1
+    assert stats["retried"] == 0
+    assert len(traces_server.requests) == 1
+    assert "ChunkedEncodingError (not retried)" in caplog.text
+    assert "answered 400" not in caplog.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 
@@ -88,10 +87,9 @@ def test_before_init_decorators_are_inert_and_cheap() -> None:
         assert call(2) == 2
     assert span.is_recording() is False
     assert calls == [2]
-    start = time.perf_counter()
-    for _ in range(10_000):
+    for _ in range(10_000):  # its cost is measured by benchmarks/bench_tracing.py
         call(1)
-    assert time.perf_counter() - start < 1.0  # generous: the benchmark measures the real cost
+    assert calls == [2] + [1] * 10_000
 
 
 def test_tracing_disabled_records_nothing() -> None:

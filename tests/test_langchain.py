@@ -155,7 +155,7 @@ def test_langchain_openai_against_the_local_server(
         "gpt-4o-mini-2024-07-18", 9, 2)
     assert plain["attributes"]["gen_ai.provider.name"] == "openai"
     assert plain["attributes"]["gen_ai.request.temperature"] == 0.3
-    assert abs(view(stream).time_to_first_token_ms - 200) < 50
+    assert 200 <= view(stream).time_to_first_token_ms <= view(stream).duration_ms
     assert view(async_call).output == "Hello"
 
 

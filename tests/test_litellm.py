@@ -69,7 +69,7 @@ def test_streaming_and_async(wrapped: object, provider_server: ProviderServer,
     streamed, awaited = spans
     assert streamed["is_streaming"] is True
     assert view(streamed).output == "Hello"
-    assert abs(view(streamed).time_to_first_token_ms - 200) < 50
+    assert 200 <= view(streamed).time_to_first_token_ms <= view(streamed).duration_ms
     assert view(streamed).total_tokens == 11
     assert awaited["name"] == "litellm.acompletion"
     assert view(awaited).total_tokens == 11

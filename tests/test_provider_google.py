@@ -52,7 +52,7 @@ def test_generate_content_stream(client: genai.Client, provider_server: Provider
     (record,) = spans
     assert view(record).output == "Hello"
     assert view(record).total_tokens == 11
-    assert abs(view(record).time_to_first_token_ms - 200) < 50
+    assert 200 <= view(record).time_to_first_token_ms <= view(record).duration_ms
 
 
 def test_aio(client: genai.Client, spans: CapturedSpans) -> None:
@@ -94,4 +94,4 @@ def test_google_generativeai_model(provider_server: ProviderServer, spans: Captu
     assert plain["attributes"]["gen_ai.request.model"] == "gemini-1.5-flash"
     assert (view(plain).output, view(plain).total_tokens) == ("Hello", 11)
     assert (view(streamed).output, view(streamed).total_tokens) == ("Hello", 11)
-    assert abs(view(streamed).time_to_first_token_ms - 200) < 50
+    assert 200 <= view(streamed).time_to_first_token_ms <= view(streamed).duration_ms

@@ -106,7 +106,7 @@ def test_stream_is_unchanged_and_recorded(
     assert record["is_streaming"] is True
     assert view(record).output == "Hello"
     assert (view(record).prompt_tokens, view(record).completion_tokens) == (9, 2)
-    assert abs(view(record).time_to_first_token_ms - 300) < 50
+    assert 300 <= view(record).time_to_first_token_ms <= view(record).duration_ms
     sent = provider_server.requests[-1]["body"]
     assert sent["stream_options"] == {"include_usage": True}
     assert "stream_options" not in provider_server.requests[0]["body"]
@@ -182,10 +182,10 @@ def test_async_client_and_the_span_covers_the_await(
 
     assert asyncio.run(main()) == "HelloHello"
     plain, streamed = spans
-    assert plain["duration_ms"] < 250
+    assert plain["duration_ms"] < 300  # the 0.3 s before the await is not part of it
     assert view(plain).output == "Hello"
     assert view(streamed).output == "Hello"
-    assert abs(view(streamed).time_to_first_token_ms - 200) < 50
+    assert 200 <= view(streamed).time_to_first_token_ms <= view(streamed).duration_ms
     assert view(streamed).total_tokens == 11
 
 

@@ -39,6 +39,17 @@ class Served:
                             timeout=10)
 
 
+def stop(proc: subprocess.Popen) -> int:
+    """SIGINT, then SIGKILL if it did not stop in time: never left running."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        raise
+
+
 def launch(tmp_path: Path, *args: str, env: Optional[Dict[str, str]] = None
            ) -> Tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "fallom", "serve", "--port", "0", *args]
@@ -73,8 +84,7 @@ def served(tmp_path: Path, config_file: Path) -> Iterator[Served]:
     proc, url = launch(tmp_path, "--db", str(tmp_path / "t.db"), "--config", str(config_file),
                        "--api-key", KEY, "--api-key", "second-key")
     yield Served(proc, url)
-    proc.send_signal(signal.SIGINT)
-    proc.wait(10)
+    stop(proc)
 
 
 def record(i: int, trace: int = 1, **extra: Any) -> Dict[str, Any]:
@@ -190,8 +200,7 @@ def test_no_key_configured_accepts_any_key_and_prints_one(tmp_path: Path) -> Non
         assert served.post(record(1), key="").status_code == 401
         assert (tmp_path / "data" / "traces.db").exists()
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        assert stop(proc) == 0
     assert proc.stderr is not None
     assert "stopped" in proc.stderr.read()
 
@@ -262,5 +271,23 @@ def test_a_json_catalog_is_accepted(tmp_path: Path) -> None:
         assert served.get("/configs").json()["configs"][0]["variants"][0]["model"] == "only"
         assert served.get("/prompts").json()["prompts"][0]["system_prompt"] == "S"
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        stop(proc)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX signals")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_serve_stops_on_a_signal_even_when_sigint_came_in_ignored(tmp_path: Path,
+                                                                   sig: str) -> None:
+    command = [sys.executable, "-m", "fallom", "serve", "--port", "0", "--db",
+               str(tmp_path / "s.db")]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # it is up
+        proc.send_signal(getattr(signal, sig))
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

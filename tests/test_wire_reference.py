@@ -261,7 +261,7 @@ def test_insecure_http_is_refused_whatever_the_case(url: str) -> None:
         fallom.init(api_key=KEY, traces_url=url)
 
 
-@pytest.mark.parametrize("key", ["abc def", "abc\n", "\tabc", "ab\x00c", "ab\x7fc"])
+@pytest.mark.parametrize("key", ["abc def", "abc\n", "\tabc", "ab\x00c", "ab\x7fc", "k\u00e9y"])
 def test_an_api_key_with_whitespace_or_control_characters_is_refused(key: str) -> None:
     with pytest.raises(ValueError, match="api_key") as caught:
         fallom.init(api_key=key)
