@@ -42,6 +42,7 @@ DEFAULTS: Mapping[str, Any] = {
     "cache_ttl": 60.0,
     "cold_start_timeout": 1.0,
     "otel_context": False,
+    "handle_signals": True,
 }
 
 _ENV = {
@@ -91,6 +92,7 @@ class Settings:
     otlp_endpoint: Optional[str] = None
     otlp_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     otel_context: bool = False
+    handle_signals: bool = True  # SIGTERM drains before the process ends
     openai_stream_usage: Optional[bool] = None  # None: only where known to be accepted
     redact: Redactor | None = None
     exporters: Sequence[Any] = ()
@@ -147,7 +149,7 @@ def is_loopback_url(url: str) -> bool:
 
 
 _BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http",
-          "otel_context")
+          "otel_context", "handle_signals")
 _INTS = ("max_queue_size", "max_batch_size", "max_batch_bytes", "export_concurrency",
          "capture_max_chars", "capture_max_items", "capture_max_depth")
 _FLOATS = ("batch_interval", "export_timeout", "shutdown_timeout", "cache_ttl",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _experiments, _ids, _record, _state
+from . import _exit, _experiments, _ids, _record, _state
 from ._config import Settings, resolve_settings
 from ._context import CURRENT_SPAN
 from ._fork import at_fork
@@ -22,7 +21,6 @@ from .exporters._batch import BatchProcessor
 __all__ = ["flush", "init", "shutdown", "stats"]
 
 _lock = threading.RLock()
-_atexit_registered = False
 _retired_stats: Dict[str, Any] = merge_stats([])  # counts of processors already closed
 _closing: List[SpanProcessor] = []  # replaced, still counted live until folded in
 _stats_lock = threading.Lock()
@@ -66,6 +64,7 @@ def init(
     otlp_headers: Optional[Dict[str, str]] = None,
     otel_context: Optional[bool] = None,
     openai_stream_usage: Optional[bool] = None,
+    handle_signals: Optional[bool] = None,
 ) -> None:
     """Configure fallom; calling it again reconfigures from scratch.
 
@@ -86,7 +85,7 @@ def init(
         _record.reset_warnings()
         if settings.propagate_threads:
             install_thread_propagation()
-        _register_atexit()
+        _exit.install(shutdown, settings.handle_signals)
     _set_log_level(settings)
     _experiments.stop(old.experiments)
     _close(old.processors, settings.shutdown_timeout)
@@ -186,6 +185,7 @@ def reset(timeout: float = 2.0) -> None:
     global _retired_stats
     shutdown(timeout)
     _state.swap(lambda current: _state.Runtime())
+    _exit.release_signals()
     with _stats_lock:
         _retired_stats = merge_stats([])
         _closing.clear()
@@ -213,10 +213,3 @@ def stats() -> Dict[str, Any]:
 def _foreign_drops() -> Dict[str, Any]:
     module = sys.modules.get("fallom._otel_in")
     return module.FOREIGN.snapshot() if module is not None else {}
-
-
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        atexit.register(shutdown)
-        _atexit_registered = True
