@@ -36,7 +36,8 @@ def test_sigterm_drains_pending_spans_and_still_ends_by_sigterm(
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == -signal.SIGTERM
     finally:
@@ -45,7 +46,8 @@ def test_sigterm_drains_pending_spans_and_still_ends_by_sigterm(
             proc.wait()
     assert sorted(r["name"] for r in traces_server.records) == sorted(
         f"s{i}" for i in range(100))
-    assert proc.stderr is not None and "undelivered" not in proc.stderr.read()
+    assert proc.stderr is not None
+    assert "undelivered" not in proc.stderr.read()
 
 
 @POSIX
