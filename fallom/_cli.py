@@ -51,6 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, CatalogError, OSError) as exc:
         sys.stderr.write(f"fallom serve: {exc}\n")
         return 2
+    _stop_on_signals()  # before it says it is up: a stop right after that must work
     key = (args.api_key or [f"local-{secrets.token_hex(8)}"])[0]
     url = server.url
     print(f"fallom serve: listening on {url}, storing traces in {db}", file=sys.stderr)
@@ -59,7 +60,6 @@ def _serve(args: argparse.Namespace) -> int:
                         ("FALLOM_CONFIGS_URL", url), ("FALLOM_PROMPTS_URL", url)):
         print(f"export {name}={value}")
     sys.stdout.flush()
-    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -43,6 +43,8 @@ DEFAULTS: Mapping[str, Any] = {
     "cold_start_timeout": 1.0,
     "otel_context": False,
     "handle_signals": True,
+    "spool_max_bytes": 100_000_000,
+    "export_retry_timeout": 30.0,
 }
 
 _ENV = {
@@ -56,6 +58,7 @@ _ENV = {
     "tracing": "FALLOM_TRACING",
     "sample_rate": "FALLOM_SAMPLE_RATE",
     "shutdown_timeout": "FALLOM_SHUTDOWN_TIMEOUT",
+    "spool_dir": "FALLOM_SPOOL_DIR",
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -92,6 +95,9 @@ class Settings:
     otlp_endpoint: Optional[str] = None
     otlp_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     otel_context: bool = False
+    spool_dir: Optional[str] = None  # undeliverable records wait on disk here
+    spool_max_bytes: int = DEFAULTS["spool_max_bytes"]
+    export_retry_timeout: float = DEFAULTS["export_retry_timeout"]  # per request
     handle_signals: bool = True  # SIGTERM drains before the process ends
     openai_stream_usage: Optional[bool] = None  # None: only where known to be accepted
     redact: Redactor | None = None
@@ -151,9 +157,10 @@ def is_loopback_url(url: str) -> bool:
 _BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http",
           "otel_context", "handle_signals")
 _INTS = ("max_queue_size", "max_batch_size", "max_batch_bytes", "export_concurrency",
+         "spool_max_bytes",
          "capture_max_chars", "capture_max_items", "capture_max_depth")
 _FLOATS = ("batch_interval", "export_timeout", "shutdown_timeout", "cache_ttl",
-           "cold_start_timeout")
+           "cold_start_timeout", "export_retry_timeout")
 _URLS = ("traces_url", "configs_url", "prompts_url")
 
 
@@ -179,6 +186,11 @@ def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = No
         if values.get(key) is not None:
             values[key] = _parse_bool(values[key], names[key])
     values["config_key"] = _parse_key(values["config_key"], names["config_key"])
+    spool = values.get("spool_dir")
+    if spool is not None:
+        if not isinstance(spool, (str, os.PathLike)) or not str(spool).strip():
+            raise ValueError(f"{names['spool_dir']} must be a directory path, got {spool!r}")
+        values["spool_dir"] = os.path.abspath(os.fspath(spool))
     values["sample_rate"] = _parse_number(
         values["sample_rate"], names["sample_rate"], kind=float, low=0.0, high=1.0
     )

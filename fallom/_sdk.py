@@ -17,6 +17,7 @@ from ._remote import REPORTS
 from ._threads import install_thread_propagation
 from .exporters._base import SpanProcessor, merge_stats
 from .exporters._batch import BatchProcessor
+from .exporters._spool import Spool
 
 __all__ = ["flush", "init", "shutdown", "stats"]
 
@@ -65,6 +66,9 @@ def init(
     otel_context: Optional[bool] = None,
     openai_stream_usage: Optional[bool] = None,
     handle_signals: Optional[bool] = None,
+    spool_dir: Optional[str] = None,
+    spool_max_bytes: Optional[int] = None,
+    export_retry_timeout: Optional[float] = None,
 ) -> None:
     """Configure fallom; calling it again reconfigures from scratch.
 
@@ -94,15 +98,17 @@ def init(
 def _build_processors(settings: Settings) -> List[SpanProcessor]:
     processors: List[SpanProcessor] = []
 
-    def batch(exporter: Any) -> BatchProcessor:
+    def batch(exporter: Any, spool: Optional[Spool] = None) -> BatchProcessor:
         return BatchProcessor(exporter, max_queue_size=settings.max_queue_size,
                               max_batch_size=settings.max_batch_size,
-                              interval=settings.batch_interval)
+                              interval=settings.batch_interval, spool=spool)
 
     if not settings.local_mode and settings.tracing:
         from .exporters._http import HttpExporter
 
-        processors.append(batch(HttpExporter.from_settings(settings)))
+        spool = Spool(settings.spool_dir, settings.spool_max_bytes) \
+            if settings.spool_dir else None
+        processors.append(batch(HttpExporter.from_settings(settings), spool))
     if settings.debug and settings.tracing:
         from .exporters._console import ConsoleProcessor
 

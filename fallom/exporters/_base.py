@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Protocol, Tuple, runtime_checkable
 
 from .._fork import register
 
@@ -16,7 +16,7 @@ Record = Dict[str, Any]
 
 DROP_REASONS = (
     "queue_full", "http_status", "retries_exhausted", "payload_too_large", "shutdown",
-    "redacted", "export_error",
+    "redacted", "export_error", "spool_full",
 )
 
 
@@ -42,11 +42,14 @@ class ExportResult:
     or all dropped as ``export_error``.
     """
 
-    __slots__ = ("batches", "cut", "dropped", "retried", "sent")
+    __slots__ = ("batches", "cut", "dropped", "failed", "retried", "sent", "spooled")
 
     def __init__(self) -> None:
-        self.sent = self.batches = self.retried = self.cut = 0
+        self.sent = self.batches = self.retried = self.cut = self.spooled = 0
         self.dropped: Dict[str, int] = {}
+        # encoded records given up for a passing reason (backend down, out of time),
+        # by reason: a spool can keep them instead
+        self.failed: List[Tuple[str, List[bytes]]] = []
 
     def drop(self, reason: str, count: int) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
@@ -56,12 +59,15 @@ class ExportResult:
         self.batches += other.batches
         self.retried += other.retried
         self.cut += other.cut
+        self.spooled += other.spooled
+        self.failed += other.failed
         for reason, count in other.dropped.items():
             self.drop(reason, count)
 
     @property
     def ok(self) -> bool:
-        return not self.dropped
+        """Everything delivered (a spooled record is not delivered yet)."""
+        return not self.dropped and not self.spooled
 
     def __bool__(self) -> bool:
         return self.ok
@@ -112,6 +118,7 @@ class Stats:
             self.add("batches", result.batches)
             self.add("retried", result.retried)
             self.add("cut", result.cut)
+            self.add("spooled", result.spooled)
             for reason, amount in result.dropped.items():
                 self.drop(reason, amount)
             return result.ok
@@ -142,6 +149,8 @@ class Stats:
             "retried": counts.get("retried", 0),
             "batches": counts.get("batches", 0),
             "cut": counts.get("cut", 0),
+            "spooled": counts.get("spooled", 0),
+            "replayed": counts.get("replayed", 0),
             "dropped": dropped,
         }
 
@@ -150,7 +159,7 @@ def merge_stats(parts: List[Mapping[str, Any]]) -> Dict[str, Any]:
     """Sum the snapshots of several processors into one."""
     total: Dict[str, Any] = Stats().snapshot()
     for part in parts:
-        for key in ("sent", "retried", "batches", "cut"):
+        for key in ("sent", "retried", "batches", "cut", "spooled", "replayed"):
             total[key] += part.get(key, 0)
         for reason, count in part.get("dropped", {}).items():
             total["dropped"][reason] = total["dropped"].get(reason, 0) + count

@@ -11,14 +11,16 @@ import collections
 import sys
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Union
+from typing import Any, Deque, Dict, Iterator, List, Optional, Union
 
 from .._fork import register
 from .._guard import logger, report_internal_error
 from .._record import to_record
 from .._span import Span
 from .._suppress import suppress_here
-from ._base import Exporter, Record, SpanProcessor, Stats
+from ._base import Exporter, ExportResult, Record, SpanProcessor, Stats
+from ._encode import fit_record
+from ._spool import Spool
 
 __all__ = ["BatchProcessor"]
 
@@ -39,14 +41,18 @@ class BatchProcessor(SpanProcessor):
     """Queue finished spans in O(1) on the caller's thread; export them in batches."""
 
     def __init__(self, exporter: Exporter, *, max_queue_size: int = 10_000,
-                 max_batch_size: int = 512, interval: float = 1.0) -> None:
+                 max_batch_size: int = 512, interval: float = 1.0,
+                 spool: Optional[Spool] = None) -> None:
         self.exporter = exporter
         self.max_queue_size = max_queue_size
         self.max_batch_size = max_batch_size
         self.interval = interval
+        self.spool = spool
         self.counters = Stats()
         self._reset_runtime()
         register(self)
+        if spool is not None and spool.pending():
+            self._start()  # what earlier processes left is replayed from now on
 
     def _reset_runtime(self) -> None:
         self._queue: Deque[Union[Span, _FlushMarker]] = collections.deque()
@@ -58,11 +64,21 @@ class BatchProcessor(SpanProcessor):
         self._undelivered = 0
         self._inflight = 0
         self._abandoned = False  # shutdown counted the in-flight batch: its outcome is moot
+        # With a spool, spans a full queue cannot take wait here for the worker to spool
+        # them (never the caller: no disk I/O on the caller's path).
+        self._overflow: Deque[Span] = collections.deque()
+        self._replay_at = 0.0
+        self._replay_backoff = 1.0
 
     # -- caller side: O(1), never waits on I/O -------------------------------
     def on_end(self, span: Span) -> None:
         queue = self._queue
         if len(queue) >= self.max_queue_size or self._closing:
+            if self.spool is not None and not self._closing and \
+                    len(self._overflow) < max(self.max_queue_size * 10, 100_000):
+                self._overflow.append(span)
+                self._wake.set()
+                return
             self._lose("shutdown" if self._closing else "queue_full", 1)
             return
         queue.append(span)
@@ -94,6 +110,10 @@ class BatchProcessor(SpanProcessor):
             closing = self._closing
             try:
                 self._drain()
+                if self.spool is not None:
+                    self._keep(list(self._take_overflow()))
+                    if not closing:
+                        self._replay()
             except Exception as exc:  # never let the worker die
                 report_internal_error(exc, "export worker")
             if closing and not self._queue:
@@ -148,11 +168,77 @@ class BatchProcessor(SpanProcessor):
         finally:
             with self._lock:
                 self._inflight, abandoned = 0, self._abandoned
+        if isinstance(result, ExportResult) and result.failed and self.spool is not None:
+            self._spool_failed(result)
         if abandoned:
             return  # counted as given up at shutdown already
+        if isinstance(result, ExportResult) and result.sent:
+            self._replay_at = 0.0  # the backend answers: what the spool holds can go now
         if not self.counters.count(result, len(records)):
             with self._lock:
                 self._undelivered += len(records)
+
+    # -- the spool ---------------------------------------------------------------
+    def _take_overflow(self) -> Iterator[Span]:
+        while self._overflow:
+            yield self._overflow.popleft()
+
+    def _keep(self, spans: List[Span]) -> None:
+        """Spool spans that could not be queued (or delivered at exit); count the rest."""
+        if not spans or self.spool is None:
+            return
+        parts = []
+        for span in spans:
+            record = to_record(span)
+            if record is None:
+                self.counters.drop("redacted")
+            else:
+                parts.append(fit_record(record, 4_000_000)[0])
+        written, over_cap = self.spool.write(parts)
+        self.counters.add("spooled", written)
+        self.counters.drop("spool_full", over_cap)
+        self._lose("queue_full" if not self._closing else "shutdown", len(parts) - written)
+        with self._lock:
+            self._undelivered += written
+
+    def _spool_failed(self, result: ExportResult) -> None:
+        """Records given up for a passing reason go to the spool instead of being dropped."""
+        assert self.spool is not None
+        for reason, parts in result.failed:
+            written, over_cap = self.spool.write(parts)
+            result.dropped[reason] = result.dropped.get(reason, 0) - written
+            if not result.dropped[reason]:
+                del result.dropped[reason]
+            result.spooled += written
+            if over_cap:
+                result.drop("spool_full", over_cap)
+        result.failed = []
+
+    def _replay(self) -> None:
+        """Send what the spool holds, oldest first, while the backend takes it."""
+        spool, send_encoded = self.spool, getattr(self.exporter, "export_encoded", None)
+        if spool is None or send_encoded is None or time.monotonic() < self._replay_at:
+            return
+        if not spool.pending():
+            return
+
+        def send(parts: List[bytes]) -> bool:
+            result: ExportResult = send_encoded(parts)
+            kept = sum(len(p) for _, p in result.failed)
+            self.counters.add("replayed", result.sent)
+            for reason, count in result.dropped.items():  # refused for good: not retried
+                transient = sum(len(p) for r, p in result.failed if r == reason)
+                self.counters.drop(reason, count - transient)
+            return not kept
+
+        replayed, done = spool.replay(send, self.max_batch_size)
+        if done:
+            self._replay_at, self._replay_backoff = 0.0, 1.0
+        else:
+            self._replay_at = time.monotonic() + self._replay_backoff
+            self._replay_backoff = min(self._replay_backoff * 2, 5.0)
+        if replayed:
+            logger.debug("fallom: replayed %d spans from the spool", replayed)
 
     # -- flush and shutdown --------------------------------------------------------
     def force_flush(self, timeout: float) -> bool:
@@ -181,6 +267,9 @@ class BatchProcessor(SpanProcessor):
         self._wake.set()
         if thread is not None:
             thread.join(max(timeout, 0.0))
+        if thread is not None and thread.is_alive() and self.spool is not None:
+            self._call_exporter("interrupt")  # out of time: what fails now goes to the spool
+            thread.join(1.0)
         left = 0
         if thread is not None and thread.is_alive():
             with self._lock:
@@ -188,10 +277,19 @@ class BatchProcessor(SpanProcessor):
                 left = self._inflight
             self.counters.drop("shutdown", left)  # the batch in flight, once
             self._call_exporter("interrupt")  # out of time: a wait in progress ends now
-            while self._queue:
-                if isinstance(self._queue.popleft(), Span):
-                    left += 1
-                    self.counters.drop("shutdown")
+            waiting = [item for item in self._queue if isinstance(item, Span)]
+            self._queue.clear()
+            waiting += list(self._take_overflow())
+            if self.spool is not None:
+                spooled_before = self.counters.get("spooled")
+                self._keep(waiting)
+                kept = self.counters.get("spooled") - spooled_before
+                if kept:
+                    sys.stderr.write(f"fallom: {kept} spans kept in the spool "
+                                     f"{self.spool.directory} for the next run\n")
+            else:
+                self.counters.drop("shutdown", len(waiting))
+                left += len(waiting)
         else:
             self._call_exporter("shutdown")
         left = max(left, self.counters.get("dropped.shutdown") - dropped_before)
@@ -212,6 +310,10 @@ class BatchProcessor(SpanProcessor):
 
     def _after_fork(self) -> None:
         self._reset_runtime()
+        if self.spool is not None:
+            self.spool.after_fork()
+        if self.spool is not None:
+            self.spool.after_fork()
         reset = getattr(self.exporter, "after_fork", None)
         if callable(reset):
             reset()

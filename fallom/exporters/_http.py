@@ -86,7 +86,8 @@ class HttpExporter:
     def from_settings(cls, settings: Settings) -> HttpExporter:
         return cls(settings.traces_url, settings.api_key or "", timeout=settings.export_timeout,
                    max_batch_bytes=settings.max_batch_bytes, batch=settings.batch,
-                   concurrency=settings.export_concurrency)
+                   concurrency=settings.export_concurrency,
+                   retry_deadline=settings.export_retry_timeout)
 
     def __repr__(self) -> str:
         return f"HttpExporter(url={self.url!r})"
@@ -125,6 +126,12 @@ class HttpExporter:
             encoded, cut = fit_record(record, self.max_batch_bytes)
             result.cut += cut
             parts.append(encoded)
+        return self.export_encoded(parts, result)
+
+    def export_encoded(self, parts: List[bytes],
+                       result: Optional[ExportResult] = None) -> ExportResult:
+        """Deliver records already encoded (from the spool, say)."""
+        result = result if result is not None else ExportResult()
         while parts and not self.batches and self.forced is None and not self._answered:
             self._post(parts[:1], result)  # the first reply says what the server takes
             parts = parts[1:]
@@ -194,9 +201,11 @@ class HttpExporter:
                 logger.warning("fallom: giving up on %d spans after %d attempts (last: %s)",
                                len(parts), attempt + 1, _describe(status))
                 result.drop("retries_exhausted", len(parts))
+                result.failed.append(("retries_exhausted", parts))
                 return
             if not self._sleep(time.monotonic() + delay):
                 result.drop("shutdown", len(parts))
+                result.failed.append(("shutdown", parts))
                 return
             result.retried += 1
             logger.debug("fallom: retried %d spans after %.2f s (%s)", len(parts), delay,
