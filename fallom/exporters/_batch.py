@@ -77,7 +77,8 @@ class BatchProcessor(SpanProcessor):
             if self.spool is not None and not self._closing and \
                     len(self._overflow) < max(self.max_queue_size * 10, 100_000):
                 self._overflow.append(span)
-                self._wake.set()
+                if len(self._overflow) % self.max_batch_size == 1:
+                    self._wake.set()
                 return
             self._lose("shutdown" if self._closing else "queue_full", 1)
             return
