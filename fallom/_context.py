@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._span import Span
 
 __all__ = ["CURRENT_PROMPT", "CURRENT_SESSION", "CURRENT_SPAN", "ENTRIES", "FallomContext",
-           "current", "enter", "leave"]
+           "activate", "current", "enter", "leave"]
 
 
 class FallomContext(ContextVarsRegistry):  # type: ignore[misc]
@@ -43,6 +43,10 @@ CURRENT_SPAN: ContextVar[Optional[Span]] = _var("span")
 CURRENT_SESSION: ContextVar[Optional[SessionContext]] = _var("session")
 CURRENT_PROMPT: ContextVar[Optional[Any]] = _var("prompt")
 
+
+# Makes a span current: a mirror of the current runtime's ``activate``, kept by
+# ``_state.swap`` (a module attribute is the cheapest read on the hot path).
+activate: Any = CURRENT_SPAN.set
 
 # The open ``with`` entries of reusable objects (a ``fallom.span(...)`` or a
 # session object), per context: the same object entered by two tasks or

@@ -15,7 +15,7 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Generator, Mapping,
 
 import wrapt
 
-from . import _state, extractors
+from . import _context, _state, extractors
 from ._attributes import HTTP_STATUS
 from ._capture import snapshot
 from ._context import CURRENT_SPAN
@@ -24,6 +24,8 @@ from ._record import Binder, BoundArgs
 from ._span import Span, start_span
 from ._state import ACTIVE_FLAG
 from ._suppress import SUPPRESSED
+
+_reset = CURRENT_SPAN.reset
 
 __all__ = ["CallOptions", "CallScope", "await_within", "begin", "call_within", "fail", "finish",
            "instrument", "release", "span_name"]
@@ -75,7 +77,7 @@ def begin(opts: CallOptions, instance: Any, args: tuple[Any, ...],
     if not rt.active or SUPPRESSED.get():
         return None
     try:
-        span = start_span(opts.name, opts.kind, opts.attributes)
+        span = start_span(opts.name, opts.kind, opts.attributes, rt)
         if opts.model:
             span.model = opts.model
         if (args or kwargs) and opts.capture_input and span._capture:
@@ -107,8 +109,8 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
         fields = extractor(result) if extractor is not None else None
         if fields:
             extractors.apply(span, fields, capture_output=opts.capture_output)
-        if opts.capture_output and (not fields or "output" not in fields):
-            span.set_output(result)
+        if opts.capture_output and span._capture and (not fields or "output" not in fields):
+            span.output = snapshot(result, _state.STATE.limits)  # before end(): no freeze check
     except Exception as exc:
         report_internal_error(exc, "reading the result")
     span.end()
@@ -134,12 +136,14 @@ def release(token: Any) -> None:
     entered too, so ``init(otel_context=...)`` toggled mid-span ends it right.
     """
     try:
-        if type(token) is tuple:
-            from ._otel_context import deactivate_pair
+        _reset(token)
+    except TypeError:  # a pair: made with OpenTelemetry's context entered too
+        from ._otel_context import deactivate_pair
 
+        try:
             deactivate_pair(token)
-        else:
-            CURRENT_SPAN.reset(token)
+        except ValueError:
+            pass
     except ValueError:  # left in another context than it was entered in
         pass
 
@@ -158,7 +162,7 @@ class CallScope:
 
     def __enter__(self) -> CallScope:
         if self.span is not None:
-            self.token = _state.STATE.activate(self.span)
+            self.token = _context.activate(self.span)
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
@@ -227,7 +231,7 @@ def has_content(item: Any) -> bool:
 
 def call_within(span: Span, wrapped: Any, args: Any, kwargs: Any) -> Any:
     """Call ``wrapped`` with ``span`` current; the user's exception is recorded, re-raised."""
-    token = _state.STATE.activate(span)
+    token = _context.activate(span)
     try:
         return wrapped(*args, **kwargs)
     except BaseException as exc:
@@ -239,7 +243,7 @@ def call_within(span: Span, wrapped: Any, args: Any, kwargs: Any) -> Any:
 
 async def await_within(span: Span, start: Callable[[], Awaitable[Any]]) -> Any:
     """The async form of :func:`call_within`: ``start()`` makes the awaitable."""
-    token = _state.STATE.activate(span)
+    token = _context.activate(span)
     try:
         return await start()
     except BaseException as exc:

@@ -73,10 +73,7 @@ class Span:
     _deferred: Optional[tuple[Callable[[Any], Any], Any, bool]] = None
 
     def __init__(self, name: str, kind: str, parent: Optional[Span],
-                 attributes: Optional[Mapping[str, Any]] = None,
-                 rt: Optional[Runtime] = None) -> None:
-        if rt is None:
-            rt = _state.STATE
+                 attributes: Optional[Mapping[str, Any]], rt: Runtime) -> None:
         self.name = name
         self.kind = kind
         if parent is None:
@@ -215,11 +212,8 @@ class Span:
         self.duration_ns = _ids.clock.monotonic_ns() - self.start_mono
         if not self.sampled:
             return
-        rt = _state.STATE
         try:
-            for processor in rt.processors:
-                processor.on_end(self)
-            for processor in rt.test_processors:
+            for processor in _state.STATE.ending:
                 processor.on_end(self)
         except Exception as exc:
             report_internal_error(exc, "Span.end")
@@ -270,9 +264,10 @@ def _noop(*args: Any, **kwargs: Any) -> None:
 NOOP_SPAN = NoOpSpan()
 
 
-def start_span(name: str, kind: str, attributes: Optional[Mapping[str, Any]] = None) -> Span:
-    """A new span under the current one; an LLM span also takes the pending prompt."""
-    rt = _state.STATE
+def start_span(name: str, kind: str, attributes: Optional[Mapping[str, Any]],
+               rt: Runtime) -> Span:
+    """A new span of runtime ``rt`` under the current one; an LLM span also takes the
+    pending prompt."""
     parent = CURRENT_SPAN.get()
     span = Span(name, kind, parent, attributes, rt)
     if rt.otel_parent is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Optional, Tuple
 
+from . import _context
 from ._capture import Limits
 from ._config import Settings
 from ._context import CURRENT_SPAN
@@ -24,8 +25,9 @@ __all__ = ["ACTIVE_FLAG", "STATE", "Runtime", "SpanProcessor", "swap"]
 class Runtime:
     """One configuration: settings, what they imply, and where spans go. Never mutated."""
 
-    __slots__ = ("activate", "active", "capture", "experiments", "initialized", "limits",
-                 "otel_parent", "processors", "sample_threshold", "settings", "test_processors")
+    __slots__ = ("activate", "active", "capture", "ending", "experiments", "initialized",
+                 "limits", "otel_parent", "processors", "sample_threshold", "settings",
+                 "test_processors")
 
     settings: Settings
     initialized: bool
@@ -34,6 +36,7 @@ class Runtime:
     otel_parent: Optional[Callable[[Any, Any], None]]  # set by init(otel_context=True)
     activate: Callable[[Any], Any]  # makes a span current; its token says how to undo it
     experiments: Any  # the configs and prompts stores and their fetcher, or None
+    ending: Tuple[SpanProcessor, ...]  # what a finished span is handed to
     active: bool  # are spans recorded at all
     capture: bool
     limits: Limits
@@ -50,6 +53,7 @@ class Runtime:
             "settings": settings, "initialized": initialized, "processors": processors,
             "test_processors": test_processors, "otel_parent": otel_parent,
             "activate": activate, "experiments": experiments,
+            "ending": processors + test_processors,  # every processor, in one tuple
             "active": (settings.tracing and initialized) or bool(test_processors),
             "capture": settings.capture_content,
             "limits": Limits(settings.capture_max_chars, settings.capture_max_items,
@@ -89,6 +93,7 @@ def swap(change: Callable[[Runtime], Runtime]) -> Runtime:
         old = STATE
         STATE = change(old)
         ACTIVE_FLAG[:] = [True] if STATE.active else []
+        _context.activate = STATE.activate
     return old
 
 

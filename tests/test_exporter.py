@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 import time
 from typing import Any, List
 
@@ -14,6 +13,7 @@ import fallom
 from fallom.exporters._http import retry_after_seconds
 from fallom.testing import view
 
+from ._records import run_in_threads
 from ._traces_server import TracesServer, plain_body
 
 KEY = "test-key-0123"
@@ -116,11 +116,7 @@ def test_8_threads_x_1000_spans_through_failures_arrive_exactly_once(
         for i in range(1000):
             call(t * 1000 + i)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, 8)
     assert fallom.flush(30.0) is True
     inputs = [view(r).input["i"] for r in traces_server.records]
     assert len(inputs) == 8000

@@ -18,6 +18,7 @@ import fallom
 from fallom.testing import view
 
 from ._traces_server import TracesServer
+from .test_models import wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX file locks")
 
@@ -46,7 +47,8 @@ def test_an_outage_longer_than_the_retry_budget_loses_nothing(
     assert traces_server.wait_for(5_000, timeout=60)
     assert inputs(traces_server) == list(range(5_000))  # each exactly once
     assert fallom.stats()["replayed"] == 5_000
-    assert not any(p.suffix == ".seg" for p in tmp_path.iterdir())
+    # the segment goes once its last batch is acknowledged
+    assert wait_for(lambda: not any(p.suffix == ".seg" for p in tmp_path.iterdir()))
 
 
 def test_a_full_queue_spools_instead_of_dropping(traces_server: TracesServer,

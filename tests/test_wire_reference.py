@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from typing import Any, Dict, Iterator, List
 
@@ -20,6 +19,7 @@ import fallom
 from fallom.testing import view
 
 from ._provider_server import ProviderServer
+from ._records import run_in_threads
 from ._traces_server import TracesServer, check_reference_record
 
 openai = pytest.importorskip("openai")
@@ -198,11 +198,7 @@ def test_600_spans_from_4_threads_against_a_slow_backend(strict: TracesServer) -
             call(t * 150 + i)
 
     began = time.monotonic()
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, 4)
     assert fallom.flush(20.0) is True
     took = time.monotonic() - began
     assert sorted(view(r).input["i"] for r in strict.records) == list(range(600))

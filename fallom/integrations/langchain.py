@@ -74,7 +74,7 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             with self._lock:
                 parent = self._runs.get(parent_run_id) if parent_run_id else None
             span = Span(name, kind, parent or CURRENT_SPAN.get(),
-                        {**(attributes or {}), "fallom.integration": "langchain"})
+                        {**(attributes or {}), "fallom.integration": "langchain"}, _state.STATE)
             if self.session is not None:
                 span.session = self.session
             if inputs is not None:

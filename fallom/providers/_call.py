@@ -40,7 +40,7 @@ class Binding:
 def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tuple[Any, ...],
            kwargs: Dict[str, Any]) -> Span:
     provider = binding.provider
-    span = start_span(f"{provider.name}.{'.'.join(path)}", endpoint.kind)
+    span = start_span(f"{provider.name}.{'.'.join(path)}", endpoint.kind, None, _state.STATE)
     if binding.session is not None:
         span.session = binding.session  # the wrapper's session, whatever the context
     model = kwargs.get("model") or binding.default_model
