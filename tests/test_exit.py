@@ -93,26 +93,33 @@ def test_a_process_pool_delivers_every_span_of_its_workers(
         traces_server: TracesServer, method: str) -> None:
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} start method here")
-    fallom.init(api_key="k", traces_url=traces_server.url)
+    # every URL on loopback: a fork while a thread of the parent resolves a DNS name
+    # (the default configs URL) can leave the child's resolver locked (a fork hazard)
+    fallom.init(api_key="k", traces_url=traces_server.url, configs_url=traces_server.url,
+                prompts_url=traces_server.url)
     if method == "forkserver":  # the child imports this module afresh: init it there too
-        os.environ["FALLOM_API_KEY"], os.environ["FALLOM_TRACES_URL"] = "k", traces_server.url
+        for name in ("FALLOM_TRACES_URL", "FALLOM_CONFIGS_URL", "FALLOM_PROMPTS_URL"):
+            os.environ[name] = traces_server.url
+        os.environ["FALLOM_API_KEY"] = "k"
     try:
         with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context(method),
                                  initializer=fallom.init if method == "forkserver" else None
                                  ) as pool:
             pids = set(pool.map(_spans, range(4)))
     finally:
-        os.environ.pop("FALLOM_API_KEY", None)
-        os.environ.pop("FALLOM_TRACES_URL", None)
+        for name in ("FALLOM_API_KEY", "FALLOM_TRACES_URL", "FALLOM_CONFIGS_URL",
+                     "FALLOM_PROMPTS_URL"):
+            os.environ.pop(name, None)
     assert os.getpid() not in pids
-    assert traces_server.wait_for(1000)
+    assert traces_server.wait_for(1000, timeout=30)
     inputs = sorted(view(r).input["i"] for r in traces_server.records)
     assert inputs == sorted(w * 1000 + i for w in range(4) for i in range(250))
 
 
 @POSIX
 def test_pool_map_workers_deliver_too(traces_server: TracesServer) -> None:
-    fallom.init(api_key="k", traces_url=traces_server.url)
+    fallom.init(api_key="k", traces_url=traces_server.url, configs_url=traces_server.url,
+                prompts_url=traces_server.url)
     with multiprocessing.get_context("fork").Pool(2) as pool:
         pool.map(_spans, [0, 1])
         pool.close()

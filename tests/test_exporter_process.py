@@ -21,7 +21,8 @@ CANARY = "fallom-canary-key-7f3a9c"
 def run(code: str, server: TracesServer, timeout: float = 60.0,
         **env: str) -> subprocess.CompletedProcess[str]:
     environ: Dict[str, str] = {**os.environ, "FALLOM_API_KEY": CANARY,
-                               "FALLOM_TRACES_URL": server.url, **env}
+                               "FALLOM_TRACES_URL": server.url, "FALLOM_CONFIGS_URL": server.url,
+                               "FALLOM_PROMPTS_URL": server.url, **env}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ,
                           capture_output=True, text=True, timeout=timeout, check=False)
 

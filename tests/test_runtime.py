@@ -155,7 +155,8 @@ def test_fork_while_the_worker_builds_a_record(traces_server: TracesServer) -> N
             release.wait(10)
         return record
 
-    fallom.init(api_key="k", traces_url=traces_server.url, redact=redact)
+    fallom.init(api_key="k", traces_url=traces_server.url, configs_url=traces_server.url,
+                prompts_url=traces_server.url, redact=redact)
     with fallom.span("blocker"):
         pass
     fallom.flush(0.0)  # wakes the worker

@@ -40,8 +40,8 @@ def test_an_outage_longer_than_the_retry_budget_loses_nothing(
     for i in range(5_000):
         call(i)
     assert fallom.flush(20.0) is False  # nothing could be delivered...
-    stats = fallom.stats()
-    assert stats["spooled"] == 5_000  # ...and nothing was dropped
+    assert wait_for(lambda: fallom.stats()["spooled"] == 5_000, timeout=60)
+    stats = fallom.stats()  # ...and nothing was dropped
     assert sum(stats["dropped"].values()) == 0
     traces_server.default = None  # back up
     assert traces_server.wait_for(5_000, timeout=60)

@@ -313,8 +313,6 @@ class BatchProcessor(SpanProcessor):
         self._reset_runtime()
         if self.spool is not None:
             self.spool.after_fork()
-        if self.spool is not None:
-            self.spool.after_fork()
         reset = getattr(self.exporter, "after_fork", None)
         if callable(reset):
             reset()
