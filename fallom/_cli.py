@@ -52,21 +52,23 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stderr.write(f"fallom serve: {exc}\n")
         return 2
     _stop_on_signals()  # before it says it is up: a stop right after that must work
-    key = (args.api_key or [f"local-{secrets.token_hex(8)}"])[0]
-    url = server.url
-    print(f"fallom serve: listening on {url}, storing traces in {db}", file=sys.stderr)
-    print("# export these to send to it:", file=sys.stderr)
-    for name, value in (("FALLOM_API_KEY", key), ("FALLOM_TRACES_URL", url),
-                        ("FALLOM_CONFIGS_URL", url), ("FALLOM_PROMPTS_URL", url)):
-        print(f"export {name}={value}")
-    sys.stdout.flush()
     try:
+        _announce(server.url, db, (args.api_key or [f"local-{secrets.token_hex(8)}"])[0])
         server.serve_forever()
     except KeyboardInterrupt:
         print("fallom serve: stopped", file=sys.stderr)
     finally:
         server.httpd.server_close()
     return 0
+
+
+def _announce(url: str, db: Path, key: str) -> None:
+    print(f"fallom serve: listening on {url}, storing traces in {db}", file=sys.stderr)
+    print("# export these to send to it:", file=sys.stderr)
+    for name, value in (("FALLOM_API_KEY", key), ("FALLOM_TRACES_URL", url),
+                        ("FALLOM_CONFIGS_URL", url), ("FALLOM_PROMPTS_URL", url)):
+        print(f"export {name}={value}")
+    sys.stdout.flush()
 
 
 def _get(url: str, key: str, params: Optional[Dict[str, str]] = None) -> Any:

@@ -171,7 +171,10 @@ def catalog_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.mark.timeout(900)  # the first run also makes the reference's virtual environment
 def test_every_answer_matches_the_published_sdk(catalog_server: Any, tmp_path: Path) -> None:
-    python = reference_python()
+    try:
+        python = reference_python()
+    except RuntimeError as exc:  # no interpreter on this machine can run the reference
+        pytest.skip(str(exc))
     asked = queries()
     job, out = tmp_path / "job.json", tmp_path / "out.json"
     job.write_text(json.dumps(asked))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,23 @@ VENV = ROOT / ".venv-ref027"
 OUT = HERE / "fallom_0_2_7_records.json"
 
 
+def base_python() -> Path:
+    """An interpreter that runs fallom 0.2.7: it says Python >= 3.9 but needs 3.11 or later
+    (``str | List[str]`` at import time)."""
+    if sys.version_info >= (3, 11):
+        return Path(sys.executable)
+    for name in ("python3.11", "python3.12", "python3.13", "python3"):
+        found = shutil.which(name)
+        if found and _recent(found):
+            return Path(found)
+    raise RuntimeError("fallom 0.2.7 needs Python 3.11 or later; none was found on PATH")
+
+
+def _recent(python: str) -> bool:
+    check = [python, "-c", "import sys; assert sys.version_info >= (3, 11)"]
+    return subprocess.run(check, capture_output=True).returncode == 0
+
+
 def reference_python(*extra: str) -> Path:
     """The interpreter of a virtual environment with ``fallom==0.2.7`` (and ``extra``).
 
@@ -32,8 +50,10 @@ def reference_python(*extra: str) -> Path:
     """
     named = os.environ.get("FALLOM_REFERENCE_PYTHON")
     python = Path(named) if named else VENV / "bin" / "python"
+    if not named and python.exists() and not _recent(str(python)):
+        shutil.rmtree(VENV)  # made by an older interpreter: 0.2.7 cannot run there
     if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(base_python()), "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "fallom==0.2.7"],
                        check=True)
     if extra:
