@@ -52,7 +52,7 @@ def delivered(server: TracesServer, count: int) -> List[Dict[str, Any]]:
 
 def by_method(records: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
     found: Dict[str, List[Dict[str, Any]]] = {}
-    for record in records:
+    for record in sorted(records, key=lambda r: r["start_time"]):  # they arrive in any order
         found.setdefault(record["attributes"]["fallom.method"], []).append(record)
     return found
 

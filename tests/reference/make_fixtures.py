@@ -9,6 +9,7 @@ fake provider, and writes every record 0.2.7 posted to
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -37,8 +38,19 @@ def base_python() -> Path:
     raise RuntimeError("fallom 0.2.7 needs Python 3.11 or later; none was found on PATH")
 
 
-def _recent(python: str) -> bool:
-    check = [python, "-c", "import sys; assert sys.version_info >= (3, 11)"]
+def _make_venv() -> Path:
+    python = VENV / "bin" / "python"
+    if python.exists() and not _recent(str(python), "import fallom.models"):
+        shutil.rmtree(VENV)  # half made, or made by an interpreter 0.2.7 cannot run on
+    if not python.exists():
+        subprocess.run([str(base_python()), "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "fallom==0.2.7"],
+                       check=True)
+    return python
+
+
+def _recent(python: str, also: str = "") -> bool:
+    check = [python, "-c", f"import sys; assert sys.version_info >= (3, 11); {also}"]
     return subprocess.run(check, capture_output=True).returncode == 0
 
 
@@ -49,13 +61,12 @@ def reference_python(*extra: str) -> Path:
     otherwise ``.venv-ref027`` in the checkout is made on first use.
     """
     named = os.environ.get("FALLOM_REFERENCE_PYTHON")
-    python = Path(named) if named else VENV / "bin" / "python"
-    if not named and python.exists() and not _recent(str(python)):
-        shutil.rmtree(VENV)  # made by an older interpreter: 0.2.7 cannot run there
-    if not python.exists():
-        subprocess.run([str(base_python()), "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "fallom==0.2.7"],
-                       check=True)
+    if named:
+        python = Path(named)
+    else:
+        with open(ROOT / ".venv-ref027.lock", "w") as lock:  # tox envs run side by side
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            python = _make_venv()
     if extra:
         subprocess.run([str(python), "-m", "pip", "install", "-q", *extra], check=True)
     return python
