@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union, overload
 
-from ._context import CURRENT_SPAN, enter, leave
+from ._context import CURRENT_SPAN
 from ._instrument import CallOptions, CallScope, instrument
 from ._span import NOOP_SPAN, NoOpSpan, Span
 
@@ -69,18 +69,24 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
 
     def __enter__(self) -> Union[Span, NoOpSpan]:
         scope = CallScope(self._opts, None, (), {})
-        if scope.span is None:
+        span = scope.span
+        if span is None:
             return NOOP_SPAN
-        enter(self, scope.__enter__())  # per entry, in the context: reusable concurrently
-        return scope.span
+        span._entry = (self, scope.__enter__())  # per entry, on the entry's own span
+        return span
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:
-        scope: Optional[CallScope] = leave(self)
-        if scope is not None:
-            scope.__exit__(exc_type, exc, tb)
-            if exc is None:
-                scope.end()
+        # The span current in this context is this entry's (with blocks nest; each task
+        # and thread has its own context), so concurrent entries never mix.
+        current = CURRENT_SPAN.get()
+        if current is None or current._entry is None or current._entry[0] is not self:
+            return
+        scope: CallScope = current._entry[1]
+        current._entry = None
+        scope.__exit__(exc_type, exc, tb)
+        if exc is None:
+            scope.end()
 
     async def __aenter__(self) -> Union[Span, NoOpSpan]:
         return self.__enter__()

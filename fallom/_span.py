@@ -65,6 +65,7 @@ class Span:
     raw_usage: Any = None  # the provider's own usage object
     _cut = False  # a value could not be encoded and was replaced by a marker
     _reading = False  # its response is being read on the export path, after end()
+    _entry: Optional[tuple[Any, Any]] = None  # (the fallom.span object, its scope) of a with
     attributes: Optional[dict[str, Any]] = None
     duration_ns: Optional[int] = None  # set once, by end()
     _trace_id: int
