@@ -40,7 +40,8 @@ def base_python() -> Path:
 
 def _make_venv() -> Path:
     python = VENV / "bin" / "python"
-    if python.exists() and not _recent(str(python), "import fallom.models"):
+    installed = "import importlib.metadata as m; assert m.version('fallom') == '0.2.7'"
+    if python.exists() and not _recent(str(python), installed):
         shutil.rmtree(VENV)  # half made, or made by an interpreter 0.2.7 cannot run on
     if not python.exists():
         subprocess.run([str(base_python()), "-m", "venv", str(VENV)], check=True)
@@ -50,7 +51,8 @@ def _make_venv() -> Path:
 
 
 def _recent(python: str, also: str = "") -> bool:
-    check = [python, "-c", f"import sys; assert sys.version_info >= (3, 11); {also}"]
+    # -I: isolated, so a fallom/ in the working directory cannot answer for the venv
+    check = [python, "-I", "-c", f"import sys; assert sys.version_info >= (3, 11); {also}"]
     return subprocess.run(check, capture_output=True).returncode == 0
 
 
