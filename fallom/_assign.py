@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+from ._wire import is_number
+
 __all__ = ["Config", "ConfigError", "Variant", "bucket", "choose", "fields_for",
            "js_object_values", "parse_config", "pick_by_bucket", "target", "weight_of"]
 
@@ -47,16 +49,12 @@ def js_object_values(obj: Mapping[str, Any]) -> List[Any]:
     return [obj[k] for k in sorted(index_keys, key=int)] + [obj[k] for k in others]
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 _NUMERAL = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
 def weight_of(value: Any) -> Optional[float]:
     """A weight both references read alike: a number, or a string of a decimal numeral."""
-    if _number(value):
+    if is_number(value):
         return float(value)
     if isinstance(value, str) and _NUMERAL.fullmatch(value):
         number = float(value)
@@ -162,8 +160,8 @@ def _same(a: Any, b: Any) -> bool:
     """Strict equality as JavaScript's ``===``: no coercion between types."""
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if _number(a) or _number(b):
-        return _number(a) and _number(b) and a == b
+    if is_number(a) or is_number(b):
+        return is_number(a) and is_number(b) and a == b
     return type(a) is type(b) and a == b
 
 
@@ -229,7 +227,7 @@ def target(targeting: Optional[Mapping[str, Any]], count: int,
 
 def _index(index: Any, count: int) -> Optional[int]:
     """A usable variant index (an integral number in range), else None."""
-    if isinstance(index, bool) or not _number(index) or index != int(index):
+    if isinstance(index, bool) or not is_number(index) or index != int(index):
         return None
     return int(index) if 0 <= index < count else None
 

@@ -16,7 +16,7 @@ from . import _state, extractors
 from ._capture import Limits, resolve
 from ._fork import at_fork
 from ._guard import logger, report_internal_error
-from ._json import dumps, json_text
+from ._json import json_text
 from ._span import _UNSET, Span
 from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
@@ -287,13 +287,10 @@ def _usage_text(span: Span) -> str:
 
 def _json_text(span: Span, value: Any) -> str:
     """``value`` as a JSON string; what cannot be encoded is cut, with a marker."""
-    try:
-        return dumps(value).decode("utf-8")
-    except Exception:
-        text, cut = json_text(value)
-        if cut:
-            span._cut = True
-        return text
+    text, cut = json_text(value)
+    if cut:
+        span._cut = True
+    return text
 
 
 def _int_or_none(value: Any) -> Optional[int]:

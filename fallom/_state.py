@@ -76,7 +76,7 @@ class Runtime:
         return Runtime(fields.pop("settings"), **fields)
 
     def all_processors(self) -> Tuple[SpanProcessor, ...]:
-        return self.processors + self.test_processors
+        return self.ending
 
 
 STATE = Runtime()

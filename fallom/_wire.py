@@ -15,7 +15,7 @@ import math
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 __all__ = ["RAW_REQUEST", "RAW_RESPONSE", "RAW_TIMINGS", "RAW_USAGE", "RecordView",
-           "read_usage"]
+           "is_number", "read_usage"]
 
 RAW_REQUEST = "fallom.raw.request"
 RAW_RESPONSE = "fallom.raw.response"
@@ -46,7 +46,8 @@ def _count(value: Any) -> Optional[int]:
     return None
 
 
-def _number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite JSON number (``True`` is not one)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and \
         math.isfinite(value)
 
@@ -134,7 +135,7 @@ class RecordView:
     def _timing(self, micros: str) -> Optional[float]:
         timings = self.raw("timings")
         value = timings.get(micros) if isinstance(timings, Mapping) else None
-        return float(value) / 1000 if value is not None and _number(value) else None
+        return float(value) / 1000 if value is not None and is_number(value) else None
 
     @property
     def duration_ms(self) -> Optional[float]:
@@ -143,7 +144,7 @@ class RecordView:
         if precise is not None:
             return precise
         value = self.record.get("duration_ms")
-        return value if _number(value) else None
+        return value if is_number(value) else None
 
     @property
     def time_to_first_token_ms(self) -> Optional[float]:
@@ -152,11 +153,11 @@ class RecordView:
             return precise
         for value in (self.record.get("time_to_first_token_ms"),
                       self.attributes.get("fallom.time_to_first_token_ms")):
-            if _number(value):
+            if is_number(value):
                 return value
         timings = self.raw("timings")
         first = timings.get("firstTokenTime") if isinstance(timings, Mapping) else None
-        return first if _number(first) else None
+        return first if is_number(first) else None
 
     @property
     def input(self) -> Any:

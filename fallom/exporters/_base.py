@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Protocol, Tuple, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    runtime_checkable,
+)
 
 from .._fork import register
 
@@ -63,6 +73,10 @@ class ExportResult:
         self.failed += other.failed
         for reason, count in other.dropped.items():
             self.drop(reason, count)
+
+    def failed_count(self, reason: Optional[str] = None) -> int:
+        """Records in ``failed`` (for ``reason``, or all of them)."""
+        return sum(len(parts) for why, parts in self.failed if reason in (None, why))
 
     @property
     def ok(self) -> bool:

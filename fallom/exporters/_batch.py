@@ -48,6 +48,8 @@ class BatchProcessor(SpanProcessor):
         self.max_batch_size = max_batch_size
         self.interval = interval
         self.spool = spool
+        # records the spool keeps are cut to what the exporter would send
+        self._max_record_bytes: int = getattr(exporter, "max_batch_bytes", 4_000_000)
         self.counters = Stats()
         self._reset_runtime()
         register(self)
@@ -194,7 +196,7 @@ class BatchProcessor(SpanProcessor):
             if record is None:
                 self.counters.drop("redacted")
             else:
-                parts.append(fit_record(record, 4_000_000)[0])
+                parts.append(fit_record(record, self._max_record_bytes)[0])
         written, over_cap = self.spool.write(parts)
         self.counters.add("spooled", written)
         self.counters.drop("spool_full", over_cap)
@@ -225,12 +227,10 @@ class BatchProcessor(SpanProcessor):
 
         def send(parts: List[bytes]) -> bool:
             result: ExportResult = send_encoded(parts)
-            kept = sum(len(p) for _, p in result.failed)
             self.counters.add("replayed", result.sent)
             for reason, count in result.dropped.items():  # refused for good: not retried
-                transient = sum(len(p) for r, p in result.failed if r == reason)
-                self.counters.drop(reason, count - transient)
-            return not kept
+                self.counters.drop(reason, count - result.failed_count(reason))
+            return not result.failed_count()
 
         replayed, done = spool.replay(send, self.max_batch_size)
         if done:

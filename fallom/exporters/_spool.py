@@ -158,10 +158,10 @@ class Spool:
         for path, size in zip(segments, sizes):
             if total <= self.max_bytes:
                 break
-            lines = _count_lines(path) - _lines_before(path, _read_offset(path))
+            lines = _lines_after(path, _read_offset(path))
             _remove(path)
             total -= size
-            dropped += max(0, lines)
+            dropped += lines
         return dropped
 
 
@@ -172,20 +172,12 @@ def _size(path: str) -> int:
         return 0
 
 
-def _count_lines(path: str) -> int:
+def _lines_after(path: str, offset: int) -> int:
+    """Records not yet delivered: the complete lines past ``offset``."""
     try:
         with open(path, "rb") as handle:
+            handle.seek(offset)
             return handle.read().count(b"\n")
-    except OSError:
-        return 0
-
-
-def _lines_before(path: str, offset: int) -> int:
-    if not offset:
-        return 0
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(offset).count(b"\n")
     except OSError:
         return 0
 
