@@ -55,8 +55,11 @@ def resolve(value: Any, limits: Limits = _DEFAULT) -> Any:
     kind = type(value)
     if kind is Captured:
         return value.value
-    if (kind is str and len(value) <= limits.max_chars) or kind is int or kind is bool:
+    if (kind is str and len(value) <= limits.max_chars) or kind is int or kind is bool \
+            or value is None:
         return value
+    if kind is float:
+        return _float(value)
     return to_jsonable(value, limits)
 
 

@@ -21,7 +21,7 @@ from ._capture import snapshot
 from ._context import CURRENT_SPAN
 from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
-from ._span import Span, start_span
+from ._span import SharedAttributes, Span, start_span
 from ._state import ACTIVE_FLAG
 from ._suppress import SUPPRESSED
 
@@ -61,7 +61,7 @@ class CallOptions:
             attrs["gen_ai.request.model"] = model
         if provider:
             attrs["gen_ai.provider.name"] = provider
-        self.attributes = attrs or None
+        self.attributes = SharedAttributes(attrs) if attrs else None
         self.binder: Optional[Binder] = None
         if func is not None and capture_input:
             try:

@@ -14,7 +14,28 @@ from typing import Any, Callable, Dict, Tuple
 
 __all__ = ["dumps", "encode_record", "json_text"]
 
+
+def _stdlib_text(ensure_ascii: bool) -> Callable[[Any], str]:
+    """The standard library's C encoder, made once: ``JSONEncoder.encode`` builds it
+    again for every call, which costs more than encoding a short value."""
+    encoder = json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",", ":"), default=str,
+                               check_circular=False)  # values come from the cycle-safe capture
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return encoder.encode
+    strings = json.encoder.encode_basestring_ascii if ensure_ascii \
+        else json.encoder.encode_basestring
+    iterencode = make(None, str, strings, None, ":", ",", False, False, True)
+
+    def text(value: Any) -> str:
+        if type(value) is str:
+            return strings(value)
+        return "".join(iterencode(value, 0))
+    return text
+
+
 _dumps: Callable[[Any], bytes]
+_text: Callable[[Any], str]
 try:  # pragma: no cover - depends on the optional extra
     import orjson
 
@@ -22,15 +43,18 @@ try:  # pragma: no cover - depends on the optional extra
         encoded: bytes = orjson.dumps(value, default=str)
         return encoded
 
+    def _text(value: Any) -> str:
+        return orjson.dumps(value, default=str).decode("utf-8")
+
 except ImportError:  # pragma: no cover
-    _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+    _text = _stdlib_text(ensure_ascii=False)
 
     def _dumps(value: Any) -> bytes:
-        return _encoder.encode(value).encode("utf-8")
+        return _text(value).encode("utf-8")
 
 
 dumps = _dumps
-_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+_ascii_text = _stdlib_text(ensure_ascii=True)
 
 
 def _marker(exc: Exception) -> str:
@@ -41,19 +65,23 @@ def _marker(exc: Exception) -> str:
 def json_text(value: Any) -> Tuple[str, bool]:
     """``value`` as JSON text, and whether anything had to be cut to get it."""
     try:
-        return dumps(value).decode("utf-8"), False
+        return _text(value), False
     except Exception:
         pass
     try:  # escapes lone surrogates, takes integers of any size up to 4,300 digits
-        return _ASCII.encode(value), False
+        return _ascii_text(value), False
     except Exception as exc:
-        return _ASCII.encode(_marker(exc)), True
+        return _ascii_text(_marker(exc)), True
 
 
 def encode_record(record: Dict[str, Any]) -> Tuple[bytes, bool]:
     """The record as JSON bytes; a field that cannot be encoded is replaced by a marker."""
     try:
         return dumps(record), False
+    except Exception:
+        pass
+    try:  # a lone surrogate becomes a \\uXXXX escape, as JavaScript's JSON.stringify writes it
+        return _ascii_text(record).encode("ascii"), False
     except Exception:
         pass
     fixed: Dict[str, Any] = {}

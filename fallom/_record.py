@@ -34,20 +34,15 @@ class Binder:
     any other signature goes through ``bind_partial``.
     """
 
-    __slots__ = ("names", "signature")
+    __slots__ = ("after_self", "names", "signature")
 
     def __init__(self, signature: inspect.Signature) -> None:
         self.signature = signature
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in signature.parameters.values())
         self.names: Optional[tuple[str, ...]] = tuple(signature.parameters) if plain else None
+        self.after_self = self.names[1:] if self.names else None  # a method's, past ``self``
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        names = self.names
-        if names is not None and len(args) <= len(names) and all(k in names for k in kwargs):
-            bound = dict(zip(names, args))
-            if kwargs:
-                bound.update(kwargs)
-            return bound
         return dict(self.signature.bind_partial(*args, **kwargs).arguments)
 
 
@@ -61,6 +56,19 @@ class BoundArgs:
         self.binder, self.has_self, self.args, self.kwargs = binder, has_self, args, kwargs
 
     def to_dict(self, limits: Limits) -> dict[str, Any]:
+        binder, args, kwargs = self.binder, self.args, self.kwargs
+        names = None if binder is None else binder.after_self if self.has_self else binder.names
+        if names is not None and len(args) <= len(names) and \
+                (kwargs is None or all(key in names for key, _ in kwargs)):
+            # plain parameters: each value is what snapshot() kept
+            bound = {name: resolve(value, limits) for name, value in zip(names, args)}
+            if kwargs:
+                for key, value in kwargs:
+                    bound[key] = resolve(value, limits)
+            return bound
+        return self._bind_slowly(limits)
+
+    def _bind_slowly(self, limits: Limits) -> dict[str, Any]:
         args = (None, *self.args) if self.has_self else self.args
         kwargs = dict(self.kwargs) if self.kwargs else {}
         try:

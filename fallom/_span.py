@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._session import SessionContext
     from ._state import Runtime
 
-__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "Span", "start_span"]
+__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span", "start_span"]
 
 _late_write_logged = False
 _CANCEL_TYPES: tuple[type[BaseException], ...]
@@ -28,6 +28,12 @@ try:
     _CANCEL_TYPES = (GeneratorExit, CancelledError)
 except ImportError:  # pragma: no cover
     _CANCEL_TYPES = (GeneratorExit,)
+
+
+class SharedAttributes(dict):  # type: ignore[type-arg]
+    """A decoration site's fixed attributes: never written, so spans share them."""
+
+    __slots__ = ()
 
 
 class PromptMark:
@@ -45,20 +51,28 @@ class PromptMark:
 class Span:
     """A recording span. Every public method is safe: it never raises.
 
-    Optional fields are class-level defaults, so a span only stores what was
-    set on it: creating one costs a handful of attribute writes.
+    The fields every span has are slots; the optional ones are class-level
+    defaults, written to the instance's ``__dict__`` (made only then) when
+    set: creating one costs a handful of slot writes, and a queued span holds
+    about half the memory of a plain object.
     """
+
+    _trace_id: int
+    _span_id: int
+    _parent_id: Optional[int]
+    attributes: Optional[dict[str, Any]]
+
+    __slots__ = ("__dict__", "_capture", "_parent_id", "_span_id", "_trace_id", "attributes",
+                 "duration_ns", "input", "kind", "model", "name", "output", "sampled", "session",
+                 "start_mono", "start_ns")
 
     status = "OK"
     error_message: Optional[str] = None
-    model: Optional[str] = None
     prompt_tokens: Optional[int] = None
     completion_tokens: Optional[int] = None
     total_tokens: Optional[int] = None
     ttft_ns: Optional[int] = None
     is_streaming = False
-    input: Any = None  # replaced by _UNSET below, once it exists
-    output: Any = None
     prompt: Optional[PromptMark] = None
     method: Optional[str] = None  # fallom.method of a provider call; its input is the request
     raw_response: Any = None  # a provider call's response, in the reference wrappers' shape
@@ -66,10 +80,6 @@ class Span:
     _cut = False  # a value could not be encoded and was replaced by a marker
     _reading = False  # its response is being read on the export path, after end()
     _entry: Optional[tuple[Any, Any]] = None  # (the fallom.span object, its scope) of a with
-    attributes: Optional[dict[str, Any]] = None
-    duration_ns: Optional[int] = None  # set once, by end()
-    _trace_id: int
-    _span_id: int
     _record: Optional[dict[str, Any]] = None
     _deferred: Optional[tuple[Callable[[Any], Any], Any, bool]] = None
 
@@ -79,7 +89,7 @@ class Span:
         self.kind = kind
         if parent is None:
             trace_id = self._trace_id = _ids.ids.trace_id()
-            self._parent_id: Optional[int] = None
+            self._parent_id = None
             self.sampled = (trace_id & 0xFFFFFFFFFFFFFFFF) < rt.sample_threshold
         else:
             self._trace_id = parent._trace_id
@@ -87,9 +97,14 @@ class Span:
             self.sampled = parent.sampled
         self._span_id = _ids.ids.span_id()
         self.session: Optional[SessionContext] = CURRENT_SESSION.get()
-        if attributes:
-            self.attributes = dict(attributes)
+        # A decoration site's fixed attributes are shared until a write copies them.
+        self.attributes = attributes if type(attributes) is SharedAttributes or not attributes \
+            else dict(attributes)  # type: ignore[assignment]
         self._capture = rt.capture
+        self.model: Optional[str] = None
+        self.input: Any = _UNSET
+        self.output: Any = _UNSET
+        self.duration_ns: Optional[int] = None  # set once, by end()
         self.start_ns = _ids.clock.wall_ns()
         self.start_mono = _ids.clock.monotonic_ns()
 
@@ -128,8 +143,8 @@ class Span:
         if self._frozen():
             return
         try:
-            if self.attributes is None:
-                self.attributes = {}
+            if type(self.attributes) is not dict:  # none yet, or the shared ones: copy
+                self.attributes = dict(self.attributes or ())
             self.attributes[str(key)] = snapshot(value, _state.STATE.limits)
         except Exception as exc:
             report_internal_error(exc, "Span.set_attribute")
@@ -236,7 +251,6 @@ class _Unset:
 
 
 _UNSET: Any = _Unset()
-Span.input = Span.output = _UNSET
 
 
 class NoOpSpan:

@@ -20,7 +20,7 @@ from fallom.testing import view
 
 from ._provider_server import ProviderServer
 from ._records import run_in_threads
-from ._traces_server import TracesServer, check_reference_record
+from ._traces_server import TracesServer, check_reference_record, plain_body
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
@@ -234,6 +234,28 @@ def test_a_value_no_encoder_takes_cuts_only_its_record(
     assert fallom.stats()["cut"] == 1
     assert sum(fallom.stats()["dropped"].values()) == 0
     assert "surrogate" not in caplog.text
+
+
+def test_a_lone_surrogate_travels_as_an_escape_as_javascript_writes_it(
+        traces_server: TracesServer) -> None:
+    fallom.init(api_key=KEY, traces_url=traces_server.url, batch=False)
+
+    @fallom.trace_llm
+    def ask(q: str) -> str:
+        return "ok"
+
+    with fallom.span("outer \ud800"):
+        ask("lone \udc00 here")
+    assert fallom.flush(5.0) is True
+    bodies = [plain_body(r) for r in traces_server.requests]
+    for body in bodies:
+        body.decode("utf-8")  # valid UTF-8: no raw surrogate on the wire
+    assert any(b'"outer \\ud800"' in body for body in bodies)  # as JSON.stringify writes it
+    assert any(b'\\\\udc00' in body for body in bodies)  # the same, one level down
+    by_name = {r["name"].rsplit(".")[-1]: r for r in traces_server.records}
+    assert set(by_name) == {"outer \ud800", "ask"}
+    assert view(by_name["ask"]).input == {"q": "lone \udc00 here"}
+    assert fallom.stats()["cut"] == 0
 
 
 def test_an_export_warning_never_quotes_content(

@@ -18,7 +18,7 @@ from .._guard import logger, report_internal_error
 from .._record import to_record
 from .._span import Span
 from .._suppress import suppress_here
-from ._base import Exporter, ExportResult, Record, SpanProcessor, Stats
+from ._base import Exporter, ExportResult, SpanProcessor, Stats
 from ._encode import fit_record
 from ._spool import Spool
 
@@ -142,10 +142,11 @@ class BatchProcessor(SpanProcessor):
 
     def _export(self, batch: List[Span]) -> None:
         suppress_here()  # fallom's own requests are never traced
-        records: List[Record] = []
+        encoded = getattr(self.exporter, "export_encoded", None)
+        records: List[Any] = []
         for span in batch:
             try:
-                record = to_record(span)
+                record = self._encode(span) if encoded is not None else to_record(span)
             except Exception as exc:
                 report_internal_error(exc, "to_record")
                 self._lose("export_error", 1)
@@ -153,7 +154,7 @@ class BatchProcessor(SpanProcessor):
             if record is None:
                 self.counters.drop("redacted")
             else:
-                if span._cut:
+                if encoded is None and span._cut:
                     self.counters.add("cut")
                 records.append(record)
         if not records:
@@ -161,7 +162,7 @@ class BatchProcessor(SpanProcessor):
         self._inflight = len(records)
         result: Any = False
         try:
-            result = self.exporter.export(records)
+            result = encoded(records) if encoded is not None else self.exporter.export(records)
         except Exception as exc:  # a bug in a built-in exporter fails our tests
             if type(self.exporter).__module__.startswith("fallom."):
                 report_internal_error(exc, f"{type(self.exporter).__name__}.export")
@@ -181,6 +182,16 @@ class BatchProcessor(SpanProcessor):
             with self._lock:
                 self._undelivered += len(records)
 
+    def _encode(self, span: Span) -> Optional[bytes]:
+        """The record as the exporter sends it, cut to its size cap; a cut is counted."""
+        record = to_record(span)
+        if record is None:
+            return None
+        data, cut = fit_record(record, self._max_record_bytes)
+        if cut or span._cut:
+            self.counters.add("cut")
+        return data
+
     # -- the spool ---------------------------------------------------------------
     def _take_overflow(self) -> Iterator[Span]:
         while self._overflow:
@@ -192,11 +203,11 @@ class BatchProcessor(SpanProcessor):
             return
         parts = []
         for span in spans:
-            record = to_record(span)
-            if record is None:
+            data = self._encode(span)
+            if data is None:
                 self.counters.drop("redacted")
             else:
-                parts.append(fit_record(record, self._max_record_bytes)[0])
+                parts.append(data)
         written, over_cap = self.spool.write(parts)
         self.counters.add("spooled", written)
         self.counters.drop("spool_full", over_cap)
