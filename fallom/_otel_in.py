@@ -9,59 +9,21 @@ records to fallom's own delivery pipeline.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from . import _attributes as attr
-from . import _state
+from . import _genai, _state
 from ._context import CURRENT_SESSION
+from ._genai import SpanData
 from ._guard import report_internal_error
-from ._json import json_text
-from ._record import _apply_redact, iso_time
+from ._record import _apply_redact
 from ._session import SessionContext
-from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 from .exporters._base import Stats
 
 __all__ = ["FallomExporter", "ForeignSpan"]
-
-_MODEL = ("gen_ai.response.model", "gen_ai.request.model", "llm.response.model",
-          "llm.request.model")
-_INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                 "llm.usage.prompt_tokens")
-_OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                  "llm.usage.completion_tokens")
-_TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
-_TTFT_MS = ("gen_ai.response.time_to_first_token_ms", "llm.time_to_first_token_ms")
-_TTFT_S = ("gen_ai.server.time_to_first_token", "gen_ai.response.time_to_first_token")
-_PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.vendor")
-_SESSION = ("gen_ai.conversation.id", "session.id")
-_INPUT = ("gen_ai.input.messages", "gen_ai.prompt", "input.value", "llm.prompts")
-_OUTPUT = ("gen_ai.output.messages", "gen_ai.completion", "output.value", "llm.completions")
-_INDEXED = (("gen_ai.prompt.", "input"), ("gen_ai.completion.", "output"),
-            ("llm.prompts.", "input"), ("llm.completions.", "output"))
-# Every attribute that carries prompt, completion, tool or retrieval text in the GenAI
-# conventions (current and older names), OpenLLMetry/Traceloop and OpenInference: with
-# content capture off none of them leaves the process.
-_CONTENT_NAMES = frozenset({
-    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
-    "gen_ai.prompt", "gen_ai.completion", "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result", "gen_ai.tool.definitions", "gen_ai.request.messages",
-    "gen_ai.response.text", "input.value", "output.value", "llm.prompts", "llm.completions",
-    "llm.input_messages", "llm.output_messages", "llm.prompt_template.template",
-    "llm.prompt_template.variables", "traceloop.entity.input", "traceloop.entity.output",
-    "traceloop.prompt.template", "traceloop.prompt.template_variables",
-    "retrieval.documents", "embedding.embeddings", "tool.parameters",
-    "tool_call.function.arguments",
-    "exception.message", "exception.stacktrace"})
-_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.prompts.", "llm.completions.",
-                     "llm.input_messages.", "llm.output_messages.", "retrieval.documents.",
-                     "embedding.embeddings.", "gen_ai.input.messages.",
-                     "gen_ai.output.messages.", "message.content", "llm.tools.")
-
 
 FOREIGN = Stats()  # spans FallomExporter could not hand on, over the life of the process
 
@@ -78,161 +40,21 @@ class ForeignSpan:
         self.sampled = True
 
 
-def _first(attrs: Mapping[str, Any], names: Sequence[str]) -> Any:
-    for name in names:
-        value = attrs.get(name)
-        if value is not None:
-            return value
-    return None
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _indexed(attrs: Mapping[str, Any], prefix: str) -> Optional[list[Dict[str, Any]]]:
-    """OpenLLMetry's ``gen_ai.prompt.0.role`` / ``.content`` as a list of messages."""
-    messages: Dict[int, Dict[str, Any]] = {}
-    for name, value in attrs.items():
-        if name.startswith(prefix):
-            index, _, field = name[len(prefix):].partition(".")
-            if index.isdigit() and field:
-                messages.setdefault(int(index), {})[field] = value
-    return [messages[i] for i in sorted(messages)] or None
-
-
-def _content_keys(attrs: Mapping[str, Any]) -> set[str]:
-    """Every attribute that carries content (dropped whole with capture off)."""
-    keys = {k for k in attrs if k in _INPUT or k in _OUTPUT}
-    keys |= {k for k in attrs for prefix, _ in _INDEXED if k.startswith(prefix)
-             and (k.endswith(".content") or k.endswith(".arguments"))}
-    return keys | {k for k in attrs if k in _CONTENT_NAMES or k.startswith(_CONTENT_PREFIXES)}
-
-
-def _error(span: ReadableSpan, capture: bool) -> Optional[str]:
-    kind: Any = None
-    message: Any = span.status.description
-    for event in span.events:
-        if event.name == "exception" and event.attributes:
-            kind = event.attributes.get("exception.type") or kind
-            message = event.attributes.get("exception.message") or message
-    if not capture:
-        return str(kind or "Error").rsplit(".", 1)[-1]
-    return f"{kind}: {message}" if kind and message else str(message or kind or "Error")
-
-
 def to_record(span: ReadableSpan, session: Optional[SessionContext],
               capture: bool) -> Dict[str, Any]:
-    """One OpenTelemetry span as a v2 fallom wire record (DESIGN §3)."""
-    attrs = dict(span.attributes or {})
+    """One OpenTelemetry SDK span as a v2 fallom wire record."""
     context = span.get_span_context()
     if context is None:
         raise ValueError("span without a context")
-    trace_id = f"{context.trace_id:032x}"
-    record: Dict[str, Any]
-    session_id = _first(attrs, _SESSION)
-    if session is not None:
-        record = {"config_key": session.config_key, "session_id": session.session_id}
-        if session.customer_id:
-            record["customer_id"] = session.customer_id
-    else:
-        record = {"config_key": str(attrs.get("fallom.config_key") or
-                                    _state.STATE.settings.config_key),
-                  "session_id": str(session_id) if session_id else trace_id}
-    record.update(trace_id=trace_id, span_id=f"{context.span_id:016x}")
-    if span.parent is not None:
-        record["parent_span_id"] = f"{span.parent.span_id:016x}"
-    model = _first(attrs, _MODEL)
-    operation = attrs.get(attr.OPERATION)
-    kind = "llm" if model or _first(attrs, _PROVIDER) else "span"
-    if operation == "embeddings":
-        kind = "embedding"
-    elif operation == "execute_tool":
-        kind = "tool"
-    record.update(name=span.name, kind=kind)
-    if model:
-        record["model"] = str(model)
-    start, end = span.start_time or 0, span.end_time or span.start_time or 0
-    record.update(start_time=iso_time(start), end_time=iso_time(end),
-                  duration_ms=(end - start + 500_000) // 1_000_000)
-    ttft = _first(attrs, _TTFT_MS)
-    if ttft is None and _first(attrs, _TTFT_S) is not None:
-        ttft = float(_first(attrs, _TTFT_S)) * 1000
-    if ttft is not None:
-        record["time_to_first_token_ms"] = round(float(ttft))
-    record["status"] = "ERROR" if span.status.status_code is StatusCode.ERROR else "OK"
-    if record["status"] == "ERROR":
-        record["error_message"] = _error(span, capture)
-    if ttft is not None:
-        record["is_streaming"] = True
-    record["attributes"] = _attributes(attrs, capture, record, operation, end - start, ttft)
-    return record
-
-
-def _attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
-                operation: Any, duration_ns: int, ttft: Optional[float]) -> Dict[str, Any]:
-    provider = _first(attrs, _PROVIDER)
-    if provider is not None:
-        attrs[attr.PROVIDER] = provider
-    out: Dict[str, Any] = {}
-    used: set[str] = set()
-    if capture:
-        request, response = _content(attrs, used)
-        if request is not None:
-            out[RAW_REQUEST] = json_text(
-                {"messages" if isinstance(request, list) else "input": request,
-                 "model": record.get("model")})[0]
-        if response is not None:
-            text = response if isinstance(response, str) else None
-            out[RAW_RESPONSE] = json_text({"output": response, "text": text}
-                                          if text is not None else {"output": response})[0]
-    dropped = used if capture else _content_keys(attrs)  # moved into raw.*, or all of it
-    out.update({k: _json(v) for k, v in attrs.items() if k not in dropped})
-    out["fallom.sdk_version"] = "2"
-    out["fallom.method"] = str(operation or record["name"])
-    usage = _usage(attrs)
-    if usage:
-        out[RAW_USAGE] = json_text(usage)[0]
-    timings = {"requestStart": 0, "requestEnd": record["duration_ms"],
-               "responseEnd": record["duration_ms"], "totalDurationMs": record["duration_ms"],
-               "durationUs": duration_ns // 1000}
-    if ttft is not None:
-        timings.update(firstTokenTime=round(ttft), firstTokenUs=int(ttft * 1000))
-    out[RAW_TIMINGS] = json_text(timings)[0]
-    return out
-
-
-def _usage(attrs: Mapping[str, Any]) -> Dict[str, int]:
-    prompt, completion = _first(attrs, _INPUT_TOKENS), _first(attrs, _OUTPUT_TOKENS)
-    total = _first(attrs, _TOTAL_TOKENS)
-    if total is None and prompt is not None and completion is not None:
-        total = int(prompt) + int(completion)
-    return {name: int(value) for name, value in (
-        ("prompt_tokens", prompt), ("completion_tokens", completion), ("total_tokens", total))
-        if value is not None}
-
-
-def _content(attrs: Mapping[str, Any], used: set[str]) -> tuple[Any, Any]:
-    """The input and output, and (in ``used``) the attributes they were read from."""
-    found: Dict[str, Any] = {}
-    for names, field in ((_INPUT, "input"), (_OUTPUT, "output")):
-        for name in names:
-            if attrs.get(name) is not None:
-                found[field] = _json(attrs[name])
-                used.add(name)
-                break
-    for prefix, field in _INDEXED:
-        if field not in found:
-            messages = _indexed(attrs, prefix)
-            if messages is not None:
-                found[field] = messages
-                used.update(k for k in attrs if k.startswith(prefix))
-    return found.get("input"), found.get("output")
+    start = span.start_time or 0
+    data = SpanData(
+        name=span.name, trace_id=context.trace_id, span_id=context.span_id,
+        parent_id=span.parent.span_id if span.parent is not None else None,
+        start_ns=start, end_ns=span.end_time or start,
+        error=span.status.status_code is StatusCode.ERROR,
+        status_message=span.status.description, attributes=dict(span.attributes or {}),
+        events=[(event.name, event.attributes or {}) for event in span.events])
+    return _genai.to_record(data, session, capture, _state.STATE.settings.config_key)
 
 
 class FallomExporter(SpanExporter):
