@@ -29,7 +29,8 @@ def run_once() -> float:
                                  os.path.join(tmp, "t.db"), "--api-key", "k"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
-        url = [proc.stdout.readline() for _ in range(4)][1].strip().split("=", 1)[1]
+        url = next(line for line in proc.stdout if "FALLOM_TRACES_URL" in line
+                   ).strip().split("=", 1)[1]
         bodies = [[gzip.compress(json.dumps({"traces": [{
             "trace_id": f"{c * 100_000 + b + 1:032x}", "span_id": f"{c * 10**7 + b * 100 + i + 1:016x}",
             "name": "chat", "kind": "llm", "start_time": "2026-01-01T00:00:00.000000Z",

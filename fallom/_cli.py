@@ -40,20 +40,35 @@ def _stop_on_signals() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """Run the server; a problem at start is one ``fallom serve: ...`` line and exit 2."""
+    import sqlite3
+
     from .server import FallomServer
+    from .server._app import ServeLimits
     from .server._catalog import CatalogError
 
+    if args.api_key is not None and any(not key.strip() for key in args.api_key):
+        sys.stderr.write("fallom serve: --api-key must not be empty\n")
+        return 2
     db = Path(args.db) if args.db else default_db_path()
-    db.parent.mkdir(parents=True, exist_ok=True)
+    limits = ServeLimits(max_body=args.max_body, max_decompressed=args.max_decompressed,
+                         max_records=args.max_records, max_values=args.max_values,
+                         max_connections=args.max_connections, idle_timeout=args.idle_timeout)
     try:
+        db.parent.mkdir(parents=True, exist_ok=True)
         server = FallomServer(host=args.host, port=args.port, db=str(db), config=args.config,
-                              api_keys=args.api_key or ())
-    except (ValueError, CatalogError, OSError) as exc:
+                              api_keys=args.api_key or (), limits=limits)
+    except sqlite3.DatabaseError as exc:
+        sys.stderr.write(f"fallom serve: cannot use {db} as the database: {exc}\n")
+        return 2
+    except (ValueError, CatalogError, OSError, OverflowError) as exc:
         sys.stderr.write(f"fallom serve: {exc}\n")
         return 2
     _stop_on_signals()  # before it says it is up: a stop right after that must work
     try:
-        _announce(server.url, db, (args.api_key or [f"local-{secrets.token_hex(8)}"])[0])
+        # A key given on the command line is never printed (it would land in service logs);
+        # without one any key is accepted, and a generated one is shown once to copy.
+        _announce(server.url, db, None if args.api_key else f"local-{secrets.token_hex(8)}")
         server.serve_forever()
     except KeyboardInterrupt:
         print("fallom serve: stopped", file=sys.stderr)
@@ -62,12 +77,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(url: str, db: Path, key: str) -> None:
+def _announce(url: str, db: Path, key: Optional[str]) -> None:
     print(f"fallom serve: listening on {url}, storing traces in {db}", file=sys.stderr)
     print("# export these to send to it:", file=sys.stderr)
-    for name, value in (("FALLOM_API_KEY", key), ("FALLOM_TRACES_URL", url),
-                        ("FALLOM_CONFIGS_URL", url), ("FALLOM_PROMPTS_URL", url)):
+    exports = [("FALLOM_TRACES_URL", url), ("FALLOM_CONFIGS_URL", url),
+               ("FALLOM_PROMPTS_URL", url)]
+    for name, value in [("FALLOM_API_KEY", key)] * (key is not None) + exports:
         print(f"export {name}={value}")
+    if key is None:
+        print("# and FALLOM_API_KEY: one of the keys given with --api-key", file=sys.stderr)
     sys.stdout.flush()
 
 
@@ -128,15 +146,57 @@ def _traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return port
+
+
+def _positive(kind: Any) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+        return value
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
+    from .server._app import ServeLimits as ServeDefaults
+
     parser = argparse.ArgumentParser(prog="fallom", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run a local Fallom backend on SQLite")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8787)
-    serve.add_argument("--db", help="SQLite file (default: traces.db in the data directory)")
+    serve = commands.add_parser(
+        "serve", help="run a local Fallom backend on SQLite",
+        description="A local Fallom backend: traces (fallom records and OTLP), configs, "
+                    "prompts, on one SQLite file. Auth: with --api-key only those keys are "
+                    "accepted (as 'Authorization: Bearer KEY'); without it any key is, so the "
+                    "server then listens on loopback only.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (IPv6: ::1)")
+    serve.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
+    serve.add_argument("--db", help="SQLite file (default: traces.db in the data directory, "
+                                    f"now {default_db_path()})")
     serve.add_argument("--config", help="configs and prompts file (TOML or JSON)")
-    serve.add_argument("--api-key", action="append", help="accepted key (repeatable)")
+    serve.add_argument("--api-key", action="append",
+                       help="accepted key (repeatable); required off loopback")
+    defaults = ServeDefaults()
+    for name, kind, text in (
+            ("max-body", int, "bytes per request body"),
+            ("max-decompressed", int, "bytes per body after gzip"),
+            ("max-records", int, "records (or OTLP spans) per request"),
+            ("max-values", int, "JSON values per request"),
+            ("max-connections", int, "open connections; more get a 503"),
+            ("idle-timeout", float, "seconds before a silent connection is closed")):
+        serve.add_argument(f"--{name}", type=_positive(kind), metavar="N", help=text,
+                           default=getattr(defaults, name.replace("-", "_")))
     serve.set_defaults(run=_serve)
     traces = commands.add_parser("traces", help="list recent traces, or show one")
     traces.add_argument("action", nargs="*", help="'show TRACE_ID' to print one trace's tree")

@@ -56,7 +56,9 @@ def launch(tmp_path: Path, *args: str, env: Optional[Dict[str, str]] = None
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
     assert proc.stdout is not None
-    lines = [proc.stdout.readline() for _ in range(4)]
+    lines = []
+    while not lines or (lines[-1] and "FALLOM_PROMPTS_URL" not in lines[-1]):
+        lines.append(proc.stdout.readline())
     exports = dict(line.strip()[len("export "):].split("=", 1) for line in lines if line)
     return proc, exports["FALLOM_TRACES_URL"]
 

@@ -2,52 +2,48 @@
 
 from __future__ import annotations
 
-import gzip
 import hmac
 import ipaddress
 import json
+import logging
 import re
+import socket
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ._catalog import Catalog
+from ._ingest import Row, prepare, storable, summarise, validate_record
+from ._otlp import OTLP_PROTOBUF, ProtobufMissingError, from_protobuf, is_otlp, records_from_otlp
 from ._store import Store
 
-__all__ = ["FallomServer", "serve", "validate_record"]
+__all__ = ["FallomServer", "ServeLimits", "serve", "validate_record"]
 
-MAX_BODY = 16 * 1024 * 1024
 INGEST_HEADER = "Fallom-Ingest"
-_HEX32, _HEX16 = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{16}")
-_PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d+)")
+_PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d{1,18})")
+_TRACE = re.compile(r"/api/traces/([0-9a-f]{32})")
+logger = logging.getLogger("fallom.serve")
 
 
-def validate_record(record: Any) -> Optional[str]:
-    """Why ``record`` cannot be stored, or None when it can."""
-    if not isinstance(record, dict):
-        return "not an object"
-    if not isinstance(record.get("trace_id"), str) or not _HEX32.fullmatch(record["trace_id"]):
-        return "trace_id must be 32 lowercase hex characters"
-    if not isinstance(record.get("span_id"), str) or not _HEX16.fullmatch(record["span_id"]):
-        return "span_id must be 16 lowercase hex characters"
-    parent = record.get("parent_span_id")
-    if parent is not None and (not isinstance(parent, str) or not _HEX16.fullmatch(parent)):
-        return "parent_span_id must be 16 lowercase hex characters"
-    if not isinstance(record.get("name"), str) or not record["name"]:
-        return "name must be a non-empty string"
-    if record.get("status") not in (None, "OK", "ERROR"):
-        return "status must be OK or ERROR"
-    for field in ("duration_ms", "time_to_first_token_ms"):
-        value = record.get(field)
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-            return f"{field} must be a number"
-    for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        value = record.get(field)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            return f"{field} must be an integer"
-    return None
+class ServeLimits(NamedTuple):
+    """What one client may cost the server; each is a ``fallom serve`` option."""
+
+    max_body: int = 16 * 1024 * 1024  # bytes on the wire
+    max_decompressed: int = 32 * 1024 * 1024  # bytes after gzip
+    max_records: int = 10_000  # records (or OTLP spans) per request
+    max_values: int = 1_000_000  # JSON values per request (bounds memory while parsing)
+    max_connections: int = 64  # open connections; more get a 503 at once
+    idle_timeout: float = 30.0  # seconds a connection may sit without sending
+
+
+class _RefusedError(Exception):
+    """A request the client got wrong: answered with ``status`` and ``message``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _is_loopback(host: str) -> bool:
@@ -59,22 +55,57 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+_BUSY_BODY = b'{"error": "too many open connections"}'
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+         % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``limit`` of them: the next gets a 503 at once."""
+
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 makes clients of a burst wait and retry
+    limit: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.limit.acquire(blocking=False):
+            try:
+                request.sendall(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.limit.release()
+
+
 class FallomServer:
     """A running server; ``url``, ``close()``. Binds at construction."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 8787, db: str,
                  config: Optional[str] = None, api_keys: Sequence[str] = (),
-                 max_body: int = MAX_BODY) -> None:
+                 limits: Optional[ServeLimits] = None) -> None:
         if not api_keys and not _is_loopback(host):
             raise ValueError(f"refusing to listen on {host} without --api-key: with no key "
                              "configured any key is accepted, which is only safe on loopback")
-        self.api_keys = tuple(api_keys)
-        self.max_body = max_body
+        if any(not key or not key.isprintable() or key != key.strip() for key in api_keys):
+            raise ValueError("an API key must be printable, without spaces at either end, "
+                             "and not empty")
+        self.api_keys = tuple(key.encode("utf-8") for key in api_keys)
+        self.limits = limits = limits or ServeLimits()
         self.store = Store(db)
         self.catalog = Catalog(config, self.store)
         handler = _handler_for(self)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        server_class = type("_Server", (_HTTPServer,), {
+            "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET,
+            "limit": threading.BoundedSemaphore(max(1, limits.max_connections))})
+        self.httpd = server_class((host.strip("[]"), port), handler)
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -82,7 +113,7 @@ class FallomServer:
         host, port = self.httpd.server_address[:2]
         if isinstance(host, bytes):
             host = host.decode()
-        return f"http://{host}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
@@ -97,12 +128,17 @@ class FallomServer:
         self.httpd.server_close()
 
     def authorized(self, header: Optional[str]) -> bool:
-        if not header or not header.startswith("Bearer ") or not header[7:].strip():
+        """``Bearer KEY`` (the scheme in any case); any key when none is configured."""
+        if not header:
             return False
-        key = header[7:].strip()
+        scheme, _, key = header.strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return False
         if not self.api_keys:
             return True
-        return any(hmac.compare_digest(key, known) for known in self.api_keys)
+        given = key.encode("latin-1", "replace")  # how http.server decoded the header's bytes
+        return any(hmac.compare_digest(given, known) for known in self.api_keys)
 
 
 def serve(**kwargs: Any) -> FallomServer:
@@ -110,98 +146,205 @@ def serve(**kwargs: Any) -> FallomServer:
     return FallomServer(**kwargs).start()
 
 
+_logged: set[str] = set()
+
+
+def _log_once(exc: BaseException) -> None:
+    key = f"{type(exc).__name__}: {exc}"
+    if key not in _logged:
+        _logged.add(key)
+        logger.error("fallom serve: a request failed: %s", key, exc_info=exc)
+
+
 def _handler_for(server: FallomServer) -> type:
+    limits = server.limits
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
         server_version = "fallom-serve"
+        timeout = limits.idle_timeout  # a silent connection is closed after this
 
         def log_message(self, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:
-            if self._authorized():
-                self._reply(*_get(server, self.path))
+            self._answer(lambda: _get(server, self.path))
 
         def do_POST(self) -> None:
-            if not self._authorized():
-                return
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > server.max_body:
-                self.close_connection = True
-                self._reply(413, {"error": f"body over {server.max_body} bytes"})
-                return
-            raw = self.rfile.read(length)
-            self._reply(*_post(server, urlsplit(self.path).path, raw,
-                               self.headers.get("Content-Encoding")))
+            self._answer(self._post)
 
-        def _authorized(self) -> bool:
-            if server.authorized(self.headers.get("Authorization")):
-                return True
-            length = int(self.headers.get("Content-Length") or 0)
-            if length and length <= server.max_body:
+        def _answer(self, work: Any) -> None:
+            """Every request gets an HTTP answer: 4xx for the client, 5xx for us."""
+            try:
+                if not server.authorized(self.headers.get("Authorization")):
+                    self._discard_body()
+                    status, payload = 401, {"error": "missing or wrong API key"}
+                else:
+                    status, payload = work()
+            except _RefusedError as refused:
+                self.close_connection = True  # what is left of the body is not read
+                status, payload = refused.status, {"error": str(refused)}
+            except Exception as exc:
+                _log_once(exc)
+                status, payload = 500, {"error": f"the server failed: {type(exc).__name__}"}
+            try:
+                self._reply(status, payload)
+            except OSError:
+                self.close_connection = True
+
+        def _length(self) -> int:
+            value = self.headers.get("Content-Length")
+            if value is None:
+                if self.headers.get("Transfer-Encoding"):
+                    raise _RefusedError(411, "send a Content-Length (chunked bodies are not taken)")
+                return 0
+            value = value.strip()
+            if not value.isdigit():
+                raise _RefusedError(400, "Content-Length must be a non-negative integer")
+            length = int(value)
+            if length > limits.max_body:
+                raise _RefusedError(413, f"body over {limits.max_body} bytes")
+            return length
+
+        def _discard_body(self) -> None:
+            try:
+                length = self._length()
+            except _RefusedError:
+                self.close_connection = True
+                return
+            if length:
                 self.rfile.read(length)
-            self._reply(401, {"error": "missing or wrong API key"})
-            return False
+
+        def _post(self) -> Tuple[int, Any]:
+            length = self._length()
+            raw = self.rfile.read(length)
+            if len(raw) < length:
+                raise _RefusedError(400, "the body ended before Content-Length")
+            return _post(server, urlsplit(self.path).path, raw,
+                         self.headers.get("Content-Encoding"), self.headers.get("Content-Type"))
 
         def _reply(self, status: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
+            if isinstance(payload, bytes):  # an OTLP protobuf reply
+                data, kind = payload, OTLP_PROTOBUF
+            else:
+                data, kind = json.dumps(payload).encode(), "application/json"
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             if urlsplit(self.path).path == "/v1/traces":
                 self.send_header(INGEST_HEADER, "batch, gzip")  # what this server takes
             self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
 
     return Handler
 
 
-def _decode(raw: bytes, encoding: Optional[str], limit: int) -> Any:
-    if encoding is not None and encoding.strip().lower() in ("gzip", "x-gzip"):
-        decompressor = zlib.decompressobj(31)
-        raw = decompressor.decompress(raw, limit + 1)
-        if len(raw) > limit:
-            raise OverflowError
-    return json.loads(raw)
+def _decode(raw: bytes, encoding: Optional[str], limits: ServeLimits) -> bytes:
+    """The body without its content coding; bounded however well it compresses."""
+    codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip"):
+            decompressor = zlib.decompressobj(31)
+            try:
+                raw = decompressor.decompress(raw, limits.max_decompressed + 1)
+            except zlib.error as exc:
+                raise _RefusedError(400, f"malformed gzip body: {exc}") from None
+            if len(raw) > limits.max_decompressed:
+                raise _RefusedError(413, f"decompressed body over {limits.max_decompressed} bytes")
+        elif coding != "identity":
+            raise _RefusedError(415, f"Content-Encoding {coding!r} is not supported (use gzip)")
+    return raw
 
 
-def _post(server: FallomServer, path: str, raw: bytes,
-          encoding: Optional[str]) -> Tuple[int, Any]:
+def _parse(raw: bytes, limits: ServeLimits) -> Any:
+    # Each JSON value costs far more memory than its bytes: bound their number first.
+    if raw.count(b",") >= limits.max_values:
+        raise _RefusedError(413, f"over {limits.max_values} JSON values in one request; "
+                            "send smaller batches")
     try:
-        body = _decode(raw, encoding, server.max_body)
-    except OverflowError:
-        return 413, {"error": f"decompressed body over {server.max_body} bytes"}
-    except (ValueError, OSError, zlib.error, gzip.BadGzipFile) as exc:
-        return 400, {"error": f"malformed body: {exc}"}
+        return json.loads(raw)
+    except RecursionError:
+        raise _RefusedError(400, "malformed body: nested too deeply") from None
+    except ValueError as exc:
+        raise _RefusedError(400, f"malformed body: {exc}") from None
+
+
+def _post(server: FallomServer, path: str, raw: bytes, encoding: Optional[str],
+          content_type: Optional[str]) -> Tuple[int, Any]:
+    limits = server.limits
+    raw = _decode(raw, encoding, limits)
+    protobuf = (content_type or "").split(";")[0].strip().lower() == OTLP_PROTOBUF
+    if path == "/v1/traces" and protobuf:
+        try:
+            body: Any = from_protobuf(raw)
+        except ProtobufMissingError as exc:
+            raise _RefusedError(415, str(exc)) from None
+        except Exception as exc:  # the protobuf runtime's own decode errors
+            raise _RefusedError(400, f"malformed OTLP protobuf: {type(exc).__name__}") from None
+        status, reply = _ingest_otlp(server, body)
+        return status, (b"" if status == 200 else reply)
+    body = _parse(raw, limits)
     if path == "/v1/traces":
+        if is_otlp(body):
+            return _ingest_otlp(server, body)
         return _ingest(server, body)
     if path == "/sessions":
-        if not isinstance(body, dict) or not body.get("session_id"):
-            return 400, {"error": "expected {config_key, config_version, session_id, "
-                                  "assigned_model}"}
-        server.store.add_assignment(body)
-        return 200, {"ok": True}
+        return _assignment(server, body)
     return 404, {"error": f"no route POST {path}"}
+
+
+def _assignment(server: FallomServer, body: Any) -> Tuple[int, Any]:
+    fields = ("config_key", "config_version", "session_id", "assigned_model")
+    if not isinstance(body, dict) or not isinstance(body.get("session_id"), str) \
+            or not body["session_id"]:
+        return 400, {"error": "expected {config_key, config_version, session_id, "
+                              "assigned_model}"}
+    for field in fields:
+        value = body.get(field)
+        if isinstance(value, bool) or not isinstance(value, (str, int, type(None))):
+            return 400, {"error": f"{field} must be a string"}
+        if isinstance(value, str) and not storable(value):
+            return 400, {"error": f"{field} is not valid Unicode (a lone surrogate)"}
+    server.store.add_assignment(body)
+    return 200, {"ok": True}
 
 
 def _ingest(server: FallomServer, body: Any) -> Tuple[int, Any]:
     records = body["traces"] if isinstance(body, dict) and "traces" in body else [body]
     if not isinstance(records, list):
         return 400, {"error": "traces must be a list"}
-    valid: List[Dict[str, Any]] = []
-    errors = []
+    return _store(server, records, [])
+
+
+def _ingest_otlp(server: FallomServer, body: Dict[str, Any]) -> Tuple[int, Any]:
+    records, unreadable = records_from_otlp(body)
+    status, reply = _store(server, records, unreadable)
+    rejected = reply.get("rejected", 0)
+    if status == 200 and rejected:  # OTLP's own way to say some spans were refused
+        reply["partialSuccess"] = {"rejectedSpans": str(rejected),
+                                   "errorMessage": "; ".join(e["reason"] for e in reply["errors"])}
+    return status, reply
+
+
+def _store(server: FallomServer, records: List[Any], unreadable: List[str]) -> Tuple[int, Any]:
+    limit = server.limits.max_records
+    if len(records) + len(unreadable) > limit:
+        return 413, {"error": f"over {limit} records in one request; send smaller batches"}
+    rows: List[Row] = []
+    errors: List[Dict[str, Any]] = [{"index": None, "reason": reason} for reason in unreadable]
     for index, record in enumerate(records):
-        reason = validate_record(record)
-        if reason is None:
-            valid.append(record)
+        row, reason = prepare(record)
+        if row is not None:
+            rows.append(row)
         else:
             errors.append({"index": index, "reason": reason})
-    if not valid:
-        return 400, {"error": "no valid record", "rejected": len(errors), "errors": errors}
-    stored = server.store.add_spans(valid)
-    return 200, {"accepted": len(valid), "stored": stored, "rejected": len(errors),
-                 "errors": errors}
+    if not rows and errors:
+        return 400, {"error": "no valid record", **summarise(errors)}
+    stored = server.store.add_rows(rows)
+    return 200, {"accepted": len(rows), "stored": stored, **summarise(errors)}
 
 
 def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
@@ -223,13 +366,16 @@ def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
         try:
             limit = int(query.get("limit", "50"))
         except ValueError:
-            return 400, {"error": "limit must be an integer"}
+            limit = -1
+        if not 0 <= limit <= 1000:
+            return 400, {"error": "limit must be an integer from 0 to 1000"}
         return 200, {"traces": server.store.traces(
             session_id=query.get("session_id"), customer_id=query.get("customer_id"),
             config_key=query.get("config_key"), status=query.get("status"), limit=limit)}
-    if path.startswith("/api/traces/"):
-        spans = server.store.trace(path.rsplit("/", 1)[1])
+    trace = _TRACE.fullmatch(path)
+    if trace:
+        spans = server.store.trace(trace.group(1))
         if not spans:
             return 404, {"error": "no such trace"}
-        return 200, {"trace_id": path.rsplit("/", 1)[1], "spans": spans}
+        return 200, {"trace_id": trace.group(1), "spans": spans}
     return 404, {"error": f"no route GET {path}"}

@@ -65,12 +65,8 @@ class Store:
         return db
 
     # -- spans -----------------------------------------------------------------------
-    def add_spans(self, records: Sequence[Dict[str, Any]]) -> int:
-        """Store ``records``, each once by span id; committed before this returns."""
-        rows = [(r["span_id"], r["trace_id"], r.get("parent_span_id"), r["name"],
-                 r.get("session_id"), r.get("customer_id"), r.get("config_key"),
-                 r.get("status"), r.get("start_time"), r.get("duration_ms"),
-                 RecordView(r).total_tokens, json.dumps(r)) for r in records]
+    def add_rows(self, rows: Sequence[Tuple[Any, ...]]) -> int:
+        """Store prepared rows, each once by span id; committed before this returns."""
         with self._write:
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
@@ -107,7 +103,7 @@ class Store:
                    MAX(session_id), MAX(customer_id), MAX(config_key)
             FROM spans {"WHERE " + " AND ".join(where) if where else ""}
             GROUP BY trace_id {having} ORDER BY MIN(start_time) DESC LIMIT ?"""
-        rows = self._db().execute(sql, (*args, max(1, min(limit, 1000)))).fetchall()
+        rows = self._db().execute(sql, (*args, max(0, min(limit, 1000)))).fetchall()
         return [{"trace_id": r[0], "start_time": r[1], "total_tokens": r[2],
                  "status": "ERROR" if r[3] else "OK", "spans": r[4], "root_name": r[5],
                  "duration_ms": r[6], "session_id": r[7], "customer_id": r[8],

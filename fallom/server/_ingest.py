@@ -1,0 +1,117 @@
+"""What ``fallom serve`` accepts: each record checked on its own, bad ones named.
+
+Every field the store reads is checked for its JSON type, range and
+storability (SQLite integers are 64-bit, UTF-8 cannot carry a lone
+surrogate, standard JSON has no NaN), so one bad record is refused with its
+reason while the good ones beside it are stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+from .._wire import RecordView
+
+__all__ = ["Row", "prepare", "storable", "summarise", "validate_record"]
+
+Row = Tuple[str, str, Optional[str], str, Optional[str], Optional[str], Optional[str],
+            Optional[str], Optional[str], Optional[float], Optional[int], str]
+
+_HEX32, _HEX16 = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{16}")
+_STRINGS = ("session_id", "customer_id", "config_key", "start_time", "end_time", "kind",
+            "model", "error_message")
+_INT_MAX = 2**63 - 1
+_NUMBER_MAX = 1e15  # milliseconds: some 30,000 years
+
+
+def _number_reason(field: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return f"{field} must be a number"
+    if (isinstance(value, float) and not math.isfinite(value)) or abs(value) > _NUMBER_MAX:
+        return f"{field} must be a finite number of milliseconds"
+    return None
+
+
+def storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate_record(record: Any) -> Optional[str]:
+    """Why ``record`` cannot be stored, or None when it can."""
+    return prepare(record)[1]
+
+
+def prepare(record: Any) -> Tuple[Optional[Row], Optional[str]]:
+    """The row to store for ``record``, or why it cannot be stored."""
+    reason = _reason(record)
+    if reason is not None:
+        return None, reason
+    try:
+        text = json.dumps(record, allow_nan=False)
+    except ValueError:
+        return None, "a number is NaN or Infinity, which JSON cannot hold"
+    except RecursionError:
+        return None, "nested too deeply"
+    tokens = RecordView(record).total_tokens
+    if tokens is not None and not (isinstance(tokens, int) and 0 <= tokens <= _INT_MAX):
+        return None, "total_tokens must be an integer from 0 to 2**63-1"
+    duration: Union[int, float, None] = record.get("duration_ms")
+    return (record["span_id"], record["trace_id"], record.get("parent_span_id"), record["name"],
+            record.get("session_id"), record.get("customer_id"), record.get("config_key"),
+            record.get("status"), record.get("start_time"),
+            None if duration is None else float(duration), tokens, text), None
+
+
+def _reason(record: Any) -> Optional[str]:
+    if not isinstance(record, dict):
+        return "not an object"
+    if not isinstance(record.get("trace_id"), str) or not _HEX32.fullmatch(record["trace_id"]):
+        return "trace_id must be 32 lowercase hex characters"
+    if not isinstance(record.get("span_id"), str) or not _HEX16.fullmatch(record["span_id"]):
+        return "span_id must be 16 lowercase hex characters"
+    parent = record.get("parent_span_id")
+    if parent is not None and (not isinstance(parent, str) or not _HEX16.fullmatch(parent)):
+        return "parent_span_id must be 16 lowercase hex characters"
+    name = record.get("name")
+    if not isinstance(name, str) or not name:
+        return "name must be a non-empty string"
+    if not storable(name):
+        return "name is not valid Unicode (a lone surrogate)"
+    for field in _STRINGS:
+        value = record.get(field)
+        if value is not None and not isinstance(value, str):
+            return f"{field} must be a string"
+        if value is not None and not storable(value):
+            return f"{field} is not valid Unicode (a lone surrogate)"
+    if record.get("status") not in (None, "OK", "ERROR"):
+        return "status must be OK or ERROR"
+    for field in ("duration_ms", "time_to_first_token_ms"):
+        reason = _number_reason(field, record.get(field))
+        if reason is not None:
+            return reason
+    for field in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = record.get(field)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value <= _INT_MAX):
+            return f"{field} must be an integer from 0 to 2**63-1"
+    attributes = record.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        return "attributes must be an object"
+    return None
+
+
+def summarise(errors: List[Dict[str, Any]], limit: int = 25) -> Dict[str, Any]:
+    """Per-record reasons for a reply: at most ``limit`` listed, then a count."""
+    out: Dict[str, Any] = {"rejected": len(errors), "errors": errors[:limit]}
+    if len(errors) > limit:
+        out["more_errors"] = len(errors) - limit
+    return out
