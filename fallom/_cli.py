@@ -16,6 +16,9 @@ import requests
 
 __all__ = ["default_db_path", "main"]
 
+DESCRIPTION = ("fallom: a local Fallom backend (fallom serve) and a terminal view of "
+               "its traces (fallom traces).")
+
 
 def default_db_path() -> Path:
     """``traces.db`` in $FALLOM_DATA_DIR, else $XDG_DATA_HOME/fallom, else ~/.local/share/fallom."""
@@ -100,50 +103,86 @@ def _get(url: str, key: str, params: Optional[Dict[str, str]] = None) -> Any:
     return response.json()
 
 
-def _row(trace: Dict[str, Any]) -> List[str]:
+def _output() -> Any:
+    """A console for stdout: colour only when stdout is a terminal, no width cut otherwise."""
+    from rich.console import Console
+
+    terminal = sys.stdout.isatty()
+    return Console(file=sys.stdout, markup=False, highlight=False, emoji=False,
+                   soft_wrap=False, width=None if terminal else 100_000)
+
+
+def _row(trace: Dict[str, Any], more: str) -> List[str]:
     duration = trace.get("duration_ms")
+    status = str(trace.get("status"))
+    if status == "ERROR" and trace.get("error_message"):
+        status = f"ERROR {_cut(' '.join(str(trace['error_message']).split()), 60, more)}"
+    tokens = trace.get("total_tokens")
     return [str(trace.get("trace_id")), str(trace.get("start_time") or "")[:23],
-            str(trace.get("session_id") or "-"),
-            str(trace.get("root_name") or "?"),
-            "-" if duration is None else f"{duration:.1f} ms",
-            str(trace.get("total_tokens") or 0), str(trace.get("status"))]
+            str(trace.get("root_name") or "?"), ",".join(trace.get("models") or []) or "-",
+            "-" if duration is None else f"{duration:.1f}ms", str(tokens) if tokens else "-",
+            str(trace.get("session_id") or "-"), status]
+
+
+def _cut(text: str, width: int, more: str) -> str:
+    return text if len(text) <= width else text[:max(0, width - len(more))] + more
+
+
+def _query(args: argparse.Namespace) -> Dict[str, str]:
+    query = {"limit": str(args.limit), "offset": str((args.page - 1) * args.limit)}
+    for name, value in (("session_id", args.session), ("customer_id", args.customer),
+                        ("config_key", args.config), ("status", args.status),
+                        ("model", args.model), ("name", args.name), ("since", args.since)):
+        if value:
+            query[name] = value
+    return query
 
 
 def _traces(args: argparse.Namespace) -> int:
     url = (args.url or os.environ.get("FALLOM_TRACES_URL") or "http://127.0.0.1:8787").rstrip("/")
     key = args.api_key or os.environ.get("FALLOM_API_KEY") or "local"
+    console = _output()
     try:
         if args.action and args.action[0] == "show":
             if len(args.action) != 2:
-                raise SystemExit("usage: fallom traces show TRACE_ID")
+                raise SystemExit("usage: fallom traces show TRACE_ID [--full]")
             trace = _get(f"{url}/api/traces/{quote(args.action[1], safe='')}", key)
             if args.json:
                 print(json.dumps(trace, indent=2))
             else:
-                from .console import make_console, print_traces
+                from .console import print_traces
 
-                console = make_console()
-                console.file = sys.stdout
-                print_traces(trace["spans"], console)
+                print_traces(trace["spans"], console, full=args.full)
             return 0
         if args.action:
             raise SystemExit(f"fallom traces: unknown action {args.action[0]!r}")
-        query = {"limit": str(args.limit)}
-        if args.session:
-            query["session_id"] = args.session
-        listing = _get(f"{url}/api/traces", key, query)
+        listing = _get(f"{url}/api/traces", key, _query(args))
     except requests.RequestException as exc:
         sys.stderr.write(f"fallom traces: cannot reach {url}: {type(exc).__name__}\n")
         return 1
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0
-    rows = [["TRACE", "START", "SESSION", "NAME", "DURATION", "TOKENS", "STATUS"]]
-    rows += [_row(t) for t in listing["traces"]]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    _table(listing["traces"], console)
     return 0
+
+
+def _table(traces: List[Dict[str, Any]], console: Any) -> None:
+    from rich.text import Text
+
+    more = "…" if console.encoding.lower().replace("-", "").startswith("utf") else "..."
+    rows = [["TRACE", "START", "NAME", "MODEL", "DURATION", "TOKENS", "SESSION", "STATUS"]]
+    rows += [_row(t, more) for t in traces]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        line = Text("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(),
+                    style="bold" if index == 0 else "red" if row[-1].startswith("ERROR") else "")
+        if more == "...":
+            line = Text(line.plain.encode("ascii", "replace").decode("ascii"), style=line.style)
+        console.print(line, crop=True, no_wrap=True, overflow="ellipsis")
+    if not traces:
+        console.print(Text("no traces (fallom serve stores what the SDKs send it)",
+                           style="dim"))
 
 
 def _port(text: str) -> int:
@@ -171,7 +210,7 @@ def _positive(kind: Any) -> Any:
 def _parser() -> argparse.ArgumentParser:
     from .server._app import ServeLimits as ServeDefaults
 
-    parser = argparse.ArgumentParser(prog="fallom", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fallom", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="run a local Fallom backend on SQLite",
@@ -198,12 +237,27 @@ def _parser() -> argparse.ArgumentParser:
         serve.add_argument(f"--{name}", type=_positive(kind), metavar="N", help=text,
                            default=getattr(defaults, name.replace("-", "_")))
     serve.set_defaults(run=_serve)
-    traces = commands.add_parser("traces", help="list recent traces, or show one")
+    traces = commands.add_parser(
+        "traces", help="list recent traces, or show one",
+        description="List the traces a fallom serve holds, newest first, or show one as a "
+                    "tree: fallom traces show TRACE_ID [--full].")
     traces.add_argument("action", nargs="*", help="'show TRACE_ID' to print one trace's tree")
-    traces.add_argument("--url", help="server URL (default: FALLOM_TRACES_URL)")
-    traces.add_argument("--api-key", help="default: FALLOM_API_KEY")
+    traces.add_argument("--url", help="server URL (default: $FALLOM_TRACES_URL, "
+                                      "else http://127.0.0.1:8787)")
+    traces.add_argument("--api-key", help="default: $FALLOM_API_KEY")
     traces.add_argument("--session", help="only this session's traces")
-    traces.add_argument("--limit", type=int, default=20)
+    traces.add_argument("--customer", help="only this customer's traces")
+    traces.add_argument("--config", help="only traces of this config key")
+    traces.add_argument("--model", help="only traces with a call to this model")
+    traces.add_argument("--name", help="only traces whose root name contains this")
+    traces.add_argument("--status", choices=("OK", "ERROR"), type=str.upper,
+                        help="only traces that succeeded, or that have an error")
+    traces.add_argument("--since", metavar="TIME",
+                        help="only traces started at or after this ISO time, e.g. 2026-11-30")
+    traces.add_argument("--limit", type=_positive(int), default=20, help="traces per page")
+    traces.add_argument("--page", type=_positive(int), default=1, help="page, from 1")
+    traces.add_argument("--full", action="store_true",
+                        help="with show: whole inputs and outputs, not previews")
     traces.add_argument("--json", action="store_true", help="raw JSON output")
     traces.set_defaults(run=_traces)
     return parser
@@ -211,4 +265,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except BrokenPipeError:  # ``fallom traces | head``: the reader left; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -41,7 +41,14 @@ class _Glyphs:
         self.dot, self.arrow, self.more = (" · ", " → ", "…") if unicode else (" | ", " -> ", "...")
 
 
-def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs) -> Text:
+def _full(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, indent=2)
+
+
+def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
+           full: bool = False) -> Text:
     view = RecordView(record)
     failed = record.get("status") == "ERROR"
     line = Text(no_wrap=True, overflow="ellipsis")
@@ -71,9 +78,15 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs) -> 
     if unfinished:
         line.append(" (unfinished trace)", style="yellow")
     parts = []
-    if view.has_input:
+    if full:  # whole values, each on its own lines
+        for title, present, value in (("input", view.has_input, view.input),
+                                      ("output", view.has_output, view.output)):
+            if present:
+                line.append(f"\n{title}:\n", style="dim bold")
+                line.append(_full(value))
+    elif view.has_input:
         parts.append(f"in {_preview(view.input, glyphs.more)}")
-    if view.has_output:
+    if view.has_output and not full:
         parts.append(f"out {_preview(view.output, glyphs.more)}")
     if parts:
         line.append("\n")
@@ -85,7 +98,7 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs) -> 
 
 
 def render_traces(records: Iterable[Record], *, unfinished: bool = False,
-                  unicode: bool = True) -> List[Tree]:
+                  unicode: bool = True, full: bool = False) -> List[Tree]:
     """One tree per trace; spans whose parent is absent become roots of their own.
 
     ``unicode=False`` keeps every character ASCII, for consoles that cannot
@@ -105,11 +118,12 @@ def render_traces(records: Iterable[Record], *, unfinished: bool = False,
 
     def build(tree: Tree, record: Record) -> None:
         for child in children.get(record.get("span_id"), []):
-            build(tree.add(_label(child, root=False, unfinished=False, glyphs=glyphs)), child)
+            build(tree.add(_label(child, root=False, unfinished=False, glyphs=glyphs,
+                                  full=full)), child)
 
     trees = []
     for root in roots:
-        tree = Tree(_label(root, root=True, unfinished=unfinished, glyphs=glyphs),
+        tree = Tree(_label(root, root=True, unfinished=unfinished, glyphs=glyphs, full=full),
                     guide_style="dim")
         build(tree, root)
         trees.append(tree)
@@ -117,12 +131,14 @@ def render_traces(records: Iterable[Record], *, unfinished: bool = False,
 
 
 def print_traces(records: Iterable[Record], console: Optional[Console] = None, *,
-                 unfinished: bool = False) -> None:
-    """Print ``records`` as trees (to stderr unless a console is given)."""
+                 unfinished: bool = False, full: bool = False) -> None:
+    """Print ``records`` as trees (to stderr unless a console is given); ``full`` prints
+    whole inputs and outputs, wrapped, instead of one-line previews."""
     console = console or make_console()
     unicode = console.encoding.lower().replace("-", "").startswith("utf")
-    for tree in render_traces(records, unfinished=unfinished, unicode=unicode):
-        console.print(tree, crop=True, soft_wrap=False, overflow="ellipsis", no_wrap=True)
+    for tree in render_traces(records, unfinished=unfinished, unicode=unicode, full=full):
+        console.print(tree, crop=not full, soft_wrap=False, overflow="ellipsis",
+                      no_wrap=not full)
 
 
 def make_console() -> Console:

@@ -207,33 +207,82 @@ def test_no_key_configured_accepts_any_key_and_prints_one(tmp_path: Path) -> Non
     assert "stopped" in proc.stderr.read()
 
 
+def traces_cli(served: Served, *args: str, env: Optional[Dict[str, str]] = None,
+               check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fallom", "traces", *args], env={
+        **os.environ, "FALLOM_TRACES_URL": served.url, "FALLOM_API_KEY": KEY, **(env or {})},
+        capture_output=True, text=True, timeout=30, check=check)
+
+
 def test_fallom_traces_lists_and_shows(served: Served) -> None:
-    served.post({"traces": [record(0, trace=7, session_id="s-cli", total_tokens=12),
+    served.post({"traces": [record(0, trace=7, session_id="s-cli", total_tokens=12,
+                                   model="gpt-4o"),
                             record(1, trace=7, parent_span_id=f"{1:016x}")]})
-    env = {**os.environ, "FALLOM_TRACES_URL": served.url, "FALLOM_API_KEY": KEY}
-    listing = subprocess.run([sys.executable, "-m", "fallom", "traces"], env=env,
-                             capture_output=True, text=True, timeout=30, check=True).stdout
-    header, row = listing.splitlines()[:2]
-    assert header.split() == ["TRACE", "START", "SESSION", "NAME", "DURATION", "TOKENS", "STATUS"]
-    assert row.split() == [f"{7:032x}", "2026-01-01T00:00:00.000", "s-cli", "span-0", "1.5",
-                           "ms", "12", "OK"]
-    shown = subprocess.run([sys.executable, "-m", "fallom", "traces", "show", f"{7:032x}"],
-                           env=env, capture_output=True, text=True, timeout=30, check=True).stdout
+    header, row = traces_cli(served).stdout.splitlines()[:2]
+    assert header.split() == ["TRACE", "START", "NAME", "MODEL", "DURATION", "TOKENS",
+                              "SESSION", "STATUS"]
+    assert row.split() == [f"{7:032x}", "2026-01-01T00:00:00.000", "span-0", "gpt-4o", "1.5ms",
+                           "12", "s-cli", "OK"]
+    shown = traces_cli(served, "show", f"{7:032x}").stdout
     assert shown.splitlines()[0].startswith("span-0 (span) 1.5 ms OK")
     assert shown.splitlines()[1].endswith("span-1 (span) 1.5 ms OK")
-    as_json = subprocess.run([sys.executable, "-m", "fallom", "traces", "--json", "--session",
-                              "s-cli"], env=env, capture_output=True, text=True, timeout=30,
-                             check=True).stdout
+    as_json = traces_cli(served, "--json", "--session", "s-cli").stdout
     assert json.loads(as_json)["traces"][0]["total_tokens"] == 12
     served.post({"traces": [record(5, trace=8, session_id="a&b c")]})
-    odd = subprocess.run([sys.executable, "-m", "fallom", "traces", "--json", "--session",
-                          "a&b c"], env=env, capture_output=True, text=True, timeout=30,
-                         check=True).stdout
+    odd = traces_cli(served, "--json", "--session", "a&b c").stdout
     assert [t["trace_id"] for t in json.loads(odd)["traces"]] == [f"{8:032x}"]
-    refused = subprocess.run([sys.executable, "-m", "fallom", "traces", "--api-key", "nope"],
-                             env=env, capture_output=True, text=True, timeout=30)
+    refused = traces_cli(served, "--api-key", "nope", check=False)
     assert refused.returncode != 0
     assert "refused" in refused.stderr
+
+
+def test_fallom_traces_filters_pages_and_prints_whole_values(served: Served) -> None:
+    long_name = "a-root-span-name-" + "x" * 120
+    question = "What is the capital of France? " * 20
+    served.post({"traces": [
+        record(0, trace=1, name=long_name, customer_id="c-1", config_key="agent",
+               model="gpt-4o", start_time="2026-03-01T00:00:00.000000Z"),
+        record(1, trace=2, status="ERROR", error_message="RateLimitError: slow down",
+               model="claude", start_time="2026-03-02T00:00:00.000000Z",
+               attributes={"fallom.raw.request": json.dumps({"input": question})}),
+        record(2, trace=3, start_time="2026-01-01T00:00:00.000000Z")]})
+
+    def ids(*args: str) -> List[str]:
+        return [t["trace_id"][-1] for t in json.loads(traces_cli(served, "--json", *args).stdout)[
+            "traces"]]
+
+    assert ids() == ["2", "1", "3"]
+    assert ids("--status", "error") == ["2"]
+    assert ids("--customer", "c-1") == ids("--config", "agent") == ["1"]
+    assert ids("--model", "claude") == ["2"]
+    assert ids("--since", "2026-02-01") == ["2", "1"]
+    assert ids("--name", "root-span") == ["1"]
+    assert ids("--limit", "2", "--page", "2") == ["3"]
+    table = traces_cli(served).stdout
+    assert long_name in table  # no 80-column cut when stdout is not a terminal
+    assert "ERROR RateLimitError: slow down" in table
+    assert "\x1b[" not in table  # no colour into a pipe
+    full = traces_cli(served, "show", f"{2:032x}", "--full").stdout
+    assert question.strip() in " ".join(full.split())
+    preview = traces_cli(served, "show", f"{2:032x}").stdout
+    assert question.strip() not in " ".join(preview.split())
+    ascii_only = traces_cli(served, "--status", "ERROR", env={"PYTHONIOENCODING": "ascii"}).stdout
+    ascii_only.encode("ascii")
+    help_text = traces_cli(served, "--help").stdout + subprocess.run(
+        [sys.executable, "-m", "fallom", "--help"], capture_output=True, text=True,
+        timeout=30).stdout
+    assert "``" not in help_text
+
+
+def test_fallom_traces_into_head_ends_quietly(served: Served) -> None:
+    # more than a pipe's buffer holds, so the writer really meets a closed pipe
+    served.post({"traces": [record(i, trace=100 + i, name="n" * 100) for i in range(1000)]})
+    env = {**os.environ, "FALLOM_TRACES_URL": served.url, "FALLOM_API_KEY": KEY}
+    for extra, first in (("", "TRACE"), ("--json", "{")):
+        piped = subprocess.run(f"{sys.executable} -m fallom traces --limit 1000 {extra} | head -1",
+                               shell=True, env=env, capture_output=True, text=True, timeout=30)
+        assert piped.stdout.startswith(first)
+        assert piped.stderr == ""
 
 
 def test_16_clients_200_batches_of_50_all_stored_once(served: Served, tmp_path: Path) -> None:

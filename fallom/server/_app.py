@@ -367,11 +367,19 @@ def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
             limit = int(query.get("limit", "50"))
         except ValueError:
             limit = -1
-        if not 0 <= limit <= 1000:
-            return 400, {"error": "limit must be an integer from 0 to 1000"}
+        try:
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            offset = -1
+        if not 0 <= limit <= 1000 or not 0 <= offset < 2**62:
+            return 400, {"error": "limit must be an integer from 0 to 1000, offset from 0"}
+        if query.get("status", "OK") not in ("OK", "ERROR"):
+            return 400, {"error": "status must be OK or ERROR"}
         return 200, {"traces": server.store.traces(
             session_id=query.get("session_id"), customer_id=query.get("customer_id"),
-            config_key=query.get("config_key"), status=query.get("status"), limit=limit)}
+            config_key=query.get("config_key"), status=query.get("status"),
+            model=query.get("model"), name=query.get("name"), since=query.get("since"),
+            limit=limit, offset=offset)}
     trace = _TRACE.fullmatch(path)
     if trace:
         spans = server.store.trace(trace.group(1))

@@ -18,7 +18,8 @@ from .._wire import RecordView
 __all__ = ["Row", "prepare", "storable", "summarise", "validate_record"]
 
 Row = Tuple[str, str, Optional[str], str, Optional[str], Optional[str], Optional[str],
-            Optional[str], Optional[str], Optional[float], Optional[int], str]
+            Optional[str], Optional[str], Optional[float], Optional[int], str, Optional[str],
+            Optional[str]]  # in the order of Store.COLUMNS
 
 _HEX32, _HEX16 = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{16}")
 _STRINGS = ("session_id", "customer_id", "config_key", "start_time", "end_time", "kind",
@@ -68,7 +69,8 @@ def prepare(record: Any) -> Tuple[Optional[Row], Optional[str]]:
     return (record["span_id"], record["trace_id"], record.get("parent_span_id"), record["name"],
             record.get("session_id"), record.get("customer_id"), record.get("config_key"),
             record.get("status"), record.get("start_time"),
-            None if duration is None else float(duration), tokens, text), None
+            None if duration is None else float(duration), tokens, text, record.get("model"),
+            record.get("error_message")), None
 
 
 def _reason(record: Any) -> Optional[str]:

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS spans (
     name TEXT NOT NULL, session_id TEXT, customer_id TEXT, config_key TEXT,
     status TEXT, start_time TEXT, duration_ms REAL, total_tokens INTEGER, record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_customer ON spans (customer_id);
 CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id);
 CREATE INDEX IF NOT EXISTS spans_start ON spans (start_time);
 CREATE TABLE IF NOT EXISTS assignments (
@@ -25,6 +26,14 @@ CREATE TABLE IF NOT EXISTS assignments (
 CREATE TABLE IF NOT EXISTS versions (
     kind TEXT, key TEXT, version INTEGER, body TEXT, PRIMARY KEY (kind, key, version));
 """
+
+
+_ADDED = ("model", "error_message")  # columns later than the first schema
+COLUMNS = ("span_id", "trace_id", "parent_span_id", "name", "session_id", "customer_id",
+           "config_key", "status", "start_time", "duration_ms", "total_tokens", "record",
+           *_ADDED)
+_INSERT = (f"INSERT OR IGNORE INTO spans ({', '.join(COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(COLUMNS))})")
 
 
 def readable(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -53,7 +62,18 @@ class Store:
         self.path = path
         self._local = threading.local()
         self._write = threading.Lock()
-        self._db().executescript(_SCHEMA)
+        db = self._db()
+        db.executescript(_SCHEMA)
+        self._migrate(db)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Columns added since a database was made are added to it, and filled in."""
+        have = {row[1] for row in db.execute("PRAGMA table_info(spans)")}
+        added = [column for column in _ADDED if column not in have]
+        with self._write:
+            for column in added:
+                db.execute(f"ALTER TABLE spans ADD COLUMN {column} TEXT")
+                db.execute(f"UPDATE spans SET {column} = json_extract(record, '$.{column}')")
 
     def _db(self) -> sqlite3.Connection:
         db: Optional[sqlite3.Connection] = getattr(self._local, "db", None)
@@ -72,8 +92,7 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             try:
                 before = db.total_changes
-                db.executemany("INSERT OR IGNORE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                               rows)
+                db.executemany(_INSERT, rows)
                 stored = db.total_changes - before
                 db.execute("COMMIT")
             except BaseException:
@@ -83,31 +102,49 @@ class Store:
 
     def traces(self, *, session_id: Optional[str] = None, customer_id: Optional[str] = None,
                config_key: Optional[str] = None, status: Optional[str] = None,
-               limit: int = 50) -> List[Dict[str, Any]]:
+               model: Optional[str] = None, name: Optional[str] = None,
+               since: Optional[str] = None, limit: int = 50,
+               offset: int = 0) -> List[Dict[str, Any]]:
+        """Traces newest first, one summary each; every filter is optional."""
         where, args = [], []
         for column, value in (("session_id", session_id), ("customer_id", customer_id),
                               ("config_key", config_key)):
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
-        having = ""
+        having, later = [], []
         if status == "ERROR":
-            having = "HAVING MAX(status = 'ERROR') = 1"
+            having.append("MAX(status = 'ERROR') = 1")
         elif status == "OK":
-            having = "HAVING MAX(status = 'ERROR') = 0"
+            having.append("MAX(status = 'ERROR') = 0")
+        if model:
+            having.append("SUM(model = ?) > 0")
+            later.append(model)
+        if name:
+            having.append("MAX(CASE WHEN parent_span_id IS NULL THEN name END) LIKE ? ESCAPE '\\'")
+            later.append("%" + name.replace("\\", "\\\\").replace("%", "\\%")
+                         .replace("_", "\\_") + "%")
+        if since:
+            having.append("MIN(start_time) >= ?")
+            later.append(since)
         sql = f"""
             SELECT trace_id, MIN(start_time), SUM(COALESCE(total_tokens, 0)),
                    MAX(status = 'ERROR'), COUNT(*),
                    MAX(CASE WHEN parent_span_id IS NULL THEN name END),
                    MAX(CASE WHEN parent_span_id IS NULL THEN duration_ms END),
-                   MAX(session_id), MAX(customer_id), MAX(config_key)
+                   MAX(session_id), MAX(customer_id), MAX(config_key),
+                   GROUP_CONCAT(DISTINCT model), MAX(error_message), MAX(duration_ms)
             FROM spans {"WHERE " + " AND ".join(where) if where else ""}
-            GROUP BY trace_id {having} ORDER BY MIN(start_time) DESC LIMIT ?"""
-        rows = self._db().execute(sql, (*args, max(0, min(limit, 1000)))).fetchall()
+            GROUP BY trace_id {"HAVING " + " AND ".join(having) if having else ""}
+            ORDER BY MIN(start_time) DESC LIMIT ? OFFSET ?"""
+        rows = self._db().execute(sql, (*args, *later, max(0, min(limit, 1000)),
+                                        max(0, offset))).fetchall()
         return [{"trace_id": r[0], "start_time": r[1], "total_tokens": r[2],
                  "status": "ERROR" if r[3] else "OK", "spans": r[4], "root_name": r[5],
-                 "duration_ms": r[6], "session_id": r[7], "customer_id": r[8],
-                 "config_key": r[9]} for r in rows]
+                 "duration_ms": r[6] if r[6] is not None else r[12], "session_id": r[7],
+                 "customer_id": r[8], "config_key": r[9],
+                 "models": sorted(r[10].split(",")) if r[10] else [],
+                 "error_message": r[11]} for r in rows]
 
     def trace(self, trace_id: str) -> List[Dict[str, Any]]:
         rows = self._db().execute(
