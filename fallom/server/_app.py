@@ -11,9 +11,11 @@ import socket
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import _views as views
 from ._catalog import Catalog
 from ._ingest import Row, prepare, storable, summarise, validate_record
 from ._otlp import OTLP_PROTOBUF, ProtobufMissingError, from_protobuf, is_otlp, records_from_otlp
@@ -25,6 +27,20 @@ INGEST_HEADER = "Fallom-Ingest"
 _PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d{1,18})")
 _TRACE = re.compile(r"/api/traces/([0-9a-f]{32})")
 logger = logging.getLogger("fallom.serve")
+_ASSETS = {"/": ("index.html", "text/html; charset=utf-8"),
+           "/index.html": ("index.html", "text/html; charset=utf-8"),
+           "/ui/app.js": ("app.js", "text/javascript; charset=utf-8"),
+           "/ui/app.css": ("app.css", "text/css; charset=utf-8")}
+# Nothing on the page may come from, or go to, another origin.
+_PAGE_HEADERS = (("Content-Security-Policy", "default-src 'self'; base-uri 'none'; "
+                  "form-action 'self'; frame-ancestors 'none'; object-src 'none'"),
+                 ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                 ("Cache-Control", "no-cache"))
+
+
+def _asset_bytes(name: str) -> bytes:
+    """A file of the web UI, shipped inside the package."""
+    return (resources.files(__package__) / "ui" / name).read_bytes()
 
 
 class ServeLimits(NamedTuple):
@@ -169,7 +185,21 @@ def _handler_for(server: FallomServer) -> type:
             pass
 
         def do_GET(self) -> None:
-            self._answer(lambda: _get(server, self.path))
+            asset = _ASSETS.get(urlsplit(self.path).path)
+            if asset is not None:  # the page itself holds no data: no key needed
+                self._asset(*asset)
+            else:
+                self._answer(lambda: _get(server, self.path))
+
+        def _asset(self, name: str, kind: str) -> None:
+            data = _asset_bytes(name)
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            for header, value in _PAGE_HEADERS:
+                self.send_header(header, value)
+            self.end_headers()
+            self.wfile.write(data)
 
         def do_POST(self) -> None:
             self._answer(self._post)
@@ -347,6 +377,23 @@ def _store(server: FallomServer, records: List[Any], unreadable: List[str]) -> T
     return 200, {"accepted": len(rows), "stored": stored, **summarise(errors)}
 
 
+def _page(query: Dict[str, str]) -> Tuple[int, int]:
+    limit, offset = _number(query, "limit"), _number(query, "offset")
+    limit = 50 if limit is None else limit
+    if not 0 <= limit <= 1000:
+        raise _RefusedError(400, "limit must be an integer from 0 to 1000, offset from 0")
+    return int(limit), int(offset or 0)
+
+
+def _number(query: Dict[str, str], name: str) -> Optional[int]:
+    text = query.get(name)
+    if text is None or text == "":
+        return None
+    if not text.isdigit() or len(text) > 15:
+        raise _RefusedError(400, f"{name} must be a non-negative integer")
+    return int(text)
+
+
 def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
     parts = urlsplit(target)
     path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -363,23 +410,26 @@ def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
         found = server.catalog.pinned(kind, unquote(pinned.group(2)), int(pinned.group(3)))
         return (200, found) if found else (404, {"error": "no such version"})
     if path == "/api/traces":
-        try:
-            limit = int(query.get("limit", "50"))
-        except ValueError:
-            limit = -1
-        try:
-            offset = int(query.get("offset", "0"))
-        except ValueError:
-            offset = -1
-        if not 0 <= limit <= 1000 or not 0 <= offset < 2**62:
-            return 400, {"error": "limit must be an integer from 0 to 1000, offset from 0"}
-        if query.get("status", "OK") not in ("OK", "ERROR"):
-            return 400, {"error": "status must be OK or ERROR"}
+        limit, offset = _page(query)
+        status = query.get("status")
+        if status not in (None, "", "OK", "ERROR"):
+            raise _RefusedError(400, "status must be OK or ERROR")
         return 200, {"traces": server.store.traces(
             session_id=query.get("session_id"), customer_id=query.get("customer_id"),
-            config_key=query.get("config_key"), status=query.get("status"),
-            model=query.get("model"), name=query.get("name"), since=query.get("since"),
-            limit=limit, offset=offset)}
+            config_key=query.get("config_key"), status=status, model=query.get("model"),
+            name=query.get("name"), since=query.get("since"), search=query.get("q"),
+            min_duration_ms=_number(query, "min_duration_ms"),
+            min_tokens=_number(query, "min_tokens"), min_spans=_number(query, "min_spans"),
+            oldest_first=query.get("order") == "asc", limit=limit, offset=offset)}
+    if path == "/api/sessions":
+        limit, offset = _page(query)
+        return 200, {"sessions": views.sessions(server.store,
+                                                customer_id=query.get("customer_id"),
+                                                limit=limit, offset=offset)}
+    if path == "/api/experiments":
+        return 200, views.experiments(server.store, server.catalog)
+    if path == "/api/prompts":
+        return 200, {"prompts": views.prompts(server.store, server.catalog)}
     trace = _TRACE.fullmatch(path)
     if trace:
         spans = server.store.trace(trace.group(1))

@@ -19,11 +19,12 @@ __all__ = ["Row", "prepare", "storable", "summarise", "validate_record"]
 
 Row = Tuple[str, str, Optional[str], str, Optional[str], Optional[str], Optional[str],
             Optional[str], Optional[str], Optional[float], Optional[int], str, Optional[str],
-            Optional[str]]  # in the order of Store.COLUMNS
+            Optional[str], Optional[str], Optional[float], Optional[str], Optional[int],
+            Optional[str], Optional[int]]  # in the order of Store.COLUMNS
 
 _HEX32, _HEX16 = re.compile(r"[0-9a-f]{32}"), re.compile(r"[0-9a-f]{16}")
 _STRINGS = ("session_id", "customer_id", "config_key", "start_time", "end_time", "kind",
-            "model", "error_message")
+            "model", "error_message", "prompt_key", "prompt_ab_test_key")
 _INT_MAX = 2**63 - 1
 _NUMBER_MAX = 1e15  # milliseconds: some 30,000 years
 
@@ -62,7 +63,8 @@ def prepare(record: Any) -> Tuple[Optional[Row], Optional[str]]:
         return None, "a number is NaN or Infinity, which JSON cannot hold"
     except RecursionError:
         return None, "nested too deeply"
-    tokens = RecordView(record).total_tokens
+    view = RecordView(record)
+    tokens = view.total_tokens
     if tokens is not None and not (isinstance(tokens, int) and 0 <= tokens <= _INT_MAX):
         return None, "total_tokens must be an integer from 0 to 2**63-1"
     duration: Union[int, float, None] = record.get("duration_ms")
@@ -70,7 +72,14 @@ def prepare(record: Any) -> Tuple[Optional[Row], Optional[str]]:
             record.get("session_id"), record.get("customer_id"), record.get("config_key"),
             record.get("status"), record.get("start_time"),
             None if duration is None else float(duration), tokens, text, record.get("model"),
-            record.get("error_message")), None
+            record.get("error_message"), record.get("kind"), view.time_to_first_token_ms,
+            record.get("prompt_key"), _integer(record.get("prompt_version")),
+            record.get("prompt_ab_test_key"), _integer(record.get("prompt_variant_index"))), None
+
+
+def _integer(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) \
+        and abs(value) <= _INT_MAX else None
 
 
 def _reason(record: Any) -> Optional[str]:

@@ -28,12 +28,21 @@ CREATE TABLE IF NOT EXISTS versions (
 """
 
 
-_ADDED = ("model", "error_message")  # columns later than the first schema
+# columns later than the first schema: name, type, where older records keep the value
+_ADDED_TYPES = {"model": "TEXT", "error_message": "TEXT", "kind": "TEXT",
+                "ttft_ms": "REAL", "prompt_key": "TEXT", "prompt_version": "INTEGER",
+                "prompt_ab_test_key": "TEXT", "prompt_variant_index": "INTEGER"}
+_ADDED = tuple(_ADDED_TYPES)
 COLUMNS = ("span_id", "trace_id", "parent_span_id", "name", "session_id", "customer_id",
            "config_key", "status", "start_time", "duration_ms", "total_tokens", "record",
            *_ADDED)
 _INSERT = (f"INSERT OR IGNORE INTO spans ({', '.join(COLUMNS)}) "
            f"VALUES ({', '.join('?' * len(COLUMNS))})")
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its own % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def readable(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -48,6 +57,9 @@ def readable(record: Dict[str, Any]) -> Dict[str, Any]:
     ttft = view.time_to_first_token_ms
     if ttft is not None:
         out["time_to_first_token_ms"] = ttft
+    precise = view.duration_ms  # to the microsecond where the record has it
+    if precise is not None:
+        out["precise_duration_ms"] = precise
     if view.has_input:
         out["input"] = view.input
     if view.has_output:
@@ -72,8 +84,9 @@ class Store:
         added = [column for column in _ADDED if column not in have]
         with self._write:
             for column in added:
-                db.execute(f"ALTER TABLE spans ADD COLUMN {column} TEXT")
-                db.execute(f"UPDATE spans SET {column} = json_extract(record, '$.{column}')")
+                field = "time_to_first_token_ms" if column == "ttft_ms" else column
+                db.execute(f"ALTER TABLE spans ADD COLUMN {column} {_ADDED_TYPES[column]}")
+                db.execute(f"UPDATE spans SET {column} = json_extract(record, '$.{field}')")
 
     def _db(self) -> sqlite3.Connection:
         db: Optional[sqlite3.Connection] = getattr(self._local, "db", None)
@@ -103,8 +116,10 @@ class Store:
     def traces(self, *, session_id: Optional[str] = None, customer_id: Optional[str] = None,
                config_key: Optional[str] = None, status: Optional[str] = None,
                model: Optional[str] = None, name: Optional[str] = None,
-               since: Optional[str] = None, limit: int = 50,
-               offset: int = 0) -> List[Dict[str, Any]]:
+               since: Optional[str] = None, search: Optional[str] = None,
+               min_duration_ms: Optional[int] = None, min_tokens: Optional[int] = None,
+               min_spans: Optional[int] = None, oldest_first: bool = False,
+               limit: int = 50, offset: int = 0) -> List[Dict[str, Any]]:
         """Traces newest first, one summary each; every filter is optional."""
         where, args = [], []
         for column, value in (("session_id", session_id), ("customer_id", customer_id),
@@ -112,7 +127,8 @@ class Store:
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
-        having, later = [], []
+        having: List[str] = []
+        later: List[Any] = []
         if status == "ERROR":
             having.append("MAX(status = 'ERROR') = 1")
         elif status == "OK":
@@ -122,11 +138,19 @@ class Store:
             later.append(model)
         if name:
             having.append("MAX(CASE WHEN parent_span_id IS NULL THEN name END) LIKE ? ESCAPE '\\'")
-            later.append("%" + name.replace("\\", "\\\\").replace("%", "\\%")
-                         .replace("_", "\\_") + "%")
+            later.append(_like(name))
+        if search:  # any span's name
+            having.append("SUM(name LIKE ? ESCAPE '\\') > 0")
+            later.append(_like(search))
         if since:
             having.append("MIN(start_time) >= ?")
             later.append(since)
+        for minimum, expression in ((min_duration_ms, "MAX(duration_ms)"),
+                                  (min_tokens, "SUM(COALESCE(total_tokens, 0))"),
+                                  (min_spans, "COUNT(*)")):
+            if minimum is not None:
+                having.append(f"{expression} >= ?")
+                later.append(minimum)
         sql = f"""
             SELECT trace_id, MIN(start_time), SUM(COALESCE(total_tokens, 0)),
                    MAX(status = 'ERROR'), COUNT(*),
@@ -136,7 +160,7 @@ class Store:
                    GROUP_CONCAT(DISTINCT model), MAX(error_message), MAX(duration_ms)
             FROM spans {"WHERE " + " AND ".join(where) if where else ""}
             GROUP BY trace_id {"HAVING " + " AND ".join(having) if having else ""}
-            ORDER BY MIN(start_time) DESC LIMIT ? OFFSET ?"""
+            ORDER BY MIN(start_time) {"ASC" if oldest_first else "DESC"} LIMIT ? OFFSET ?"""
         rows = self._db().execute(sql, (*args, *later, max(0, min(limit, 1000)),
                                         max(0, offset))).fetchall()
         return [{"trace_id": r[0], "start_time": r[1], "total_tokens": r[2],
@@ -145,6 +169,10 @@ class Store:
                  "customer_id": r[8], "config_key": r[9],
                  "models": sorted(r[10].split(",")) if r[10] else [],
                  "error_message": r[11]} for r in rows]
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
+        """Rows of a read-only query (for the views of the web UI)."""
+        return list(self._db().execute(sql, tuple(args)).fetchall())
 
     def trace(self, trace_id: str) -> List[Dict[str, Any]]:
         rows = self._db().execute(

@@ -1,0 +1,132 @@
+"""The read views behind the web UI: sessions, A/B experiments, prompts.
+
+Each is one query over the spans and assignments tables, summarised here;
+the page only displays what these return, so a test can check the numbers
+against the raw spans of ``/api/traces/{id}``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ._catalog import Catalog
+from ._store import Store
+
+__all__ = ["call_stats", "experiments", "prompts", "sessions"]
+
+
+def sessions(store: Store, *, customer_id: Optional[str] = None, limit: int = 50,
+             offset: int = 0) -> List[Dict[str, Any]]:
+    """Sessions newest first: traces, customer, tokens, errors and time span of each.
+
+    A trace outside any session has its trace id as session id (DESIGN §3);
+    those are left out here.
+    """
+    where, args = ["session_id IS NOT NULL", "session_id != trace_id"], []
+    if customer_id:
+        where.append("customer_id = ?")
+        args.append(customer_id)
+    rows = store.query(f"""
+        SELECT session_id, MAX(customer_id), MAX(config_key), COUNT(DISTINCT trace_id),
+               COUNT(*), SUM(COALESCE(total_tokens, 0)), SUM(status = 'ERROR'),
+               MIN(start_time), MAX(start_time)
+        FROM spans WHERE {" AND ".join(where)}
+        GROUP BY session_id ORDER BY MAX(start_time) DESC LIMIT ? OFFSET ?""",
+        (*args, max(0, min(limit, 1000)), max(0, offset)))
+    return [{"session_id": r[0], "customer_id": r[1], "config_key": r[2], "traces": r[3],
+             "spans": r[4], "total_tokens": r[5], "errors": r[6], "first_start": r[7],
+             "last_start": r[8]} for r in rows]
+
+
+def call_stats(calls: Iterable[Tuple[Optional[float], Optional[float], Optional[int], str]]
+               ) -> Dict[str, Any]:
+    """LLM calls as (duration ms, ttft ms, tokens, status) -> the figures the page shows."""
+    calls = list(calls)
+    durations = sorted(d for d, _, _, _ in calls if d is not None)
+    ttfts = [t for _, t, _, _ in calls if t is not None]
+    tokens = [k for _, _, k, _ in calls if k is not None]
+    errors = sum(1 for _, _, _, status in calls if status == "ERROR")
+    return {"llm_calls": len(calls),
+            "p50_ms": _percentile(durations, 0.50), "p95_ms": _percentile(durations, 0.95),
+            "mean_ttft_ms": round(statistics.fmean(ttfts), 1) if ttfts else None,
+            "tokens_per_call": round(sum(tokens) / len(calls), 1) if calls and tokens else None,
+            "error_rate": round(errors / len(calls), 4) if calls else None}
+
+
+def _percentile(ordered: Sequence[float], q: float) -> Optional[float]:
+    """Nearest-rank percentile: a value that was measured, not an interpolation."""
+    if not ordered:
+        return None
+    rank = max(1, -(-len(ordered) * q // 1))  # ceil(n * q)
+    return round(float(ordered[int(rank) - 1]), 1)
+
+
+_LLM = "(kind = 'llm' OR (kind IS NULL AND model IS NOT NULL))"
+
+
+def experiments(store: Store, catalog: Catalog) -> Dict[str, Any]:
+    """Per config: each version's variants, the sessions assigned to each (from the SDKs'
+    assignment reports) and how those sessions' LLM calls went; the same per prompt A/B test
+    variant and per prompt version, from the spans' prompt fields."""
+    assigned: Dict[Tuple[str, str, str], List[str]] = defaultdict(list)
+    for key, version, session, model in store.query(
+            "SELECT config_key, config_version, session_id, assigned_model FROM assignments"):
+        assigned[(key, version, model)].append(session)
+    calls_by_session: Dict[str, List[Tuple[Any, ...]]] = defaultdict(list)
+    for row in store.query(f"SELECT session_id, duration_ms, ttft_ms, total_tokens, status "
+                           f"FROM spans WHERE {_LLM}"):
+        calls_by_session[row[0]].append(row[1:])
+    loaded = catalog.current()
+    configs = []
+    for key in sorted({k for k, _, _ in assigned} | set(loaded.configs)):
+        current = loaded.configs.get(key)
+        versions = []
+        for (k, version, model), members in sorted(assigned.items()):
+            if k == key:
+                calls = [c for s in members for c in calls_by_session.get(s, [])]
+                versions.append({"version": version, "variant": model,
+                                 "sessions": len(members), **call_stats(calls)})
+        configs.append({"key": key, "current": current, "variants": versions})
+    prompt_rows = store.query(
+        f"SELECT prompt_key, prompt_version, prompt_ab_test_key, prompt_variant_index, "
+        f"duration_ms, ttft_ms, total_tokens, status, session_id FROM spans "
+        f"WHERE prompt_key IS NOT NULL AND {_LLM}")
+    groups: Dict[Tuple[Any, ...], List[Tuple[Any, ...]]] = defaultdict(list)
+    session_sets: Dict[Tuple[Any, ...], set[str]] = defaultdict(set)
+    for key, version, test, variant, *call, session in prompt_rows:
+        group = (test or "", key, version, variant)
+        groups[group].append(tuple(call))
+        session_sets[group].add(session)
+    prompt_tests = [{"ab_test_key": test or None, "prompt_key": key, "prompt_version": version,
+                     "variant_index": variant, "sessions": len(session_sets[group]),
+                     **call_stats(groups[group])}
+                    for group in sorted(groups, key=_sortable)
+                    for test, key, version, variant in [group]]
+    return {"configs": configs, "prompt_tests": prompt_tests,
+            "ab_tests": list(loaded.ab_tests.values())}
+
+
+def _sortable(group: Tuple[Any, ...]) -> Tuple[str, ...]:
+    return tuple("" if part is None else f"{part:>20}" if isinstance(part, int) else str(part)
+                 for part in group)
+
+
+def prompts(store: Store, catalog: Catalog) -> List[Dict[str, Any]]:
+    """Every prompt key with all its versions (as stored) and which one is served now."""
+    versions: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    for key, version, body in store.query(
+            "SELECT key, version, body FROM versions WHERE kind = 'prompt' "
+            "ORDER BY key, version"):
+        versions[key].append({"version": version, **_json(body)})
+    current = catalog.current().prompts
+    return [{"key": key, "current_version": (current.get(key) or {}).get("version"),
+             "versions": versions[key]} for key in sorted(versions)]
+
+
+def _json(text: str) -> Dict[str, Any]:
+    import json
+
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {"body": value}
