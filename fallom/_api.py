@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Callable, Mapping, Optional, TypeVar, Union, overload
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union, overload
 
 from ._context import CURRENT_SPAN
 from ._instrument import CallOptions, CallScope, instrument
@@ -50,6 +50,15 @@ def trace_llm(
     return decorate(func)
 
 
+def _block_options(name: str, kind: str,
+                   attributes: Optional[Mapping[str, Any]]) -> CallOptions:
+    return CallOptions(None, name=name, kind=kind, capture_input=False, capture_output=False,
+                       attributes=attributes)
+
+
+_BLOCKS: Dict[Tuple[str, str], CallOptions] = {}
+
+
 class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_current_span
     """A span around a block (``with`` / ``async with``) or a function (decorator).
 
@@ -64,8 +73,15 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
                  attributes: Optional[Mapping[str, Any]] = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("span name must be a non-empty string")
-        self._opts = CallOptions(None, name=name, kind=kind, capture_input=False,
-                                 capture_output=False, attributes=attributes)
+        if attributes or type(kind) is not str:
+            self._opts = _block_options(name, kind, attributes)
+            return
+        opts = _BLOCKS.get((name, kind))  # a with block usually runs many times
+        if opts is None:
+            if len(_BLOCKS) >= 1024:  # names made per call: do not grow without bound
+                _BLOCKS.clear()
+            opts = _BLOCKS[(name, kind)] = _block_options(name, kind, None)
+        self._opts = opts
 
     def __enter__(self) -> Union[Span, NoOpSpan]:
         scope = CallScope(self._opts, None, (), {})

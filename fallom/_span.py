@@ -62,9 +62,9 @@ class Span:
     _parent_id: Optional[int]
     attributes: Optional[dict[str, Any]]
 
-    __slots__ = ("__dict__", "_capture", "_parent_id", "_span_id", "_trace_id", "attributes",
-                 "duration_ns", "input", "kind", "model", "name", "output", "sampled", "session",
-                 "start_mono", "start_ns")
+    __slots__ = ("__dict__", "_capture", "_entry", "_parent_id", "_record", "_span_id",
+                 "_trace_id", "attributes", "duration_ns", "input", "kind", "model", "name",
+                 "output", "sampled", "session", "start_mono", "start_ns")
 
     status = "OK"
     error_message: Optional[str] = None
@@ -79,8 +79,8 @@ class Span:
     raw_usage: Any = None  # the provider's own usage object
     _cut = False  # a value could not be encoded and was replaced by a marker
     _reading = False  # its response is being read on the export path, after end()
-    _entry: Optional[tuple[Any, Any]] = None  # (the fallom.span object, its scope) of a with
-    _record: Optional[dict[str, Any]] = None
+    _entry: Optional[tuple[Any, Any]]  # (the fallom.span object, its scope) of a with block
+    _record: Optional[dict[str, Any]]  # the wire record, built once on the export path
     _deferred: Optional[tuple[Callable[[Any], Any], Any, bool]] = None
 
     def __init__(self, name: str, kind: str, parent: Optional[Span],
@@ -105,6 +105,7 @@ class Span:
         self.input: Any = _UNSET
         self.output: Any = _UNSET
         self.duration_ns: Optional[int] = None  # set once, by end()
+        self._entry = self._record = None
         self.start_ns = _ids.clock.wall_ns()
         self.start_mono = _ids.clock.monotonic_ns()
 
@@ -218,7 +219,7 @@ class Span:
 
     def record_first_token(self) -> None:
         """Note the time to first token, once."""
-        if self.ttft_ns is None:
+        if self.ttft_ns is None and self.duration_ns is None:
             self.ttft_ns = _ids.clock.monotonic_ns() - self.start_mono
 
     def end(self) -> None:
@@ -226,6 +227,7 @@ class Span:
         if self.duration_ns is not None:
             return
         self.duration_ns = _ids.clock.monotonic_ns() - self.start_mono
+        self.start_mono = 0  # only needed until now: a queued span holds one int less
         if not self.sampled:
             return
         try:

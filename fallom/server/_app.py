@@ -107,6 +107,7 @@ class FallomServer:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 8787, db: str,
                  config: Optional[str] = None, api_keys: Sequence[str] = (),
                  limits: Optional[ServeLimits] = None) -> None:
+        host = host.strip("[]")  # an IPv6 address as written in URLs
         if not api_keys and not _is_loopback(host):
             raise ValueError(f"refusing to listen on {host} without --api-key: with no key "
                              "configured any key is accepted, which is only safe on loopback")
@@ -121,7 +122,7 @@ class FallomServer:
         server_class = type("_Server", (_HTTPServer,), {
             "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET,
             "limit": threading.BoundedSemaphore(max(1, limits.max_connections))})
-        self.httpd = server_class((host.strip("[]"), port), handler)
+        self.httpd = server_class((host, port), handler)
         self._thread: Optional[threading.Thread] = None
 
     @property
