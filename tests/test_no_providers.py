@@ -44,3 +44,27 @@ def test_otel_features_name_the_extra_to_install() -> None:
         fallom.init(otel_context=True)
     with pytest.raises(ImportError, match=r"pip install 'fallom\[otel\]'"):
         fallom.FallomExporter
+
+
+@pytest.mark.skipif(not os.environ.get("FALLOM_EXPECT_NO_PROVIDERS"),
+                    reason="only in the `noproviders` tox environment")
+def test_otlp_protobuf_without_the_extra_is_a_415_naming_it() -> None:
+    import tempfile
+
+    import requests
+
+    from fallom.server import serve
+
+    with tempfile.TemporaryDirectory() as directory:
+        server = serve(db=os.path.join(directory, "t.db"))
+        try:
+            reply = requests.post(server.url + "/v1/traces", data=b"\x0a\x00", timeout=10,
+                                  headers={"Content-Type": "application/x-protobuf",
+                                           "Authorization": "Bearer k"})
+            json_reply = requests.post(server.url + "/v1/traces", json={"resourceSpans": []},
+                                       timeout=10, headers={"Authorization": "Bearer k"})
+        finally:
+            server.close()
+    assert reply.status_code == 415
+    assert "pip install 'fallom[otel]'" in reply.json()["error"]
+    assert json_reply.status_code == 200  # OTLP/JSON needs nothing extra

@@ -105,7 +105,13 @@ def test_bad_records_are_refused_with_reasons_and_the_good_ones_stored(
      b"Content-Length: -1\r\n\r\n", b"400"),
     (b"POST /v1/traces HTTP/1.1\r\nContent-Length: -1\r\n\r\n", b"401"),
     (b"POST /v1/traces HTTP/1.1\r\nAuthorization: Bearer hostile-key\r\n"
-     b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", b"411"),
+     b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", b"400"),  # not JSON
+    (b"POST /v1/traces HTTP/1.1\r\nAuthorization: Bearer hostile-key\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", b"400"),
+    (b"POST /v1/traces HTTP/1.1\r\nAuthorization: Bearer hostile-key\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFF\r\n", b"413"),
+    (b"POST /v1/traces HTTP/1.1\r\nAuthorization: Bearer hostile-key\r\n"
+     b"Transfer-Encoding: gzip\r\n\r\n", b"501"),
     (b"GET /configs/x/version/99999999999999999999 HTTP/1.1\r\n"
      b"Authorization: Bearer hostile-key\r\n\r\n", b"404"),
     ("GET /configs HTTP/1.1\r\nAuthorization: Bearer clé\r\n\r\n".encode(), b"401"),
@@ -118,6 +124,17 @@ def test_every_malformed_request_gets_an_answer(server: FallomServer, head: byte
                                                 status: bytes) -> None:
     answer = raw_request(server, head)
     assert answer.split(b" ", 2)[1] == status, answer[:200]
+
+
+def test_a_chunked_body_is_read(server: FallomServer) -> None:
+    def chunks() -> Iterator[bytes]:  # requests sends a generator chunked
+        body = json.dumps({"traces": [record(0), record(1)]}).encode()
+        yield body[:10]
+        yield body[10:]
+
+    reply = post(server, chunks())  # type: ignore[arg-type]
+    assert reply.json()["stored"] == 2
+    assert stored_names(server) == ["span-0", "span-1"]
 
 
 def test_bodies_that_break_the_parser_get_a_4xx(server: FallomServer) -> None:
@@ -245,6 +262,19 @@ def test_startup_problems_are_one_line_and_exit_2(tmp_path: Path) -> None:
         assert code == 2, (args, err)
         assert says in err
         assert "Traceback" not in err
+
+
+def test_serve_help_shows_every_default_and_the_auth_rule(tmp_path: Path) -> None:
+    shown = subprocess.run([sys.executable, "-m", "fallom", "serve", "--help"], text=True,
+                           capture_output=True, timeout=30, check=True).stdout
+    flat = " ".join(shown.split())
+    for option, default in (("--port", "8787"), ("--host", "127.0.0.1"),
+                            ("--max-body", "16777216"), ("--max-records", "10000"),
+                            ("--max-connections", "64"), ("--idle-timeout", "30.0")):
+        assert option in flat
+        assert f"(default: {default})" in flat
+    assert "without it any key is" in flat
+    assert "loopback only" in flat
 
 
 def test_a_key_given_on_the_command_line_is_never_printed(tmp_path: Path) -> None:

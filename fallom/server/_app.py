@@ -225,10 +225,14 @@ def _handler_for(server: FallomServer) -> type:
                 self.close_connection = True
 
         def _length(self) -> int:
+            """The body's length; -1 for a chunked body (read by :meth:`_chunked`)."""
+            coding = self.headers.get("Transfer-Encoding")
+            if coding is not None:
+                if coding.strip().lower() != "chunked":
+                    raise _RefusedError(501, f"Transfer-Encoding {coding!r} is not supported")
+                return -1
             value = self.headers.get("Content-Length")
             if value is None:
-                if self.headers.get("Transfer-Encoding"):
-                    raise _RefusedError(411, "send a Content-Length (chunked bodies are not taken)")
                 return 0
             value = value.strip()
             if not value.isdigit():
@@ -241,15 +245,39 @@ def _handler_for(server: FallomServer) -> type:
         def _discard_body(self) -> None:
             try:
                 length = self._length()
+                if length < 0:
+                    self._chunked()
+                elif length:
+                    self.rfile.read(length)
             except _RefusedError:
                 self.close_connection = True
-                return
-            if length:
-                self.rfile.read(length)
+
+        def _chunked(self) -> bytes:
+            """A chunked body (as OpenTelemetry's JavaScript exporter sends), bounded."""
+            chunks, total = [], 0
+            while True:
+                line = self.rfile.readline(1024)
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise _RefusedError(400, "malformed chunked body") from None
+                if size < 0 or total + size > limits.max_body:
+                    raise _RefusedError(413, f"body over {limits.max_body} bytes")
+                if size == 0:
+                    break
+                chunk = self.rfile.read(size)
+                if len(chunk) < size or self.rfile.readline(1024).strip():
+                    raise _RefusedError(400, "malformed chunked body")
+                chunks.append(chunk)
+                total += size
+            for _ in range(64):  # trailer fields, then the empty line
+                if not self.rfile.readline(1024).strip():
+                    return b"".join(chunks)
+            raise _RefusedError(400, "malformed chunked body")
 
         def _post(self) -> Tuple[int, Any]:
             length = self._length()
-            raw = self.rfile.read(length)
+            raw = self._chunked() if length < 0 else self.rfile.read(length)
             if len(raw) < length:
                 raise _RefusedError(400, "the body ended before Content-Length")
             return _post(server, urlsplit(self.path).path, raw,
