@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["Captured", "Limits", "resolve", "snapshot", "to_jsonable"]
+__all__ = ["SCALAR_TYPES", "Captured", "Limits", "resolve", "snapshot", "to_jsonable"]
 
 
 class Limits(NamedTuple):
@@ -39,13 +39,13 @@ class Captured:
 
 
 _DEFAULT = Limits()
-_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _MAX_DEPTH_HARD = 100
 
 
 def snapshot(value: Any, limits: Limits = _DEFAULT) -> Any:
     """Keep immutable scalars by reference; convert everything else now."""
-    if type(value) in _SCALAR_TYPES:
+    if type(value) in SCALAR_TYPES:
         return value
     return Captured(to_jsonable(value, limits))
 
@@ -97,7 +97,7 @@ def _repr(value: Any, limits: Limits) -> str:
 def _key(key: Any, limits: Limits) -> str:
     if isinstance(key, str):
         return _clip(key, limits.max_chars)
-    if type(key) in _SCALAR_TYPES:
+    if type(key) in SCALAR_TYPES:
         return str(key)
     return _repr(key, limits)
 

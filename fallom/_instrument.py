@@ -17,7 +17,7 @@ import wrapt
 
 from . import _context, _state, extractors
 from ._attributes import HTTP_STATUS
-from ._capture import snapshot
+from ._capture import SCALAR_TYPES, snapshot
 from ._context import CURRENT_SPAN
 from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
@@ -110,7 +110,9 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
         if fields:
             extractors.apply(span, fields, capture_output=opts.capture_output)
         if opts.capture_output and span._capture and (not fields or "output" not in fields):
-            span.output = snapshot(result, _state.STATE.limits)  # before end(): no freeze check
+            # before end(): no freeze check; an immutable scalar is kept as it is
+            span.output = result if type(result) in SCALAR_TYPES else snapshot(
+                result, _state.STATE.limits)
     except Exception as exc:
         report_internal_error(exc, "reading the result")
     span.end()
@@ -238,7 +240,10 @@ def call_within(span: Span, wrapped: Any, args: Any, kwargs: Any) -> Any:
         fail(span, exc)
         raise
     finally:
-        release(token)
+        try:
+            _reset(token)
+        except (TypeError, ValueError):  # a pair, or another context: the general way
+            release(token)
 
 
 async def await_within(span: Span, start: Callable[[], Awaitable[Any]]) -> Any:

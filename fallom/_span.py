@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from . import _ids, _state
+from . import _state
 from ._capture import snapshot
 from ._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
 from ._guard import logger, report_internal_error
+from ._ids import clock, ids
 
 if TYPE_CHECKING:
     from ._session import SessionContext
@@ -88,14 +89,14 @@ class Span:
         self.name = name
         self.kind = kind
         if parent is None:
-            trace_id = self._trace_id = _ids.ids.trace_id()
+            trace_id = self._trace_id = ids.trace_id()
             self._parent_id = None
             self.sampled = (trace_id & 0xFFFFFFFFFFFFFFFF) < rt.sample_threshold
         else:
             self._trace_id = parent._trace_id
             self._parent_id = parent._span_id
             self.sampled = parent.sampled
-        self._span_id = _ids.ids.span_id()
+        self._span_id = ids.span_id()
         self.session: Optional[SessionContext] = CURRENT_SESSION.get()
         # A decoration site's fixed attributes are shared until a write copies them.
         self.attributes = attributes if type(attributes) is SharedAttributes or not attributes \
@@ -106,8 +107,8 @@ class Span:
         self.output: Any = _UNSET
         self.duration_ns: Optional[int] = None  # set once, by end()
         self._entry = self._record = None
-        self.start_ns = _ids.clock.wall_ns()
-        self.start_mono = _ids.clock.monotonic_ns()
+        self.start_ns = clock.wall_ns()
+        self.start_mono = clock.monotonic_ns()
 
     # -- read-only identity -------------------------------------------------
     @property
@@ -220,13 +221,13 @@ class Span:
     def record_first_token(self) -> None:
         """Note the time to first token, once."""
         if self.ttft_ns is None and self.duration_ns is None:
-            self.ttft_ns = _ids.clock.monotonic_ns() - self.start_mono
+            self.ttft_ns = clock.monotonic_ns() - self.start_mono
 
     def end(self) -> None:
         """Finish the span and hand it to the processors; a second call does nothing."""
         if self.duration_ns is not None:
             return
-        self.duration_ns = _ids.clock.monotonic_ns() - self.start_mono
+        self.duration_ns = clock.monotonic_ns() - self.start_mono
         self.start_mono = 0  # only needed until now: a queued span holds one int less
         if not self.sampled:
             return

@@ -39,7 +39,8 @@ def register(target: Union[type, str], extractor: Extractor) -> None:
     _CACHE.clear()
 
 
-def _lookup(kind: type) -> Optional[Extractor]:
+def lookup(kind: type) -> Optional[Extractor]:
+    """The extractor for results of type ``kind``, or None (cached per type)."""
     try:
         return _CACHE[kind]
     except KeyError:
@@ -53,14 +54,9 @@ def _lookup(kind: type) -> Optional[Extractor]:
     return found
 
 
-def lookup(kind: type) -> Optional[Extractor]:
-    """The extractor for results of type ``kind``, or None."""
-    return _lookup(kind)
-
-
 def extract(result: Any) -> Optional[Mapping[str, Any]]:
     """Record fields read from ``result``, or None when its type is not known."""
-    extractor = _lookup(type(result))
+    extractor = lookup(type(result))
     if extractor is None:
         return None
     return extractor(result)

@@ -7,7 +7,8 @@ import os
 os.environ["FALLOM_RAISE_INTERNAL_ERRORS"] = "1"
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # never fetch the price list
 for _name in [k for k in os.environ if k.startswith(("FALLOM_", "OTEL_"))]:
-    if _name not in ("FALLOM_RAISE_INTERNAL_ERRORS", "FALLOM_REFERENCE_PYTHON"):
+    if _name not in ("FALLOM_RAISE_INTERNAL_ERRORS", "FALLOM_REFERENCE_PYTHON",
+                     "FALLOM_EXPECT_NO_PROVIDERS"):
         del os.environ[_name]
 
 from typing import Iterator  # noqa: E402
