@@ -111,8 +111,43 @@ def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     if kind is float:
         return _float(value)
     if kind is dict or kind is list:  # the common case, without the ABC checks below
+        if depth > 0:
+            flat = _flat_copy(value, kind, limits, depth)
+            if flat is not None:
+                return flat
         return _nested(value, kind, limits, depth, seen, _plain)
     return _convert_other(value, kind, limits, depth, seen)
+
+
+_FLAT_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def _flat_copy(value: Any, kind: type, limits: Limits, depth: int) -> Any:
+    """A copy of a dict of plain scalars, or of a list of those and such dicts (chat
+    messages, say); None for anything else.
+
+    Such values cannot hold a cycle or anything to convert, so they skip the
+    bookkeeping of :func:`_nested`; anything else takes the general way.
+    """
+    if len(value) > limits.max_items:
+        return None
+    max_chars = limits.max_chars
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or len(key) > max_chars or type(item) not in _FLAT_TYPES \
+                    or (type(item) is str and len(item) > max_chars):
+                return None
+        return dict(value)
+    out = []
+    for item in value:
+        if type(item) is dict and depth > 1:
+            item = _flat_copy(item, dict, limits, 0)
+            if item is None:
+                return None
+        elif type(item) not in _FLAT_TYPES or (type(item) is str and len(item) > max_chars):
+            return None
+        out.append(item)
+    return out
 
 
 def _nested(value: Any, kind: type, limits: Limits, depth: int, seen: set[int],

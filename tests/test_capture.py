@@ -137,3 +137,21 @@ def test_capture_limits_from_init(spans: CapturedSpans) -> None:
     echo("abcdefgh")
     assert view(spans[0]).input == {"text": "abcde…[truncated 3 chars]"}
     assert view(spans[0]).output == "abcde…[truncated 3 chars]"
+
+
+def test_chat_messages_are_copied_and_still_obey_every_limit() -> None:
+    messages = [{"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Hi", "name": None, "n": 1, "ok": True}, "x"]
+    copied = to_jsonable(messages)
+    assert copied == messages
+    assert copied[0] is not messages[0]  # a copy: later changes are not recorded
+    messages[0]["content"] = "changed content"
+    assert copied[0]["content"] == "You are terse."
+    assert to_jsonable(messages, Limits(max_chars=8))[0]["content"] == \
+        "changed …[truncated 7 chars]"
+    assert to_jsonable(messages, Limits(max_items=1)) == [
+        {"role": "system", "…": "[1 more keys]"}, "…[2 more items]"]
+    assert to_jsonable(messages, Limits(max_depth=1)) == [
+        "<dict at max depth>", "<dict at max depth>", "x"]
+    assert to_jsonable([messages], Limits(max_depth=2)) == [
+        ["<dict at max depth>", "<dict at max depth>", "x"]]
