@@ -59,6 +59,11 @@ def _serve(args: argparse.Namespace) -> int:
                          max_connections=args.max_connections, idle_timeout=args.idle_timeout)
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        sys.stderr.write(f"fallom serve: cannot create the directory {db.parent}: "
+                         f"{exc.strerror or exc}\n")
+        return 2
+    try:
         server = FallomServer(host=args.host, port=args.port, db=str(db), config=args.config,
                               api_keys=args.api_key or (), limits=limits)
     except sqlite3.DatabaseError as exc:

@@ -250,6 +250,12 @@ def serve_cli(tmp_path: Path, *args: str) -> Tuple[int, str, str]:
     return proc.returncode, proc.stdout, proc.stderr
 
 
+# read-only places, even for root (tests run as root in CI): a file system, a directory
+READ_ONLY = [(["--db", "/sys/fallom.db", "--port", "0"], "cannot use /sys/fallom.db"),
+             (["--db", "/proc/fallom-x/t.db", "--port", "0"],
+              "cannot create the directory /proc/fallom-x")] if sys.platform == "linux" else []
+
+
 def test_startup_problems_are_one_line_and_exit_2(tmp_path: Path) -> None:
     not_sqlite = tmp_path / "notes.txt"
     not_sqlite.write_text("hello, this is not a database " * 100)
@@ -257,7 +263,7 @@ def test_startup_problems_are_one_line_and_exit_2(tmp_path: Path) -> None:
     for args, says in ((["--port", "99999"], "port"),
                        (["--db", str(not_sqlite), "--port", "0"], "database"),
                        (["--db", str(tmp_path / "a-dir.db"), "--port", "0"], "fallom serve:"),
-                       (["--api-key", "", "--port", "0"], "empty")):
+                       (["--api-key", "", "--port", "0"], "empty"), *READ_ONLY):
         code, _out, err = serve_cli(tmp_path, *args)
         assert code == 2, (args, err)
         assert says in err
