@@ -237,6 +237,7 @@ def test_experiment_numbers_equal_those_computed_from_the_api(
         return [...document.querySelectorAll('table[data-config=agent] tbody tr')].map(r =>
           [r.dataset.variant, [...r.querySelectorAll('td')].map(c => c.textContent)])""")
     assert {variant for variant, _ in shown} <= {"model-a", "model-b"}
+    assert "version 1: model-a 50% · model-b 50%" in browser.find_element("tag name", "main").text
     listing = requests.get(f"{served['url']}/api/traces?limit=100", timeout=5,
                            headers=headers).json()["traces"]
     by_variant: Dict[str, List[Tuple[Any, Any, Any, str]]] = {}

@@ -79,6 +79,10 @@ def experiments(store: Store, catalog: Catalog) -> Dict[str, Any]:
                            f"FROM spans WHERE {_LLM}"):
         calls_by_session[row[0]].append(row[1:])
     loaded = catalog.current()
+    history: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
+    for key, version, body in store.query(
+            "SELECT key, version, body FROM versions WHERE kind = 'config' ORDER BY key, version"):
+        history[key].append({"version": version, **_json(body)})
     configs = []
     for key in sorted({k for k, _, _ in assigned} | set(loaded.configs)):
         current = loaded.configs.get(key)
@@ -88,7 +92,8 @@ def experiments(store: Store, catalog: Catalog) -> Dict[str, Any]:
                 calls = [c for s in members for c in calls_by_session.get(s, [])]
                 versions.append({"version": version, "variant": model,
                                  "sessions": len(members), **call_stats(calls)})
-        configs.append({"key": key, "current": current, "variants": versions})
+        configs.append({"key": key, "current": current, "versions": history.get(key, []),
+                        "variants": versions})
     prompt_rows = store.query(
         f"SELECT prompt_key, prompt_version, prompt_ab_test_key, prompt_variant_index, "
         f"duration_ms, ttft_ms, total_tokens, status, session_id FROM spans "

@@ -289,6 +289,11 @@ async function experimentsView() {
       ? current.variants.map((v) => `${v.model} ${v.weight}%`).join(" · ") : "";
     parts.push(el("h2", {}, `Config ${config.key}`, el("span", { class: "muted" },
       current ? `  serving version ${current.version}: ${served}` : "  not in the catalog now")));
+    for (const version of config.versions || []) {
+      const variants = Array.isArray(version.variants)
+        ? version.variants.map((v) => `${v.model} ${v.weight}%`).join(" · ") : "";
+      parts.push(el("div", { class: "muted" }, `version ${version.version}: ${variants}`));
+    }
     parts.push(el("table", { class: "experiment", "data-config": config.key },
       el("thead", {}, el("tr", {}, el("th", {}, "Version"), el("th", {}, "Variant"), ...STAT_HEADERS.map((h) => el("th", { class: "num" }, h)))),
       el("tbody", {}, ...config.variants.map((v) => el("tr", { "data-variant": v.variant, "data-version": v.version },
