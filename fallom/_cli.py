@@ -110,27 +110,23 @@ def _get(url: str, key: str, params: Optional[Dict[str, str]] = None) -> Any:
 
 def _output() -> Any:
     """A console for stdout: colour only when stdout is a terminal, no width cut otherwise."""
-    from rich.console import Console
+    from .console import make_console
 
-    terminal = sys.stdout.isatty()
-    return Console(file=sys.stdout, markup=False, highlight=False, emoji=False,
-                   soft_wrap=False, width=None if terminal else 100_000)
+    return make_console(sys.stdout, width=None if sys.stdout.isatty() else 100_000)
 
 
 def _row(trace: Dict[str, Any], more: str) -> List[str]:
+    from .console import cut
+
     duration = trace.get("duration_ms")
     status = str(trace.get("status"))
     if status == "ERROR" and trace.get("error_message"):
-        status = f"ERROR {_cut(' '.join(str(trace['error_message']).split()), 60, more)}"
+        status = f"ERROR {cut(' '.join(str(trace['error_message']).split()), 60, more)}"
     tokens = trace.get("total_tokens")
     return [str(trace.get("trace_id")), str(trace.get("start_time") or "")[:23],
             str(trace.get("root_name") or "?"), ",".join(trace.get("models") or []) or "-",
             "-" if duration is None else f"{duration:.1f}ms", str(tokens) if tokens else "-",
             str(trace.get("session_id") or "-"), status]
-
-
-def _cut(text: str, width: int, more: str) -> str:
-    return text if len(text) <= width else text[:max(0, width - len(more))] + more
 
 
 def _query(args: argparse.Namespace) -> Dict[str, str]:
@@ -175,16 +171,17 @@ def _traces(args: argparse.Namespace) -> int:
 def _table(traces: List[Dict[str, Any]], console: Any) -> None:
     from rich.text import Text
 
-    more = "…" if console.encoding.lower().replace("-", "").startswith("utf") else "..."
+    from .console import ascii_only, is_unicode
+
+    more = "…" if is_unicode(console) else "..."
     rows = [["TRACE", "START", "NAME", "MODEL", "DURATION", "TOKENS", "SESSION", "STATUS"]]
     rows += [_row(t, more) for t in traces]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for index, row in enumerate(rows):
         line = Text("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(),
                     style="bold" if index == 0 else "red" if row[-1].startswith("ERROR") else "")
-        if more == "...":
-            line = Text(line.plain.encode("ascii", "replace").decode("ascii"), style=line.style)
-        console.print(line, crop=True, no_wrap=True, overflow="ellipsis")
+        console.print(line if more != "..." else ascii_only(line), crop=True, no_wrap=True,
+                      overflow="ellipsis")
     if not traces:
         console.print(Text("no traces (fallom serve stores what the SDKs send it)",
                            style="dim"))

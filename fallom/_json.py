@@ -18,13 +18,13 @@ __all__ = ["dumps", "encode_record", "json_text"]
 def _stdlib_text(ensure_ascii: bool) -> Callable[[Any], str]:
     """The standard library's C encoder, made once: ``JSONEncoder.encode`` builds it
     again for every call, which costs more than encoding a short value."""
-    encoder = json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",", ":"), default=str,
-                               check_circular=False)  # values come from the cycle-safe capture
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - an interpreter without the C accelerator
-        return encoder.encode
+        return json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",", ":"), default=str,
+                                check_circular=False).encode
     strings = json.encoder.encode_basestring_ascii if ensure_ascii \
         else json.encoder.encode_basestring
+    # no cycle check: values come from the cycle-safe capture
     iterencode = make(None, str, strings, None, ":", ",", False, False, True)
 
     def text(value: Any) -> str:

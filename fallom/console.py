@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -29,11 +29,26 @@ def _duration(ms: Any) -> str:
     return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.1f} ms"
 
 
+def cut(text: str, width: int, more: str) -> str:
+    """``text`` in at most ``width`` characters, ``more`` marking where it was cut."""
+    return text if len(text) <= width else text[: max(0, width - len(more))] + more
+
+
+def is_unicode(console: Console) -> bool:
+    """Whether ``console`` can print more than ASCII."""
+    return console.encoding.lower().replace("-", "").startswith("utf")
+
+
+def ascii_only(line: Text) -> Text:
+    """``line`` for a console that can only encode ASCII: user text may hold anything."""
+    return Text(line.plain.encode("ascii", "replace").decode("ascii"), style=line.style,
+                no_wrap=True, overflow="ellipsis")
+
+
 def _preview(value: Any, more: str) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                             default=str, separators=(",", ":"))
-    text = " ".join(text.split())
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - len(more)] + more
+    return cut(" ".join(text.split()), PREVIEW_CHARS, more)
 
 
 class _Glyphs:
@@ -91,10 +106,7 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
     if parts:
         line.append("\n")
         line.append("  " + glyphs.arrow.join(parts), style="dim")
-    if glyphs.more == "...":  # an ASCII-only console: user text may hold anything
-        return Text(line.plain.encode("ascii", "replace").decode("ascii"), no_wrap=True,
-                    overflow="ellipsis")
-    return line
+    return line if glyphs.more != "..." else ascii_only(line)
 
 
 def render_traces(records: Iterable[Record], *, unfinished: bool = False,
@@ -135,12 +147,14 @@ def print_traces(records: Iterable[Record], console: Optional[Console] = None, *
     """Print ``records`` as trees (to stderr unless a console is given); ``full`` prints
     whole inputs and outputs, wrapped, instead of one-line previews."""
     console = console or make_console()
-    unicode = console.encoding.lower().replace("-", "").startswith("utf")
-    for tree in render_traces(records, unfinished=unfinished, unicode=unicode, full=full):
+    for tree in render_traces(records, unfinished=unfinished, unicode=is_unicode(console),
+                              full=full):
         console.print(tree, crop=not full, soft_wrap=False, overflow="ellipsis",
                       no_wrap=not full)
 
 
-def make_console() -> Console:
-    """stderr, colour only on a terminal (rich honours ``NO_COLOR``), no markup."""
-    return Console(stderr=True, markup=False, highlight=False, emoji=False, soft_wrap=False)
+def make_console(file: Optional[TextIO] = None, width: Optional[int] = None) -> Console:
+    """stderr (or ``file``), colour only on a terminal (rich honours ``NO_COLOR``),
+    no markup."""
+    return Console(file=file, stderr=file is None, width=width, markup=False, highlight=False,
+                   emoji=False, soft_wrap=False)

@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import _views as views
 from ._catalog import Catalog
-from ._ingest import Row, prepare, storable, summarise, validate_record
+from ._ingest import Row, prepare, storable, summarise
 from ._otlp import OTLP_PROTOBUF, ProtobufMissingError, from_protobuf, is_otlp, records_from_otlp
 from ._store import Store
 
-__all__ = ["FallomServer", "ServeLimits", "serve", "validate_record"]
+__all__ = ["FallomServer", "ServeLimits", "serve"]
 
 INGEST_HEADER = "Fallom-Ingest"
 _PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d{1,18})")

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .._wire import RecordView
 
-__all__ = ["Row", "prepare", "storable", "summarise", "validate_record"]
+__all__ = ["Row", "prepare", "storable", "summarise"]
 
 Row = Tuple[str, str, Optional[str], str, Optional[str], Optional[str], Optional[str],
             Optional[str], Optional[str], Optional[float], Optional[int], str, Optional[str],
@@ -45,11 +45,6 @@ def storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def validate_record(record: Any) -> Optional[str]:
-    """Why ``record`` cannot be stored, or None when it can."""
-    return prepare(record)[1]
 
 
 def prepare(record: Any) -> Tuple[Optional[Row], Optional[str]]:

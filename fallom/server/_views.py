@@ -7,6 +7,7 @@ against the raw spans of ``/api/traces/{id}``.
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -131,7 +132,5 @@ def prompts(store: Store, catalog: Catalog) -> List[Dict[str, Any]]:
 
 
 def _json(text: str) -> Dict[str, Any]:
-    import json
-
     value = json.loads(text)
     return value if isinstance(value, dict) else {"body": value}
