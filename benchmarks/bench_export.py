@@ -24,6 +24,8 @@ from typing import Callable, Iterator, List, Tuple
 if os.environ.get("BENCH_ENCODER") == "json":  # a child measuring the stdlib encoder
     sys.modules["orjson"] = None  # type: ignore[assignment]
 
+from _util import fallom_serve
+
 import fallom
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,21 +97,9 @@ def child_run(url: str, encoder: str, count: int = COUNT) -> Tuple[float, float]
 @contextlib.contextmanager
 def serve() -> Iterator[str]:
     """A real ``fallom serve`` on a temporary database."""
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([sys.executable, "-m", "fallom", "serve", "--port", "0", "--db",
-                                 os.path.join(tmp, "t.db"), "--api-key", "bench"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert proc.stdout is not None
-        url = ""
-        for line in proc.stdout:
-            if "http://" in line:
-                url = line[line.index("http://"):].split()[0].rstrip("/")
-                break
-        try:
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait()
+    with tempfile.TemporaryDirectory() as tmp, \
+            fallom_serve(os.path.join(tmp, "t.db"), "--api-key", "bench") as url:
+        yield url
 
 
 def otel_provider(url: str, max_queue: int):  # type: ignore[no-untyped-def]

@@ -9,28 +9,21 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from typing import List
 
 import requests
+from _util import fallom_serve
 
 CLIENTS, BATCHES, SIZE = 16, 100, 50
 
 
 def run_once() -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([sys.executable, "-m", "fallom", "serve", "--port", "0", "--db",
-                                 os.path.join(tmp, "t.db"), "--api-key", "k"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        assert proc.stdout is not None
-        url = next(line for line in proc.stdout if "FALLOM_TRACES_URL" in line
-                   ).strip().split("=", 1)[1]
+    with tempfile.TemporaryDirectory() as tmp, \
+            fallom_serve(os.path.join(tmp, "t.db"), "--api-key", "k") as url:
         bodies = [[gzip.compress(json.dumps({"traces": [{
             "trace_id": f"{c * 100_000 + b + 1:032x}", "span_id": f"{c * 10**7 + b * 100 + i + 1:016x}",
             "name": "chat", "kind": "llm", "start_time": "2026-01-01T00:00:00.000000Z",
@@ -55,8 +48,6 @@ def run_once() -> float:
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - start
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
         assert not failures, failures[:5]
         return CLIENTS * BATCHES * SIZE / elapsed
 

@@ -12,12 +12,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
 
 import fallom
+
+from ._serve_process import launch, stop
 
 KEY = "serve-test-key"
 
@@ -37,30 +39,6 @@ class Served:
     def get(self, path: str, key: str = KEY) -> requests.Response:
         return requests.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"},
                             timeout=10)
-
-
-def stop(proc: subprocess.Popen) -> int:
-    """SIGINT, then SIGKILL if it did not stop in time: never left running."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-        raise
-
-
-def launch(tmp_path: Path, *args: str, env: Optional[Dict[str, str]] = None
-           ) -> Tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "fallom", "serve", "--port", "0", *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
-    assert proc.stdout is not None
-    lines = []
-    while not lines or (lines[-1] and "FALLOM_PROMPTS_URL" not in lines[-1]):
-        lines.append(proc.stdout.readline())
-    exports = dict(line.strip()[len("export "):].split("=", 1) for line in lines if line)
-    return proc, exports["FALLOM_TRACES_URL"]
 
 
 @pytest.fixture
@@ -83,7 +61,7 @@ variants = [{ prompt_key = "support", weight = 100 }]
 
 @pytest.fixture
 def served(tmp_path: Path, config_file: Path) -> Iterator[Served]:
-    proc, url = launch(tmp_path, "--db", str(tmp_path / "t.db"), "--config", str(config_file),
+    proc, url = launch("--db", str(tmp_path / "t.db"), "--config", str(config_file),
                        "--api-key", KEY, "--api-key", "second-key")
     yield Served(proc, url)
     stop(proc)
@@ -195,7 +173,7 @@ def test_no_key_means_loopback_only(tmp_path: Path) -> None:
 
 
 def test_no_key_configured_accepts_any_key_and_prints_one(tmp_path: Path) -> None:
-    proc, url = launch(tmp_path, env={"FALLOM_DATA_DIR": str(tmp_path / "data")})
+    proc, url = launch(env={"FALLOM_DATA_DIR": str(tmp_path / "data")})
     try:
         served = Served(proc, url)
         assert served.post(record(0), key="anything").status_code == 200
@@ -315,7 +293,7 @@ def test_a_json_catalog_is_accepted(tmp_path: Path) -> None:
     catalog = tmp_path / "fallom.json"
     catalog.write_text(json.dumps({"configs": {"agent": {"variants": [
         {"model": "only", "weight": 100}]}}, "prompts": {"p": {"system": "S", "user": "U"}}}))
-    proc, url = launch(tmp_path, "--db", str(tmp_path / "j.db"), "--config", str(catalog),
+    proc, url = launch("--db", str(tmp_path / "j.db"), "--config", str(catalog),
                        "--api-key", KEY)
     try:
         served = Served(proc, url)

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +20,8 @@ import requests
 
 import fallom
 from fallom.server._views import call_stats
+
+from . import _serve_process as serve_process
 
 KEY = "ui-test-key"
 CANARY = "<img src=x onerror=alert(1)>"
@@ -34,20 +35,12 @@ pytestmark = pytest.mark.skipif(
 
 
 def launch(tmp_path: Path, *args: str) -> Tuple[subprocess.Popen, str]:
+    """``fallom serve`` with an A/B config and a prompt in its catalog."""
     config = tmp_path / "fallom.toml"
     config.write_text('[configs.agent]\nvariants = [{ model = "model-a", weight = 50 },'
                       ' { model = "model-b", weight = 50 }]\n'
                       '[prompts.greet]\nsystem = "You greet."\nuser = "Hello {{name}}"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "fallom", "serve", "--port", "0", "--db",
-                             str(tmp_path / "t.db"), "--config", str(config), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    url = ""
-    for line in proc.stdout:
-        if "FALLOM_TRACES_URL" in line:
-            url = line.strip().split("=", 1)[1]
-            break
-    return proc, url
+    return serve_process.launch("--db", str(tmp_path / "t.db"), "--config", str(config), *args)
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +106,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]
             time.sleep(0.05)
         yield {"url": url, **seeded}
     finally:
-        proc.terminate()
-        proc.wait(10)
+        serve_process.stop(proc)
 
 
 def open_page(browser: Any, url: str, route: str = "#/traces") -> None:
