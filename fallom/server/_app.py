@@ -82,7 +82,11 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     request_queue_size = 128  # socketserver's 5 makes clients of a burst wait and retry
-    limit: threading.BoundedSemaphore
+
+    def __init__(self, address: Tuple[str, int], handler: type, connections: int) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.limit = threading.BoundedSemaphore(max(1, connections))
+        super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.limit.acquire(blocking=False):
@@ -118,11 +122,7 @@ class FallomServer:
         self.limits = limits = limits or ServeLimits()
         self.store = Store(db)
         self.catalog = Catalog(config, self.store)
-        handler = _handler_for(self)
-        server_class = type("_Server", (_HTTPServer,), {
-            "address_family": socket.AF_INET6 if ":" in host else socket.AF_INET,
-            "limit": threading.BoundedSemaphore(max(1, limits.max_connections))})
-        self.httpd = server_class((host, port), handler)
+        self.httpd = _HTTPServer((host, port), _handler_for(self), limits.max_connections)
         self._thread: Optional[threading.Thread] = None
 
     @property
@@ -242,13 +242,16 @@ def _handler_for(server: FallomServer) -> type:
                 raise _RefusedError(413, f"body over {limits.max_body} bytes")
             return length
 
+        def _body(self) -> bytes:
+            length = self._length()
+            raw = self._chunked() if length < 0 else self.rfile.read(length)
+            if len(raw) < length:
+                raise _RefusedError(400, "the body ended before Content-Length")
+            return raw
+
         def _discard_body(self) -> None:
             try:
-                length = self._length()
-                if length < 0:
-                    self._chunked()
-                elif length:
-                    self.rfile.read(length)
+                self._body()
             except _RefusedError:
                 self.close_connection = True
 
@@ -276,11 +279,7 @@ def _handler_for(server: FallomServer) -> type:
             raise _RefusedError(400, "malformed chunked body")
 
         def _post(self) -> Tuple[int, Any]:
-            length = self._length()
-            raw = self._chunked() if length < 0 else self.rfile.read(length)
-            if len(raw) < length:
-                raise _RefusedError(400, "the body ended before Content-Length")
-            return _post(server, urlsplit(self.path).path, raw,
+            return _post(server, urlsplit(self.path).path, self._body(),
                          self.headers.get("Content-Encoding"), self.headers.get("Content-Type"))
 
         def _reply(self, status: int, payload: Any) -> None:

@@ -146,8 +146,8 @@ class Store:
             having.append("MIN(start_time) >= ?")
             later.append(since)
         for minimum, expression in ((min_duration_ms, "MAX(duration_ms)"),
-                                  (min_tokens, "SUM(COALESCE(total_tokens, 0))"),
-                                  (min_spans, "COUNT(*)")):
+                                    (min_tokens, "SUM(COALESCE(total_tokens, 0))"),
+                                    (min_spans, "COUNT(*)")):
             if minimum is not None:
                 having.append(f"{expression} >= ?")
                 later.append(minimum)
@@ -172,7 +172,7 @@ class Store:
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
         """Rows of a read-only query (for the views of the web UI)."""
-        return list(self._db().execute(sql, tuple(args)).fetchall())
+        return self._db().execute(sql, tuple(args)).fetchall()
 
     def trace(self, trace_id: str) -> List[Dict[str, Any]]:
         rows = self._db().execute(
