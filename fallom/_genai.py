@@ -16,7 +16,7 @@ from ._json import json_text
 from ._record import iso_time
 from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
-__all__ = ["SessionLike", "SpanData", "content_keys", "to_record"]
+__all__ = ["SessionLike", "SpanData", "to_record"]
 
 
 class SpanData(NamedTuple):
@@ -109,7 +109,7 @@ def _indexed(attrs: Mapping[str, Any], prefix: str) -> Optional[list[Dict[str, A
     return [messages[i] for i in sorted(messages)] or None
 
 
-def content_keys(attrs: Mapping[str, Any]) -> set[str]:
+def _content_keys(attrs: Mapping[str, Any]) -> set[str]:
     """Every attribute that carries content (dropped whole with capture off)."""
     keys = {k for k in attrs if k in _INPUT or k in _OUTPUT}
     keys |= {k for k in attrs for prefix, _ in _INDEXED if k.startswith(prefix)
@@ -167,8 +167,9 @@ def to_record(span: SpanData, session: Optional[SessionLike], capture: bool,
     record.update(start_time=iso_time(start), end_time=iso_time(end),
                   duration_ms=(end - start + 500_000) // 1_000_000)
     ttft = _first(attrs, _TTFT_MS)
-    if ttft is None and _first(attrs, _TTFT_S) is not None:
-        ttft = float(_first(attrs, _TTFT_S)) * 1000
+    seconds = _first(attrs, _TTFT_S) if ttft is None else None
+    if seconds is not None:
+        ttft = float(seconds) * 1000
     if ttft is not None:
         record["time_to_first_token_ms"] = round(float(ttft))
     record["status"] = "ERROR" if span.error else "OK"
@@ -197,7 +198,7 @@ def _attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
             text = response if isinstance(response, str) else None
             out[RAW_RESPONSE] = json_text({"output": response, "text": text}
                                           if text is not None else {"output": response})[0]
-    dropped = used if capture else content_keys(attrs)  # moved into raw.*, or all of it
+    dropped = used if capture else _content_keys(attrs)  # moved into raw.*, or all of it
     out.update({k: _json(v) for k, v in attrs.items() if k not in dropped})
     out["fallom.sdk_version"] = "2"
     out["fallom.method"] = str(operation or record["name"])

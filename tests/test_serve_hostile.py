@@ -215,6 +215,21 @@ def test_otlp_json_is_stored_with_the_genai_mapping(server: FallomServer) -> Non
     assert (spans[0]["model"], spans[0]["kind"], spans[0]["duration_ms"]) == ("gpt-4o", "llm", 250)
 
 
+def test_otlp_attribute_nesting_is_bounded_in_maps_as_in_lists(server: FallomServer) -> None:
+    value: Dict[str, Any] = {"stringValue": "bottom"}
+    for _ in range(150):
+        value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    span = {**otlp_span(0), "attributes": [{"key": "deep", "value": value}]}
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    assert post(server, json.dumps(body).encode()).status_code == 200
+    stored = requests.get(f"{server.url}/api/traces/{0xabc:032x}", timeout=10, headers={
+        "Authorization": f"Bearer {KEY}"}).json()["spans"][0]["attributes"]["deep"]
+    depth = 0
+    while isinstance(stored, dict):
+        stored, depth = stored["k"], depth + 1
+    assert (depth, stored) == (17, None)  # cut where arrays are cut
+
+
 def test_otlp_protobuf_from_the_real_otel_sdk_is_stored(server: FallomServer) -> None:
     pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

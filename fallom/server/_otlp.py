@@ -37,8 +37,8 @@ def from_protobuf(raw: bytes) -> Dict[str, Any]:
             ExportTraceServiceRequest,
         )
     except ImportError as exc:
-        raise ProtobufMissingError("OTLP protobuf needs the otel extra: pip install 'fallom[otel]' "
-                              "(or send OTLP/JSON)") from exc
+        raise ProtobufMissingError("OTLP protobuf needs the otel extra: pip install "
+                                   "'fallom[otel]' (or send OTLP/JSON)") from exc
     message = ExportTraceServiceRequest.FromString(raw)
     result: Dict[str, Any] = MessageToDict(message)
     return result
@@ -121,11 +121,11 @@ def _nanos(value: Any, field: str) -> int:
     raise ValueError(f"{field} must be an integer of nanoseconds")
 
 
-def _attributes(items: Any) -> Dict[str, Any]:
+def _attributes(items: Any, depth: int = 0) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for item in _list(items):
         if isinstance(item, dict) and isinstance(item.get("key"), str):
-            out[item["key"]] = _value(item.get("value"), 0)
+            out[item["key"]] = _value(item.get("value"), depth)
     return out
 
 
@@ -146,7 +146,7 @@ def _value(value: Any, depth: int) -> Any:
         return [_value(v, depth + 1) for v in _list(inner.get("values"))]
     if "kvlistValue" in value:
         inner = value["kvlistValue"] if isinstance(value["kvlistValue"], dict) else {}
-        return _attributes(inner.get("values"))
+        return _attributes(inner.get("values"), depth + 1)
     if "bytesValue" in value:
         return value["bytesValue"] if isinstance(value["bytesValue"], str) else None
     return None
