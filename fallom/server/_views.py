@@ -71,47 +71,43 @@ def experiments(store: Store, catalog: Catalog) -> Dict[str, Any]:
     """Per config: each version's variants, the sessions assigned to each (from the SDKs'
     assignment reports) and how those sessions' LLM calls went; the same per prompt A/B test
     variant and per prompt version, from the spans' prompt fields."""
-    assigned: Dict[Tuple[str, str, str], List[str]] = defaultdict(list)
+    loaded = catalog.current()
+    return {"configs": _config_results(store, loaded.configs),
+            "prompt_tests": _prompt_results(store), "ab_tests": list(loaded.ab_tests.values())}
+
+
+def _config_results(store: Store, current: Dict[str, Any]) -> List[Dict[str, Any]]:
+    assigned: Dict[str, Dict[Tuple[str, str], List[str]]] = defaultdict(lambda: defaultdict(list))
     for key, version, session, model in store.query(
             "SELECT config_key, config_version, session_id, assigned_model FROM assignments"):
-        assigned[(key, version, model)].append(session)
+        assigned[key][(version, model)].append(session)
     calls_by_session: Dict[str, List[Tuple[Any, ...]]] = defaultdict(list)
     for row in store.query(f"SELECT session_id, duration_ms, ttft_ms, total_tokens, status "
                            f"FROM spans WHERE {_LLM}"):
         calls_by_session[row[0]].append(row[1:])
-    loaded = catalog.current()
-    history: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
-    for key, version, body in store.query(
-            "SELECT key, version, body FROM versions WHERE kind = 'config' ORDER BY key, version"):
-        history[key].append({"version": version, **_json(body)})
-    configs = []
-    for key in sorted({k for k, _, _ in assigned} | set(loaded.configs)):
-        current = loaded.configs.get(key)
-        versions = []
-        for (k, version, model), members in sorted(assigned.items()):
-            if k == key:
-                calls = [c for s in members for c in calls_by_session.get(s, [])]
-                versions.append({"version": version, "variant": model,
-                                 "sessions": len(members), **call_stats(calls)})
-        configs.append({"key": key, "current": current, "versions": history.get(key, []),
-                        "variants": versions})
-    prompt_rows = store.query(
-        f"SELECT prompt_key, prompt_version, prompt_ab_test_key, prompt_variant_index, "
-        f"duration_ms, ttft_ms, total_tokens, status, session_id FROM spans "
-        f"WHERE prompt_key IS NOT NULL AND {_LLM}")
+    history = _versions(store, "config")
+    return [{"key": key, "current": current.get(key), "versions": history.get(key, []),
+             "variants": [{"version": version, "variant": model, "sessions": len(members),
+                           **call_stats(c for s in members for c in calls_by_session.get(s, []))}
+                          for (version, model), members in sorted(assigned[key].items())]}
+            for key in sorted(set(assigned) | set(current))]
+
+
+def _prompt_results(store: Store) -> List[Dict[str, Any]]:
     groups: Dict[Tuple[Any, ...], List[Tuple[Any, ...]]] = defaultdict(list)
     session_sets: Dict[Tuple[Any, ...], set[str]] = defaultdict(set)
-    for key, version, test, variant, *call, session in prompt_rows:
+    for key, version, test, variant, *call, session in store.query(
+            f"SELECT prompt_key, prompt_version, prompt_ab_test_key, prompt_variant_index, "
+            f"duration_ms, ttft_ms, total_tokens, status, session_id FROM spans "
+            f"WHERE prompt_key IS NOT NULL AND {_LLM}"):
         group = (test or "", key, version, variant)
         groups[group].append(tuple(call))
         session_sets[group].add(session)
-    prompt_tests = [{"ab_test_key": test or None, "prompt_key": key, "prompt_version": version,
-                     "variant_index": variant, "sessions": len(session_sets[group]),
-                     **call_stats(groups[group])}
-                    for group in sorted(groups, key=_sortable)
-                    for test, key, version, variant in [group]]
-    return {"configs": configs, "prompt_tests": prompt_tests,
-            "ab_tests": list(loaded.ab_tests.values())}
+    return [{"ab_test_key": test or None, "prompt_key": key, "prompt_version": version,
+             "variant_index": variant, "sessions": len(session_sets[group]),
+             **call_stats(groups[group])}
+            for group in sorted(groups, key=_sortable)
+            for test, key, version, variant in [group]]
 
 
 def _sortable(group: Tuple[Any, ...]) -> Tuple[str, ...]:
@@ -119,13 +115,19 @@ def _sortable(group: Tuple[Any, ...]) -> Tuple[str, ...]:
                  for part in group)
 
 
-def prompts(store: Store, catalog: Catalog) -> List[Dict[str, Any]]:
-    """Every prompt key with all its versions (as stored) and which one is served now."""
+def _versions(store: Store, kind: str) -> Dict[str, List[Dict[str, Any]]]:
+    """Every stored version of each ``kind`` key, oldest first, bodies as written."""
     versions: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
     for key, version, body in store.query(
-            "SELECT key, version, body FROM versions WHERE kind = 'prompt' "
-            "ORDER BY key, version"):
+            "SELECT key, version, body FROM versions WHERE kind = ? ORDER BY key, version",
+            (kind,)):
         versions[key].append({"version": version, **_json(body)})
+    return versions
+
+
+def prompts(store: Store, catalog: Catalog) -> List[Dict[str, Any]]:
+    """Every prompt key with all its versions (as stored) and which one is served now."""
+    versions = _versions(store, "prompt")
     current = catalog.current().prompts
     return [{"key": key, "current_version": (current.get(key) or {}).get("version"),
              "versions": versions[key]} for key in sorted(versions)]
