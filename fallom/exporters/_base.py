@@ -53,6 +53,7 @@ class ExportResult:
     """
 
     __slots__ = ("batches", "cut", "dropped", "failed", "retried", "sent", "spooled")
+    COUNTS = ("sent", "batches", "retried", "cut", "spooled")  # summed by merge and Stats
 
     def __init__(self) -> None:
         self.sent = self.batches = self.retried = self.cut = self.spooled = 0
@@ -64,12 +65,14 @@ class ExportResult:
     def drop(self, reason: str, count: int) -> None:
         self.dropped[reason] = self.dropped.get(reason, 0) + count
 
+    def give_up(self, reason: str, parts: List[bytes]) -> None:
+        """Drop ``parts`` for a passing ``reason``, keeping them for a spool to take."""
+        self.drop(reason, len(parts))
+        self.failed.append((reason, parts))
+
     def merge(self, other: ExportResult) -> None:
-        self.sent += other.sent
-        self.batches += other.batches
-        self.retried += other.retried
-        self.cut += other.cut
-        self.spooled += other.spooled
+        for name in self.COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed += other.failed
         for reason, count in other.dropped.items():
             self.drop(reason, count)
@@ -128,11 +131,8 @@ class Stats:
     def count(self, result: Any, total: int) -> bool:
         """Count what an exporter said of ``total`` records; True when all were sent."""
         if isinstance(result, ExportResult):
-            self.add("sent", result.sent)
-            self.add("batches", result.batches)
-            self.add("retried", result.retried)
-            self.add("cut", result.cut)
-            self.add("spooled", result.spooled)
+            for name in result.COUNTS:
+                self.add(name, getattr(result, name))
             for reason, amount in result.dropped.items():
                 self.drop(reason, amount)
             return result.ok

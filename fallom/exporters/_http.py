@@ -200,12 +200,10 @@ class HttpExporter:
             if time.monotonic() + delay > deadline:
                 logger.warning("fallom: giving up on %d spans after %d attempts (last: %s)",
                                len(parts), attempt + 1, _describe(status))
-                result.drop("retries_exhausted", len(parts))
-                result.failed.append(("retries_exhausted", parts))
+                result.give_up("retries_exhausted", parts)
                 return
             if not self._sleep(time.monotonic() + delay):
-                result.drop("shutdown", len(parts))
-                result.failed.append(("shutdown", parts))
+                result.give_up("shutdown", parts)
                 return
             result.retried += 1
             logger.debug("fallom: retried %d spans after %.2f s (%s)", len(parts), delay,
