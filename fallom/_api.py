@@ -5,8 +5,9 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union, overload
 
+from . import _context
 from ._context import CURRENT_SPAN
-from ._instrument import CallOptions, CallScope, instrument
+from ._instrument import CallOptions, begin, fail, instrument, release
 from ._span import NOOP_SPAN, NoOpSpan, Span
 
 __all__ = ["current_span", "span", "trace_llm"]
@@ -57,6 +58,7 @@ def _block_options(name: str, kind: str,
 
 
 _BLOCKS: Dict[Tuple[str, str], CallOptions] = {}
+_NO_KWARGS: Dict[str, Any] = {}
 
 
 class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_current_span
@@ -84,11 +86,10 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
         self._opts = opts
 
     def __enter__(self) -> Union[Span, NoOpSpan]:
-        scope = CallScope(self._opts, None, (), {})
-        span = scope.span
+        span = begin(self._opts, None, (), _NO_KWARGS)
         if span is None:
             return NOOP_SPAN
-        span._entry = (self, scope.__enter__())  # per entry, on the entry's own span
+        span._entry = (self, _context.activate(span))  # per entry, on the entry's own span
         return span
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
@@ -96,13 +97,15 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
         # The span current in this context is this entry's (with blocks nest; each task
         # and thread has its own context), so concurrent entries never mix.
         current = CURRENT_SPAN.get()
-        if current is None or current._entry is None or current._entry[0] is not self:
+        entry = None if current is None else current._entry
+        if entry is None or entry[0] is not self:
             return
-        scope: CallScope = current._entry[1]
         current._entry = None
-        scope.__exit__(exc_type, exc, tb)
+        release(entry[1])
         if exc is None:
-            scope.end()
+            current.end()
+        else:
+            fail(current, exc)
 
     async def __aenter__(self) -> Union[Span, NoOpSpan]:
         return self.__enter__()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 from types import TracebackType
 from typing import Any, AsyncGenerator, Awaitable, Callable, Generator, Mapping, Optional
 
@@ -345,6 +346,15 @@ def _mode(func: Any) -> Callable[..., Any]:
 def instrument(func: Any, opts: CallOptions) -> Any:
     """Wrap ``func`` with wrapt so that each call is traced as ``opts`` says."""
     mode = _mode(func)
+    if type(func) is types.FunctionType and "__self__" not in func.__dict__:
+        # wrapt looks up ``__self__`` on every traced call of a plain function (to find a
+        # bound method's instance); a function has none, and the AttributeError raised
+        # and cleared each time costs ~400 ns, a fifth of the whole traced call. With
+        # ``__self__ = None`` the lookup succeeds and means the same: no instance.
+        try:
+            func.__self__ = None
+        except (AttributeError, TypeError):  # pragma: no cover - a read-only function
+            pass
 
     # wrapt calls ``enabled`` (a C method: no Python frame) before the
     # wrapper, and calls the function directly while tracing is off.

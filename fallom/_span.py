@@ -80,14 +80,18 @@ class Span:
     raw_usage: Any = None  # the provider's own usage object
     _cut = False  # a value could not be encoded and was replaced by a marker
     _reading = False  # its response is being read on the export path, after end()
-    _entry: Optional[tuple[Any, Any]]  # (the fallom.span object, its scope) of a with block
+    _entry: Optional[tuple[Any, Any]]  # (the fallom.span object, its context token) of a with block
     _record: Optional[dict[str, Any]]  # the wire record, built once on the export path
     _deferred: Optional[tuple[Callable[[Any], Any], Any, bool]] = None
 
-    def __init__(self, name: str, kind: str, parent: Optional[Span],
-                 attributes: Optional[Mapping[str, Any]], rt: Runtime) -> None:
+    def __init__(self, name: str, kind: str, attributes: Optional[Mapping[str, Any]],
+                 rt: Runtime, parent: Optional[Span] = None) -> None:
+        """A span of runtime ``rt`` under ``parent`` (else the current span); an LLM
+        span also takes the pending managed prompt."""
         self.name = name
         self.kind = kind
+        if parent is None:
+            parent = CURRENT_SPAN.get()
         if parent is None:
             trace_id = self._trace_id = ids.trace_id()
             self._parent_id = None
@@ -107,6 +111,13 @@ class Span:
         self.output: Any = _UNSET
         self.duration_ns: Optional[int] = None  # set once, by end()
         self._entry = self._record = None
+        if kind == "llm":
+            mark = CURRENT_PROMPT.get()
+            if mark is not None and not mark.used:
+                mark.used = True
+                self.prompt = mark
+        if rt.otel_parent is not None:
+            rt.otel_parent(self, parent)
         self.start_ns = clock.wall_ns()
         self.start_mono = clock.monotonic_ns()
 
@@ -282,17 +293,5 @@ def _noop(*args: Any, **kwargs: Any) -> None:
 NOOP_SPAN = NoOpSpan()
 
 
-def start_span(name: str, kind: str, attributes: Optional[Mapping[str, Any]],
-               rt: Runtime) -> Span:
-    """A new span of runtime ``rt`` under the current one; an LLM span also takes the
-    pending prompt."""
-    parent = CURRENT_SPAN.get()
-    span = Span(name, kind, parent, attributes, rt)
-    if rt.otel_parent is not None:
-        rt.otel_parent(span, parent)
-    if kind == "llm":
-        mark = CURRENT_PROMPT.get()
-        if mark is not None and not mark.used:
-            mark.used = True
-            span.prompt = mark
-    return span
+# Starting a span is constructing one: a name for the call sites that read better so.
+start_span = Span

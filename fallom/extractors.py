@@ -23,7 +23,22 @@ Extractor = Callable[[Any], Optional[Mapping[str, Any]]]
 
 _BY_TYPE: Dict[type, Extractor] = {}
 _BY_NAME: Dict[str, Extractor] = {}
-_CACHE: Dict[type, Optional[Extractor]] = {}
+
+
+class _Cache(Dict[type, Optional[Extractor]]):
+    """Extractors by result type, found through the type's MRO on first sight."""
+
+    def __missing__(self, kind: type) -> Optional[Extractor]:
+        found: Optional[Extractor] = None
+        for klass in kind.__mro__:
+            found = _BY_TYPE.get(klass) or _BY_NAME.get(f"{klass.__module__}.{klass.__qualname__}")
+            if found is not None:
+                break
+        self[kind] = found
+        return found
+
+
+_CACHE = _Cache()
 
 
 def register(target: Union[type, str], extractor: Extractor) -> None:
@@ -39,19 +54,9 @@ def register(target: Union[type, str], extractor: Extractor) -> None:
     _CACHE.clear()
 
 
-def lookup(kind: type) -> Optional[Extractor]:
-    """The extractor for results of type ``kind``, or None (cached per type)."""
-    try:
-        return _CACHE[kind]
-    except KeyError:
-        pass
-    found: Optional[Extractor] = None
-    for klass in kind.__mro__:
-        found = _BY_TYPE.get(klass) or _BY_NAME.get(f"{klass.__module__}.{klass.__qualname__}")
-        if found is not None:
-            break
-    _CACHE[kind] = found
-    return found
+# The extractor for results of a type, or None: the cache's own ``__getitem__``, so a
+# known type (every call after the first) costs a dict lookup and no Python frame.
+lookup: Callable[[type], Optional[Extractor]] = _CACHE.__getitem__
 
 
 def extract(result: Any) -> Optional[Mapping[str, Any]]:

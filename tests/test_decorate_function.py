@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import pytest
 
 import fallom
@@ -124,3 +127,24 @@ def test_mutating_an_argument_after_the_call_does_not_change_the_record(
     chat(messages)
     messages.append({"role": "assistant", "content": "later"})
     assert view(spans[0]).input == {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_a_traced_function_set_on_a_class_later_becomes_a_method(spans: CapturedSpans) -> None:
+    # fallom gives a plain function ``__self__ = None`` (so wrapt's per-call lookup of a
+    # bound instance finds one instead of raising); binding must still work as before.
+    def ask(self: Any, question: str) -> str:
+        return f"{self.name}: {question}"
+
+    traced = fallom.trace_llm(ask)
+
+    class Bot:
+        name = "bot"
+        reply = traced
+
+    assert Bot().reply("hi") == "bot: hi"
+    assert traced(Bot(), "yo") == "bot: yo"
+    assert inspect.signature(traced) == inspect.signature(ask)
+    bound, direct = (view(r).input for r in spans)
+    assert bound == {"question": "hi"}  # the instance is bound, not recorded
+    assert direct["question"] == "yo"
+    assert "Bot object" in direct["self"]  # called on the function: a plain argument

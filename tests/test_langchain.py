@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import pytest
 
 import fallom
-from fallom.testing import CapturedSpans, view
+from fallom.testing import CapturedSpans, capture_spans, view
 
 from ._provider_server import ProviderServer
 
@@ -203,3 +203,17 @@ def test_langgraph_nodes_in_parallel_keep_their_parents(session: fallom.FallomSe
         assert view(model).output.startswith(node["name"])
     assert len({r["trace_id"] for r in spans}) == 1
     assert len([r for r in spans if "parent_span_id" not in r]) == 1
+
+
+def test_a_chat_model_run_takes_the_pending_managed_prompt(session: fallom.FallomSession,
+                                                            config_server: Any) -> None:
+    config_server.add_prompt("support", "Be brief", "{{q}}")
+    fallom.init(api_key="k", configs_url=config_server.url, prompts_url=config_server.url,
+                traces_url=config_server.url)
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | fake_model("Paris.")
+    with capture_spans() as spans:
+        fallom.prompts.get("support")
+        chain.invoke({"q": "Capital?"}, config={"callbacks": [session.langchain_callback()]})
+    marked = [r["name"] for r in spans if "prompt_key" in r]
+    assert marked == ["GenericFakeChatModel"]  # the LLM run, not the chain or the template
+    assert spans.by_name("GenericFakeChatModel")["prompt_version"] == 1

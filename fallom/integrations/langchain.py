@@ -16,7 +16,6 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from .. import _attributes as attr
 from .. import _state
-from .._context import CURRENT_SPAN
 from .._fork import register
 from .._guard import report_internal_error
 from .._session import SessionContext
@@ -73,8 +72,8 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         try:
             with self._lock:
                 parent = self._runs.get(parent_run_id) if parent_run_id else None
-            span = Span(name, kind, parent or CURRENT_SPAN.get(),
-                        {**(attributes or {}), "fallom.integration": "langchain"}, _state.STATE)
+            span = Span(name, kind, {**(attributes or {}), "fallom.integration": "langchain"},
+                        _state.STATE, parent)
             if self.session is not None:
                 span.session = self.session
             if inputs is not None:
