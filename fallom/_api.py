@@ -97,7 +97,9 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
         # The span current in this context is this entry's (with blocks nest; each task
         # and thread has its own context), so concurrent entries never mix.
         current = CURRENT_SPAN.get()
-        entry = None if current is None else current._entry
+        if current is None:
+            return
+        entry = current._entry
         if entry is None or entry[0] is not self:
             return
         current._entry = None
