@@ -84,6 +84,9 @@ class Settings:
     max_batch_bytes: int = DEFAULTS["max_batch_bytes"]
     export_concurrency: int = DEFAULTS["export_concurrency"]  # requests in flight, record mode
     batch: Optional[bool] = None  # None: batches once the server says it takes them
+    # None: gzip when the server takes it and is not on this machine (on loopback it
+    # would cost the CPU and save nothing); True: whenever the server takes it; False: never
+    compress: Optional[bool] = None
     batch_interval: float = DEFAULTS["batch_interval"]
     export_timeout: float = DEFAULTS["export_timeout"]
     shutdown_timeout: float = DEFAULTS["shutdown_timeout"]
@@ -182,7 +185,7 @@ def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = No
         values[key] = _parse_number(values[key], names[key], kind=int, low=1, high=2**62)
     for key in _FLOATS:
         values[key] = _parse_number(values[key], names[key], kind=float, low=0.0, high=86_400.0)
-    for key in ("batch", "openai_stream_usage"):
+    for key in ("batch", "compress", "openai_stream_usage"):
         if values.get(key) is not None:
             values[key] = _parse_bool(values[key], names[key])
     values["config_key"] = _parse_key(values["config_key"], names["config_key"])

@@ -52,6 +52,7 @@ def init(
     max_batch_size: Optional[int] = None,
     max_batch_bytes: Optional[int] = None,
     batch: Optional[bool] = None,
+    compress: Optional[bool] = None,
     export_concurrency: Optional[int] = None,
     batch_interval: Optional[float] = None,
     export_timeout: Optional[float] = None,

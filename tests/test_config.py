@@ -43,6 +43,7 @@ def test_each_init_resolves_afresh() -> None:
     ({"sample_rate": -0.1}, "sample_rate"),
     ({"max_queue_size": -1}, "max_queue_size"),
     ({"max_batch_size": 0}, "max_batch_size"),
+    ({"compress": "sometimes"}, "compress"),
     ({"capture_max_chars": "lots"}, "capture_max_chars"),
     ({"shutdown_timeout": -1}, "shutdown_timeout"),
     ({"redact": "not callable"}, "redact"),

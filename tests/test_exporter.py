@@ -10,7 +10,7 @@ from typing import Any, List
 import pytest
 
 import fallom
-from fallom.exporters._http import retry_after_seconds
+from fallom.exporters._http import HttpExporter, retry_after_seconds
 from fallom.testing import view
 
 from ._records import run_in_threads
@@ -30,7 +30,7 @@ def start(server: TracesServer, **kwargs: Any) -> None:
 
 def test_bare_records_until_the_server_says_it_takes_batches(
         traces_server: TracesServer) -> None:
-    start(traces_server)
+    start(traces_server, compress=True)  # gzip on loopback too, as across a network
     call(1)
     assert fallom.flush(5.0) is True
     first = traces_server.requests[0]
@@ -55,7 +55,7 @@ def test_bare_records_until_the_server_says_it_takes_batches(
 def test_each_ingest_token_counts_alone(ingest: Any, batched: bool, gzipped: bool) -> None:
     server = TracesServer(ingest=ingest)
     try:
-        start(server)
+        start(server, compress=True)
         call(0)
         assert fallom.flush(5.0) is True
         for i in range(1, 4):
@@ -72,11 +72,33 @@ def test_each_ingest_token_counts_alone(ingest: Any, batched: bool, gzipped: boo
         server.close()
 
 
+@pytest.mark.parametrize("compress", [None, False])
+def test_no_gzip_to_this_machine_unless_asked(traces_server: TracesServer,
+                                              compress: Any) -> None:
+    start(traces_server, compress=compress)  # the server says "batch, gzip"
+    for i in range(3):
+        call(i)
+        assert fallom.flush(5.0) is True
+    batches = traces_server.requests[1:]
+    assert len(batches) == 2
+    for request in batches:
+        assert "Content-Encoding" not in request["headers"]
+        assert "traces" in json.loads(request["body"])  # batches all the same
+
+
+@pytest.mark.parametrize(("url", "compress", "gzips"), [
+    ("https://traces.example.com", None, True), ("http://127.0.0.1:9", None, False),
+    ("http://localhost:9", None, False), ("http://[::1]:9", None, False),
+    ("http://127.0.0.1:9", True, True), ("https://traces.example.com", False, False)])
+def test_gzip_is_for_servers_across_a_network(url: str, compress: Any, gzips: bool) -> None:
+    assert HttpExporter(url, KEY, compress=compress).may_compress is gzips
+
+
 @pytest.mark.parametrize("forced", [True, False])
 def test_init_batch_forces_either_mode(forced: bool) -> None:
     server = TracesServer(ingest=None if forced else "batch, gzip")
     try:
-        start(server, batch=forced)
+        start(server, batch=forced, compress=True)
         for i in range(3):
             call(i)
         assert fallom.flush(5.0) is True
@@ -258,7 +280,7 @@ def test_queue_full_drops_the_new_record_and_counts_exactly(traces_server: Trace
 
 
 def test_a_batch_over_the_byte_cap_is_split(traces_server: TracesServer) -> None:
-    start(traces_server, max_batch_bytes=2_000, batch=True)
+    start(traces_server, max_batch_bytes=2_000, batch=True, compress=True)
     for i in range(40):
         call(i)
     assert fallom.flush(5.0) is True

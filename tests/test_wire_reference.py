@@ -209,7 +209,7 @@ def test_600_spans_from_4_threads_against_a_slow_backend(strict: TracesServer) -
 
 
 def test_the_reference_check_refuses_what_the_cloud_would(strict: TracesServer) -> None:
-    start(strict, batch=True)
+    start(strict, batch=True, compress=True)
     with fallom.span("x"):
         pass
     assert fallom.flush(5.0) is False  # a gzip batch is refused whole

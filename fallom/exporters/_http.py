@@ -27,7 +27,7 @@ from typing import Iterator, List, Optional, Tuple
 
 import requests
 
-from .._config import Settings
+from .._config import Settings, is_loopback_url
 from .._guard import logger
 from .._suppress import suppress_here
 from ._base import ExportResult, Record
@@ -69,7 +69,8 @@ class HttpExporter:
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 10.0,
                  max_batch_bytes: int = 4_000_000, retry_deadline: float = 30.0,
-                 batch: Optional[bool] = None, concurrency: int = 16) -> None:
+                 batch: Optional[bool] = None, concurrency: int = 16,
+                 compress: Optional[bool] = None) -> None:
         self.url = url.rstrip("/") + "/v1/traces"
         self._api_key = api_key
         self.timeout = timeout
@@ -77,7 +78,10 @@ class HttpExporter:
         self.retry_deadline = retry_deadline
         self.forced = batch
         self.concurrency = max(1, concurrency)
-        self.batches = self.compress = bool(batch)
+        # gzip only where it saves something: not on loopback, unless asked for
+        self.may_compress = compress if compress is not None else not is_loopback_url(url)
+        self.batches = bool(batch)
+        self.compress = self.batches and self.may_compress
         self._logged: set[object] = set()
         self._answered = False  # has the traces URL replied yet (and so said what it takes)?
         self.after_fork()
@@ -86,7 +90,7 @@ class HttpExporter:
     def from_settings(cls, settings: Settings) -> HttpExporter:
         return cls(settings.traces_url, settings.api_key or "", timeout=settings.export_timeout,
                    max_batch_bytes=settings.max_batch_bytes, batch=settings.batch,
-                   concurrency=settings.export_concurrency,
+                   concurrency=settings.export_concurrency, compress=settings.compress,
                    retry_deadline=settings.export_retry_timeout)
 
     def __repr__(self) -> str:
@@ -262,7 +266,8 @@ class HttpExporter:
             return
         tokens = ingest_tokens(response.headers.get(INGEST_HEADER))
         if tokens or 200 <= response.status_code < 300:
-            self.batches, self.compress = "batch" in tokens, "gzip" in tokens
+            self.batches = "batch" in tokens
+            self.compress = "gzip" in tokens and self.may_compress
 
     @staticmethod
     def _backoff(attempt: int) -> float:
