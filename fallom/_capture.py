@@ -45,8 +45,13 @@ _MAX_DEPTH_HARD = 100
 
 def snapshot(value: Any, limits: Limits = _DEFAULT) -> Any:
     """Keep immutable scalars by reference; convert everything else now."""
-    if type(value) in SCALAR_TYPES:
+    kind = type(value)
+    if kind in SCALAR_TYPES:
         return value
+    if (kind is list or kind is dict) and limits.max_depth > 0:  # chat messages, say
+        flat = _flat_copy(value, kind, limits, limits.max_depth)
+        if flat is not None:
+            return Captured(flat)
     return Captured(to_jsonable(value, limits))
 
 

@@ -247,9 +247,9 @@ def _attributes(span: Span, limits: Limits, duration_ms: int,
         request = _request(span, limits)
         if request is not None:
             attributes[RAW_REQUEST] = _json_text(span, request)
-        response = _response(span, limits)
+        response = _response_text(span, limits)
         if response is not None:
-            attributes[RAW_RESPONSE] = _json_text(span, response)
+            attributes[RAW_RESPONSE] = response
     usage = span.raw_usage if span.method is not None else None
     if usage is not None:
         attributes[RAW_USAGE] = _json_text(span, resolve(usage, limits))
@@ -277,13 +277,18 @@ def _request(span: Span, limits: Limits) -> Any:
     return {"input": value} if span.model is None else {"input": value, "model": span.model}
 
 
-def _response(span: Span, limits: Limits) -> Any:
+def _response_text(span: Span, limits: Limits) -> Optional[str]:
+    """A provider call's response as the reference wrappers send it, else the output:
+    text goes as both ``output`` and ``text``, encoded once."""
     if span.method is not None and span.raw_response is not None:
-        return resolve(span.raw_response, limits)
+        return _json_text(span, resolve(span.raw_response, limits))
     if span.output is _UNSET:
         return None
     value = _value(span.output, limits)
-    return {"output": value, "text": value} if isinstance(value, str) else {"output": value}
+    if type(value) is str:
+        text = _json_text(span, value)
+        return f'{{"output":{text},"text":{text}}}'
+    return _json_text(span, {"output": value})
 
 
 def _usage_text(span: Span) -> str:
