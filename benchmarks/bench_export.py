@@ -2,8 +2,10 @@
 and the caller's p99 while the server hangs; fallom beside the OpenTelemetry SDK
 (BatchSpanProcessor + OTLP/HTTP exporter) in the same run. Batch mode is what
 fallom sends to a server that advertises ``Fallom-Ingest: batch, gzip`` (as
-``fallom serve`` does); record mode, one bare record per request, is what it
-sends to the Fallom cloud, here with 0 and 20 ms of added server latency.
+``fallom serve`` does), not gzipped here as the server is on this machine (nor
+does OTel's exporter compress by default); record mode, one bare record per
+request, is what it sends to the Fallom cloud, here with 0 and 20 ms of added
+server latency.
 
 The server runs in its own process, so its CPU is not counted. fallom is
 measured twice, in child processes: with the standard library's ``json``
