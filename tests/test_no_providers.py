@@ -56,7 +56,7 @@ def test_otlp_protobuf_without_the_extra_is_a_415_naming_it() -> None:
     from fallom.server import serve
 
     with tempfile.TemporaryDirectory() as directory:
-        server = serve(db=os.path.join(directory, "t.db"))
+        server = serve(port=0, db=os.path.join(directory, "t.db"))
         try:
             reply = requests.post(server.url + "/v1/traces", data=b"\x0a\x00", timeout=10,
                                   headers={"Content-Type": "application/x-protobuf",

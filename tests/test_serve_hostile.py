@@ -26,7 +26,7 @@ KEY = "hostile-key"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[FallomServer]:
     (tmp_path / "data").mkdir()
-    running = serve(db=str(tmp_path / "data" / "t.db"), api_keys=[KEY],
+    running = serve(port=0, db=str(tmp_path / "data" / "t.db"), api_keys=[KEY],
                     limits=ServeLimits(max_connections=8, idle_timeout=1.0))
     yield running
     running.close()
