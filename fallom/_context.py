@@ -48,9 +48,10 @@ CURRENT_PROMPT: ContextVar[Optional[Any]] = _var("prompt")
 # ``_state.swap`` (a module attribute is the cheapest read on the hot path).
 activate: Any = CURRENT_SPAN.set
 
-# The open ``with`` entries of reusable objects (a ``fallom.span(...)`` or a
-# session object), per context: the same object entered by two tasks or
-# threads keeps each entry's state apart, and each exit finds its own.
+# The open ``with`` entries of reusable session objects, per context: the same
+# object entered by two tasks or threads keeps each entry's state apart, and
+# each exit finds its own. (A ``fallom.span(...)`` keeps its entry on the span
+# it made current, which its exit finds as the current span.)
 ENTRIES: ContextVar[tuple[tuple[object, Any], ...]] = ContextVar("fallom_entries", default=())
 
 

@@ -22,7 +22,7 @@ from ._capture import SCALAR_TYPES, snapshot
 from ._context import CURRENT_SPAN
 from ._guard import report_internal_error
 from ._record import Binder, BoundArgs
-from ._span import SharedAttributes, Span, start_span
+from ._span import SharedAttributes, Span
 from ._state import ACTIVE_FLAG
 from ._suppress import SUPPRESSED
 
@@ -78,7 +78,7 @@ def begin(opts: CallOptions, instance: Any, args: tuple[Any, ...],
     if not rt.active or SUPPRESSED.get():
         return None
     try:
-        span = start_span(opts.name, opts.kind, opts.attributes, rt)
+        span = Span(opts.name, opts.kind, opts.attributes, rt)
         if opts.model:
             span.model = opts.model
         if (args or kwargs) and opts.capture_input and span._capture:

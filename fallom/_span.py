@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._session import SessionContext
     from ._state import Runtime
 
-__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span", "start_span"]
+__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span"]
 
 _late_write_logged = False
 _CANCEL_TYPES: tuple[type[BaseException], ...]
@@ -291,7 +291,3 @@ def _noop(*args: Any, **kwargs: Any) -> None:
 
 
 NOOP_SPAN = NoOpSpan()
-
-
-# Starting a span is constructing one: a name for the call sites that read better so.
-start_span = Span

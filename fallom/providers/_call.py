@@ -16,7 +16,7 @@ from .. import _attributes as attr
 from .. import _ids, _state
 from .._guard import report_internal_error
 from .._instrument import await_within, call_within
-from .._span import Span, start_span
+from .._span import Span
 from .._suppress import SUPPRESSED
 from ._base import Endpoint, ObjectProxy, Provider
 from ._stream import StreamState, TracedStream, observe_events
@@ -40,7 +40,7 @@ class Binding:
 def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tuple[Any, ...],
            kwargs: Dict[str, Any]) -> Span:
     provider = binding.provider
-    span = start_span(f"{provider.name}.{'.'.join(path)}", endpoint.kind, None, _state.STATE)
+    span = Span(f"{provider.name}.{'.'.join(path)}", endpoint.kind, None, _state.STATE)
     if binding.session is not None:
         span.session = binding.session  # the wrapper's session, whatever the context
     model = kwargs.get("model") or binding.default_model
