@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULTS", "Settings", "is_loopback_url", "resolve_settings"]
+__all__ = ["DEFAULTS", "Settings", "is_loopback_host", "is_loopback_url", "resolve_settings"]
 
 Redactor = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
 
@@ -146,15 +146,19 @@ def _parse_key(value: Any, name: str) -> str:
     return value
 
 
-def is_loopback_url(url: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1, where plain http is safe."""
-    host = urlsplit(url).hostname or ""
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: this machine, whoever else is on the network."""
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for a URL on this machine, where plain http is safe."""
+    return is_loopback_host(urlsplit(url).hostname or "")
 
 
 _BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http",

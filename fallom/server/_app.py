@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 import re
@@ -15,6 +14,7 @@ from importlib import resources
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .._config import is_loopback_host
 from . import _views as views
 from ._catalog import Catalog
 from ._ingest import Row, prepare, storable, summarise
@@ -62,15 +62,6 @@ class _RefusedError(Exception):
         self.status = status
 
 
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 _BUSY_BODY = b'{"error": "too many open connections"}'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
@@ -112,7 +103,7 @@ class FallomServer:
                  config: Optional[str] = None, api_keys: Sequence[str] = (),
                  limits: Optional[ServeLimits] = None) -> None:
         host = host.strip("[]")  # an IPv6 address as written in URLs
-        if not api_keys and not _is_loopback(host):
+        if not api_keys and not is_loopback_host(host):
             raise ValueError(f"refusing to listen on {host} without --api-key: with no key "
                              "configured any key is accepted, which is only safe on loopback")
         if any(not key or not key.isprintable() or key != key.strip() for key in api_keys):
