@@ -13,7 +13,7 @@ from typing import Any, Dict, Mapping, NamedTuple, Optional, Protocol, Sequence,
 
 from . import _attributes as attr
 from ._json import json_text
-from ._record import iso_time
+from ._record import iso_time, output_json, timings_json, usage_json
 from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
 __all__ = ["SessionLike", "SpanData", "to_record"]
@@ -195,33 +195,27 @@ def _attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
                 {"messages" if isinstance(request, list) else "input": request,
                  "model": record.get("model")})[0]
         if response is not None:
-            text = response if isinstance(response, str) else None
-            out[RAW_RESPONSE] = json_text({"output": response, "text": text}
-                                          if text is not None else {"output": response})[0]
+            out[RAW_RESPONSE] = output_json(response)[0]
     dropped = used if capture else _content_keys(attrs)  # moved into raw.*, or all of it
     out.update({k: _json(v) for k, v in attrs.items() if k not in dropped})
     out["fallom.sdk_version"] = "2"
     out["fallom.method"] = str(operation or record["name"])
-    usage = _usage(attrs)
-    if usage:
-        out[RAW_USAGE] = json_text(usage)[0]
-    timings = {"requestStart": 0, "requestEnd": record["duration_ms"],
-               "responseEnd": record["duration_ms"], "totalDurationMs": record["duration_ms"],
-               "durationUs": duration_ns // 1000}
-    if ttft is not None:
-        timings.update(firstTokenTime=round(ttft), firstTokenUs=int(ttft * 1000))
-    out[RAW_TIMINGS] = json_text(timings)[0]
+    counts = _usage(attrs)
+    if any(count is not None for count in counts):
+        out[RAW_USAGE] = usage_json(*counts)
+    out[RAW_TIMINGS] = timings_json(
+        record["duration_ms"], duration_ns // 1000, None if ttft is None else round(ttft),
+        0 if ttft is None else int(ttft * 1000))
     return out
 
 
-def _usage(attrs: Mapping[str, Any]) -> Dict[str, int]:
-    prompt, completion = _first(attrs, _INPUT_TOKENS), _first(attrs, _OUTPUT_TOKENS)
-    total = _first(attrs, _TOTAL_TOKENS)
+def _usage(attrs: Mapping[str, Any]) -> Tuple[Optional[int], Optional[int], Optional[int]]:
+    """(prompt, completion, total) token counts; the total derived when only it is missing."""
+    prompt, completion, total = (None if value is None else int(value) for value in (
+        _first(attrs, _INPUT_TOKENS), _first(attrs, _OUTPUT_TOKENS), _first(attrs, _TOTAL_TOKENS)))
     if total is None and prompt is not None and completion is not None:
-        total = int(prompt) + int(completion)
-    return {name: int(value) for name, value in (
-        ("prompt_tokens", prompt), ("completion_tokens", completion), ("total_tokens", total))
-        if value is not None}
+        total = prompt + completion
+    return prompt, completion, total
 
 
 def _content(attrs: Mapping[str, Any], used: set[str]) -> tuple[Any, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from . import _state, extractors
 from ._capture import Limits, resolve
@@ -20,7 +20,8 @@ from ._json import json_text
 from ._span import _UNSET, Span
 from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
-__all__ = ["Binder", "BoundArgs", "iso_time", "reset_warnings", "to_record"]
+__all__ = ["Binder", "BoundArgs", "iso_time", "output_json", "reset_warnings", "timings_json",
+           "to_record", "usage_json"]
 
 Record = dict[str, Any]
 
@@ -255,16 +256,39 @@ def _attributes(span: Span, limits: Limits, duration_ms: int,
         attributes[RAW_USAGE] = _json_text(span, resolve(usage, limits))
     elif span.total_tokens is not None or span.prompt_tokens is not None \
             or span.completion_tokens is not None:
-        attributes[RAW_USAGE] = _usage_text(span)
-    # The reference keys in whole milliseconds, and microseconds beside them.
-    first = "" if ttft_ms is None else \
-        f',"firstTokenTime":{ttft_ms},"firstTokenUs":{(span.ttft_ns or 0) // 1000}'
-    streaming = ',"isStreaming":true' if span.is_streaming else ""
-    attributes[RAW_TIMINGS] = (
-        f'{{"requestStart":0,"requestEnd":{duration_ms},"responseEnd":{duration_ms},'
-        f'"totalDurationMs":{duration_ms},"durationUs":{(span.duration_ns or 0) // 1000}'
-        f'{first}{streaming}}}')
+        attributes[RAW_USAGE] = usage_json(span.prompt_tokens, span.completion_tokens,
+                                           span.total_tokens)
+    attributes[RAW_TIMINGS] = timings_json(duration_ms, (span.duration_ns or 0) // 1000, ttft_ms,
+                                           (span.ttft_ns or 0) // 1000, span.is_streaming)
     return attributes
+
+
+def output_json(value: Any) -> Tuple[str, bool]:
+    """``fallom.raw.response`` of a call that is not a known provider's: text as both
+    ``output`` and ``text`` (as the reference SDKs send it, encoded once here), anything
+    else as ``output``; and whether anything had to be cut."""
+    if isinstance(value, str):
+        text, cut = json_text(value)
+        return f'{{"output":{text},"text":{text}}}', cut
+    return json_text({"output": value})
+
+
+def usage_json(prompt: Optional[int], completion: Optional[int], total: Optional[int]) -> str:
+    """``fallom.raw.usage`` from whole counts, the ones that are known."""
+    parts = [f'"{name}":{value}' for name, value in (
+        ("prompt_tokens", prompt), ("completion_tokens", completion),
+        ("total_tokens", total)) if value is not None]
+    return "{" + ",".join(parts) + "}"
+
+
+def timings_json(duration_ms: int, duration_us: int, ttft_ms: Optional[int] = None,
+                 ttft_us: int = 0, streaming: bool = False) -> str:
+    """``fallom.raw.timings``: the reference's keys in whole milliseconds, and microseconds
+    beside them; written without the JSON encoder (every value is an int)."""
+    first = "" if ttft_ms is None else f',"firstTokenTime":{ttft_ms},"firstTokenUs":{ttft_us}'
+    last = ',"isStreaming":true' if streaming else ""
+    return (f'{{"requestStart":0,"requestEnd":{duration_ms},"responseEnd":{duration_ms},'
+            f'"totalDurationMs":{duration_ms},"durationUs":{duration_us}{first}{last}}}')
 
 
 def _request(span: Span, limits: Limits) -> Any:
@@ -278,24 +302,15 @@ def _request(span: Span, limits: Limits) -> Any:
 
 
 def _response_text(span: Span, limits: Limits) -> Optional[str]:
-    """A provider call's response as the reference wrappers send it, else the output:
-    text goes as both ``output`` and ``text``, encoded once."""
+    """A provider call's response as the reference wrappers send it, else the output."""
     if span.method is not None and span.raw_response is not None:
         return _json_text(span, resolve(span.raw_response, limits))
     if span.output is _UNSET:
         return None
-    value = _value(span.output, limits)
-    if type(value) is str:
-        text = _json_text(span, value)
-        return f'{{"output":{text},"text":{text}}}'
-    return _json_text(span, {"output": value})
-
-
-def _usage_text(span: Span) -> str:
-    parts = [f'"{name}":{value}' for name, value in (
-        ("prompt_tokens", span.prompt_tokens), ("completion_tokens", span.completion_tokens),
-        ("total_tokens", span.total_tokens)) if value is not None]
-    return "{" + ",".join(parts) + "}"
+    text, cut = output_json(_value(span.output, limits))
+    if cut:
+        span._cut = True
+    return text
 
 
 def _json_text(span: Span, value: Any) -> str:
