@@ -50,8 +50,8 @@ def snapshot(value: Any, limits: Limits = _DEFAULT) -> Any:
         return value
     if (kind is list or kind is dict) and limits.max_depth > 0:  # chat messages, say
         flat = _flat_copy(value, kind, limits, limits.max_depth)
-        if flat is not None:
-            return Captured(flat)
+        # refused: converted item by item, without trying the flat copy a second time
+        return Captured(flat if flat is not None else _guarded(_not_flat, value, limits))
     return Captured(to_jsonable(value, limits))
 
 
@@ -70,8 +70,13 @@ def resolve(value: Any, limits: Limits = _DEFAULT) -> Any:
 
 def to_jsonable(value: Any, limits: Limits = _DEFAULT) -> Any:
     """Convert ``value`` to plain JSON types; never raises."""
+    return _guarded(_convert, value, limits)
+
+
+def _guarded(convert: Callable[[Any, Limits, int, set[int]], Any], value: Any,
+             limits: Limits) -> Any:
     try:
-        return _convert(value, limits, min(limits.max_depth, _MAX_DEPTH_HARD), set())
+        return convert(value, limits, min(limits.max_depth, _MAX_DEPTH_HARD), set())
     except Exception:  # the converter guards each step; this is the last resort
         return _unrepresentable(value)
 
@@ -153,6 +158,11 @@ def _flat_copy(value: Any, kind: type, limits: Limits, depth: int) -> Any:
             return None
         out.append(item)
     return out
+
+
+def _not_flat(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
+    """A list or dict that :func:`_flat_copy` refused: converted item by item."""
+    return _nested(value, type(value), limits, depth, seen, _plain)
 
 
 def _nested(value: Any, kind: type, limits: Limits, depth: int, seen: set[int],
