@@ -267,6 +267,15 @@ def test_retry_after_zero_does_not_switch_off_the_backoff(traces_server: TracesS
     assert times[-1] - times[0] > 2.5
 
 
+def test_each_full_batch_is_sent_without_waiting_for_the_interval(
+        traces_server: TracesServer) -> None:
+    start(traces_server, max_batch_size=10, batch_interval=3600)
+    for round_ in (1, 2, 3):  # the worker is woken again after each drain
+        for i in range(10):
+            call(i)
+        assert traces_server.wait_for(10 * round_), f"batch {round_} waited for the interval"
+
+
 def test_queue_full_drops_the_new_record_and_counts_exactly(traces_server: TracesServer) -> None:
     traces_server.default = ("hang",)
     start(traces_server, max_queue_size=100)

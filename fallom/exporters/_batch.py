@@ -87,7 +87,9 @@ class BatchProcessor(SpanProcessor):
         queue.append(span)
         if self._thread is None:
             self._start()
-        if len(queue) >= self.max_batch_size:
+        if len(queue) >= self.max_batch_size and not self._wake.is_set():
+            # Event.set() takes a lock (~0.5 us): while the worker is busy the queue stays
+            # past a batch, and waking it once is enough.
             self._wake.set()
 
     def _lose(self, reason: str, count: int) -> None:
