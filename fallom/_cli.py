@@ -104,8 +104,26 @@ def _get(url: str, key: str, params: Optional[Dict[str, str]] = None) -> Any:
         raise SystemExit("fallom traces: the server refused the API key (set FALLOM_API_KEY)")
     if response.status_code == 404:
         raise SystemExit(f"fallom traces: not found: {url}")
-    response.raise_for_status()
+    if not response.ok:
+        raise SystemExit(f"fallom traces: the server answered {response.status_code}: "
+                         f"{_error(response)}")
     return response.json()
+
+
+def _error(response: requests.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
+
+
+def _since(text: str) -> str:
+    from .server._store import since_key
+
+    try:
+        return since_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("since must be", "not")) from None
 
 
 def _output() -> Any:
@@ -254,8 +272,9 @@ def _parser() -> argparse.ArgumentParser:
     traces.add_argument("--name", help="only traces whose root name contains this")
     traces.add_argument("--status", choices=("OK", "ERROR"), type=str.upper,
                         help="only traces that succeeded, or that have an error")
-    traces.add_argument("--since", metavar="TIME",
-                        help="only traces started at or after this ISO time, e.g. 2026-11-30")
+    traces.add_argument("--since", metavar="TIME", type=_since,
+                        help="only traces started at or after this ISO 8601 date or time, "
+                             "UTC unless it has an offset: 2026-11-30, 2026-11-30T09:30+01:00")
     traces.add_argument("--limit", type=_positive(int), default=20, help="traces per page")
     traces.add_argument("--page", type=_positive(int), default=1, help="page, from 1")
     traces.add_argument("--full", action="store_true",

@@ -234,6 +234,15 @@ def test_fallom_traces_filters_pages_and_prints_whole_values(served: Served) -> 
     assert ids("--customer", "c-1") == ids("--config", "agent") == ["1"]
     assert ids("--model", "claude") == ["2"]
     assert ids("--since", "2026-02-01") == ["2", "1"]
+    assert ids("--since", "2026-03-01T12:00") == ["2"]  # UTC without an offset
+    assert ids("--since", "2026-03-01T01:00:00+02:00") == ["2", "1"]  # 2026-02-28T23:00Z
+    assert ids("--since", "2026-03-02T00:00:00Z") == ["2"]  # equal counts
+    garbage = traces_cli(served, "--since", "last tuesday", check=False)
+    assert garbage.returncode == 2
+    assert "--since: not an ISO 8601 date or time" in garbage.stderr
+    refused = served.get("/api/traces?since=last%20tuesday")  # the web UI's filter box
+    assert refused.status_code == 400
+    assert refused.json()["error"].startswith("since must be an ISO 8601 date or time")
     assert ids("--name", "root-span") == ["1"]
     assert ids("--limit", "2", "--page", "2") == ["3"]
     table = traces_cli(served).stdout

@@ -119,6 +119,9 @@ def test_bad_records_are_refused_with_reasons_and_the_good_ones_stored(
     (b"GET /api/traces/zzz/" + b"0" * 31 + b"7 HTTP/1.1\r\nAuthorization: Bearer hostile-key"
      b"\r\n\r\n", b"404"),
     (b"GET /api/traces?limit=-1 HTTP/1.1\r\nAuthorization: Bearer hostile-key\r\n\r\n", b"400"),
+    (b"GET /api/traces?since=zzz HTTP/1.1\r\nAuthorization: Bearer hostile-key\r\n\r\n", b"400"),
+    (b"GET /api/traces?since=2026-13-45 HTTP/1.1\r\nAuthorization: Bearer hostile-key\r\n\r\n",
+     b"400"),
 ])
 def test_every_malformed_request_gets_an_answer(server: FallomServer, head: bytes,
                                                 status: bytes) -> None:

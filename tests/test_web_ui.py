@@ -166,6 +166,20 @@ def test_the_list_shows_the_seeded_traces_and_filters_work(
         "css selector", "#trace-rows tr")} == {"c-1"}
 
 
+def test_a_filter_the_server_refuses_says_why_and_can_be_fixed(
+        browser: Any, served: Dict[str, Any]) -> None:
+    open_page(browser, served["url"])
+    since = browser.find_element("css selector", "input[name=since]")
+    since.send_keys("last tuesday\t")
+    message = wait(browser, "const e = document.getElementById('trace-error');"
+                            "return e && !e.hidden && e.textContent")
+    assert message.startswith("since must be an ISO 8601 date or time")
+    since.clear()
+    since.send_keys("2000-01-01\t")
+    wait(browser, "return document.getElementById('trace-error').hidden && "
+                  "document.querySelectorAll('#trace-rows tr').length === 12")
+
+
 def test_a_trace_opens_as_a_waterfall_with_proportional_bars(
         browser: Any, served: Dict[str, Any]) -> None:
     open_page(browser, served["url"])

@@ -5,11 +5,31 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .._wire import RecordView
 
-__all__ = ["Store", "readable"]
+__all__ = ["Store", "readable", "since_key"]
+
+def since_key(text: str) -> str:
+    """An ISO 8601 date or time as the UTC text stored start times are compared with.
+
+    A time without an offset is UTC, as every SDK's start times are; anything
+    else is refused (ValueError), not compared as text and matched by nothing.
+    """
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):  # Python 3.9 and 3.10 do not read the suffix
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"since must be an ISO 8601 date or time, such as 2026-11-30 or "
+                         f"2026-11-30T09:30:00Z (got {text[:40]!r})") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -120,7 +140,10 @@ class Store:
                min_duration_ms: Optional[int] = None, min_tokens: Optional[int] = None,
                min_spans: Optional[int] = None, oldest_first: bool = False,
                limit: int = 50, offset: int = 0) -> List[Dict[str, Any]]:
-        """Traces newest first, one summary each; every filter is optional."""
+        """Traces newest first, one summary each; every filter is optional.
+
+        ``since`` is an ISO 8601 date or time (ValueError if it is not one).
+        """
         where, args = [], []
         for column, value in (("session_id", session_id), ("customer_id", customer_id),
                               ("config_key", config_key)):
@@ -144,7 +167,7 @@ class Store:
             later.append(_like(search))
         if since:
             having.append("MIN(start_time) >= ?")
-            later.append(since)
+            later.append(since_key(since))
         for minimum, expression in ((min_duration_ms, "MAX(duration_ms)"),
                                     (min_tokens, "SUM(COALESCE(total_tokens, 0))"),
                                     (min_spans, "COUNT(*)")):

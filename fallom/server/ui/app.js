@@ -105,7 +105,8 @@ async function tracesView() {
     el("button", { id: "prev", onclick: () => { traceState.offset = Math.max(0, traceState.offset - traceState.limit); loadTraces(); } }, "Newer"),
     el("button", { id: "next", onclick: () => { traceState.offset += traceState.limit; loadTraces(); } }, "Older"),
     el("span", { class: "muted", id: "page-info" }));
-  show(el("div", { class: "filters" }, ...inputs, status), banner, table, pager);
+  const refused = el("p", { class: "error", id: "trace-error", hidden: true });
+  show(el("div", { class: "filters" }, ...inputs, status), refused, banner, table, pager);
   await loadTraces();
   poller = setInterval(pollTraces, POLL_MS);
 }
@@ -127,7 +128,17 @@ async function fetchTraces(offset) {
 }
 
 async function loadTraces() {
-  const traces = await fetchTraces(traceState.offset);
+  const refused = document.getElementById("trace-error");
+  let traces;
+  try {
+    traces = await fetchTraces(traceState.offset);
+  } catch (error) {  // a filter the server refuses: say why, keep the filters to fix it
+    if (error instanceof Unauthorized || !refused) throw error;
+    refused.textContent = error.message;
+    refused.hidden = false;
+    return;
+  }
+  if (refused) refused.hidden = true;
   traceState.shown = traces;
   const body = document.getElementById("trace-rows");
   if (!body) return;
@@ -140,7 +151,12 @@ async function loadTraces() {
 
 async function pollTraces() {  // new traces arrive without moving what the user looks at
   if (!document.getElementById("trace-rows")) return;
-  const latest = await fetchTraces(0);
+  let latest;
+  try {
+    latest = await fetchTraces(0);
+  } catch {
+    return;  // loadTraces says what is wrong; the next poll tries again
+  }
   const known = new Set(traceState.shown.map((t) => t.trace_id));
   const fresh = latest.filter((t) => !known.has(t.trace_id) &&
     (!traceState.shown.length || t.start_time >= traceState.shown[0].start_time));
