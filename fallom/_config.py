@@ -121,21 +121,29 @@ def _parse_bool(value: Any, name: str) -> bool:
 
 
 def _parse_number(value: Any, name: str, *, kind: type, low: float, high: float) -> Any:
+    what = "a whole number" if kind is int else "a number"
     try:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (kind is int and isinstance(value, float)
+                                       and not value.is_integer()):
             raise TypeError
         number = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
     if (isinstance(number, float) and math.isnan(number)) or not low <= number <= high:
-        raise ValueError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+        bounds = f"at least {low:g}" if high >= 2**62 else f"between {low:g} and {high:g}"
+        raise ValueError(f"{name} must be {bounds}, got {value!r}")
     return number
 
 
 def _parse_url(value: Any, name: str) -> str:
     """An http(s) URL, its scheme in lower case (``HTTP://`` is still plain http)."""
-    parts = urlsplit(value.strip()) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value.strip()) if isinstance(value, str) else None
+        valid = parts is not None and parts.scheme in ("http", "https") and \
+            bool(parts.hostname) and (parts.port or 0) >= 0  # .port raises on a bad one
+    except ValueError:  # "[::1" without its bracket, a port that is not a number
+        valid = False
+    if not valid or parts is None:
         raise ValueError(f"{name} must be an http(s) URL with a host, got {value!r}")
     return parts._replace(scheme=parts.scheme).geturl().rstrip("/")
 

@@ -47,6 +47,10 @@ def test_each_init_resolves_afresh() -> None:
     ({"capture_max_chars": "lots"}, "capture_max_chars"),
     ({"shutdown_timeout": -1}, "shutdown_timeout"),
     ({"redact": "not callable"}, "redact"),
+    ({"traces_url": "http://[::1"}, "traces_url"),  # urlsplit's own error named nothing
+    ({"configs_url": "http://localhost:port"}, "configs_url"),
+    ({"max_queue_size": 2.5}, "max_queue_size must be a whole number"),  # was cut to 2
+    ({"max_queue_size": 0}, "max_queue_size must be at least 1, got 0"),
 ])
 def test_bad_values_name_the_parameter(kwargs: dict, named: str) -> None:
     with pytest.raises(ValueError, match=named):
