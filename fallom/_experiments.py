@@ -16,7 +16,8 @@ from ._fork import at_fork, register
 from ._guard import logger
 from ._remote import Fetcher, RemoteStore
 
-__all__ = ["ABTest", "Experiments", "Template", "current", "start", "stop"]
+__all__ = ["ABTest", "Experiments", "Template", "current", "required", "start", "stop",
+           "version_number"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,23 @@ class ABTest:
     version: Any
     variants: Tuple[Mapping[str, Any], ...]
     weights: Tuple[float, ...]
+
+
+def required(value: Any, name: str, *, empty: bool = False) -> str:
+    """``value`` if it is a string (non-empty unless ``empty``); else a ValueError naming it."""
+    if not isinstance(value, str) or not (value or empty):
+        kind = "a string" if empty else "a non-empty string"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    return value
+
+
+def version_number(value: Any) -> Optional[int]:
+    """A pinned version: None, or a whole number (digits in a string too, as 0.2.7 took)."""
+    if value is None or (type(value) is int and value >= 0):
+        return value
+    if isinstance(value, str) and value.isdigit() and value.isascii() and len(value) < 19:
+        return int(value)
+    raise ValueError(f"version must be a whole number (1, 2, ...) or None, got {value!r}")
 
 
 _warned: cachetools.LRUCache[Tuple[Any, ...], bool] = cachetools.LRUCache(10_000)

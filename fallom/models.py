@@ -16,13 +16,6 @@ from ._guard import report_internal_error
 __all__ = ["get"]
 
 
-def _required(value: Any, name: str, *, empty: bool = False) -> str:
-    if not isinstance(value, str) or not (value or empty):
-        kind = "a string" if empty else "a non-empty string"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    return value
-
-
 def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
         version: Optional[int] = None, customer_id: Optional[str] = None,
         context: Optional[Mapping[str, Any]] = None) -> str:
@@ -33,8 +26,9 @@ def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
     returns ``fallback``; with no fallback either, raises ``ValueError``
     naming the key. Assignments are reported to Fallom in the background.
     """
-    _required(config_key, "config_key")
-    _required(session_id, "session_id", empty=True)  # "" hashes like any string
+    _experiments.required(config_key, "config_key")
+    _experiments.required(session_id, "session_id", empty=True)  # "" hashes like any string
+    version = _experiments.version_number(version)
     model: Optional[str] = None
     try:
         experiments = _experiments.current()

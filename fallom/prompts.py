@@ -62,6 +62,12 @@ def _template(key: str, version: Optional[int]) -> Any:
     return store.latest(key) if version is None else store.pinned(key, version)
 
 
+def _variables(value: Any) -> Optional[Mapping[str, Any]]:
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise ValueError(f"variables must be a mapping of names to values, got {type(value).__name__}")
+
+
 def _mark(prompt: Prompt) -> Prompt:
     CURRENT_PROMPT.set(PromptMark(prompt.key, prompt.version, prompt.ab_test_key,
                                   prompt.variant_index))
@@ -74,6 +80,8 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
 
     Raises ``ValueError`` naming the key when it is not available.
     """
+    _experiments.required(prompt_key, "prompt_key")
+    variables, version = _variables(variables), _experiments.version_number(version)
     template = None
     try:
         template = _template(prompt_key, version)
@@ -89,6 +97,9 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
 def get_ab(ab_test_key: str, session_id: str, *,
            variables: Optional[Mapping[str, Any]] = None) -> Prompt:
     """The prompt this session gets in A/B test ``ab_test_key`` (sticky per session)."""
+    _experiments.required(ab_test_key, "ab_test_key")
+    _experiments.required(session_id, "session_id", empty=True)
+    variables = _variables(variables)
     found: Optional[Prompt] = None
     try:
         experiments = _experiments.current()

@@ -222,6 +222,10 @@ def test_bad_arguments_name_the_parameter() -> None:
         fallom.models.get("agent", None, fallback="x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="config_key"):
         fallom.models.get(None, "s", fallback="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="version must be a whole number"):
+        fallom.models.get("agent", "s", fallback="x", version="v2")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="version must be a whole number"):
+        fallom.models.get("agent", "s", fallback="x", version=-1)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")

@@ -48,6 +48,24 @@ def test_get_latest_and_pinned(config_server: ConfigServer) -> None:
         fallom.prompts.get("nope")
     with pytest.raises(ValueError, match="version 7"):
         fallom.prompts.get("support", version=7)
+    assert fallom.prompts.get("support", version="1").version == 1  # 0.2.7 took digits
+    assert config_server.count("/prompts/support/version/1") == 1  # the same cache entry
+
+
+@pytest.mark.parametrize(("call", "named"), [
+    (lambda: fallom.prompts.get(123), "prompt_key must be a non-empty string"),  # type: ignore
+    (lambda: fallom.prompts.get("support", version="latest"), "version must be a whole number"),
+    (lambda: fallom.prompts.get("support", variables="Ann"), "variables must be a mapping"),
+    (lambda: fallom.prompts.get_ab(None, "s"), "ab_test_key must be"),  # type: ignore
+    (lambda: fallom.prompts.get_ab("exp", 42), "session_id must be a string"),  # type: ignore
+    (lambda: fallom.prompts.get_ab("exp", "s", variables=["Ann"]), "variables must be"),
+])
+def test_wrong_arguments_are_named_not_ignored(config_server: ConfigServer, call: Any,
+                                               named: str) -> None:
+    config_server.add_prompt("support", "You are v1.", "Help {{user}}")
+    start(config_server)
+    with pytest.raises(ValueError, match=named):
+        call()
 
 
 def test_ab_test_is_sticky_and_matches_the_bucket(config_server: ConfigServer) -> None:
