@@ -51,6 +51,14 @@ class CallOptions:
                  attributes: Optional[Mapping[str, Any]] = None) -> None:
         if extractor is not None and not callable(extractor):
             raise TypeError(f"extractor must be a callable (result) -> dict, got {extractor!r}")
+        for label, text in (("name", name), ("model", model), ("provider", provider)):
+            if text is not None and not isinstance(text, str):
+                raise ValueError(f"{label} must be a string, got {text!r}")
+        if not isinstance(kind, str) or not kind:
+            raise ValueError(f"kind must be a non-empty string, got {kind!r}")
+        if attributes is not None and not isinstance(attributes, Mapping):
+            raise ValueError("attributes must be a mapping of names to values, "
+                             f"got {type(attributes).__name__}")
         self.name = name or span_name(func)
         self.kind = kind
         self.capture_input = capture_input

@@ -110,9 +110,13 @@ def test_extractor_fills_record_fields(spans: CapturedSpans) -> None:
             view(record).total_tokens, view(record).output) == ("claude-x", 3, 4, 7, "hello")
 
 
-def test_a_non_callable_extractor_fails_at_decoration() -> None:
+def test_a_wrong_option_fails_at_decoration() -> None:
     with pytest.raises(TypeError, match="extractor"):
         fallom.trace_llm(extractor="nope")(plain)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="name must be a string, got 5"):
+        fallom.trace_llm(name=5)(plain)  # type: ignore[arg-type]  # was a span named 5
+    with pytest.raises(ValueError, match="model must be a string"):
+        fallom.trace_llm(model=["gpt-4o"])(plain)  # type: ignore[arg-type]
 
 
 def test_mutating_an_argument_after_the_call_does_not_change_the_record(

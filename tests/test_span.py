@@ -119,3 +119,13 @@ def test_end_twice_records_once(spans: CapturedSpans) -> None:
 def test_empty_name_is_rejected() -> None:
     with pytest.raises(ValueError, match="name"):
         fallom.span("")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kind": 5}, "kind must be a non-empty string, got 5"),
+    ({"kind": ""}, "kind must be a non-empty string"),
+    ({"attributes": "k=3"}, "attributes must be a mapping of names to values, got str"),
+])
+def test_a_wrong_kind_or_attributes_is_named(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):  # dict() said "update sequence element"
+        fallom.span("block", **kwargs)
