@@ -17,7 +17,7 @@ import time
 
 from ._fork import at_fork
 
-__all__ = ["logger", "report_internal_error"]
+__all__ = ["logger", "report_internal_error", "report_misuse"]
 
 logger = logging.getLogger("fallom")
 
@@ -36,15 +36,30 @@ def _raise_internal() -> bool:
     return os.environ.get("FALLOM_RAISE_INTERNAL_ERRORS", "") == "1"
 
 
-def report_internal_error(exc: BaseException, where: str = "") -> None:
-    """Log ``exc`` as a fallom bug (rate-limited); re-raise it under our tests."""
-    if _raise_internal():
-        raise exc
-    key = where or f"{type(exc).__name__}"
+def _due(key: str) -> bool:
+    """True at most once a minute per ``key``."""
     now = time.monotonic()
     with _lock:
         last = _last_logged.get(key)
         if last is not None and now - last < _INTERVAL_S:
-            return
+            return False
         _last_logged[key] = now
-    logger.warning("fallom internal error in %s (ignored)", where or "sdk", exc_info=exc)
+    return True
+
+
+def report_internal_error(exc: BaseException, where: str = "") -> None:
+    """Log ``exc`` as a fallom bug (rate-limited); re-raise it under our tests."""
+    if _raise_internal():
+        raise exc
+    if _due(where or type(exc).__name__):
+        logger.warning("fallom internal error in %s (ignored)", where or "sdk", exc_info=exc)
+
+
+def report_misuse(where: str, problem: str) -> None:
+    """Log a wrong argument to a method that must never raise (rate-limited).
+
+    Not a fallom bug, so no traceback; ``problem`` names the parameter and the
+    value's type, never the value (it may be captured content).
+    """
+    if _due(where):
+        logger.warning("fallom: %s: %s; ignored", where, problem)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 from . import _state
 from ._capture import snapshot
 from ._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
-from ._guard import logger, report_internal_error
+from ._guard import logger, report_internal_error, report_misuse
 from ._ids import clock, ids
 
 if TYPE_CHECKING:
@@ -165,6 +165,10 @@ class Span:
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         if self._frozen():
             return
+        if not isinstance(attributes, Mapping):
+            report_misuse("Span.set_attributes", "attributes must be a mapping, got "
+                          + type(attributes).__name__)
+            return
         try:
             for key, value in attributes.items():
                 self.set_attribute(key, value)
@@ -188,17 +192,17 @@ class Span:
                      total_tokens: Optional[int] = None) -> None:
         if self._frozen():
             return
-        try:
-            if prompt_tokens is not None:
-                self.prompt_tokens = int(prompt_tokens)
-            if completion_tokens is not None:
-                self.completion_tokens = int(completion_tokens)
-            if total_tokens is not None:
-                self.total_tokens = int(total_tokens)
-            elif self.prompt_tokens is not None and self.completion_tokens is not None:
-                self.total_tokens = self.prompt_tokens + self.completion_tokens
-        except Exception as exc:
-            report_internal_error(exc, "Span.record_usage")
+        prompt = _count(prompt_tokens, "prompt_tokens")
+        completion = _count(completion_tokens, "completion_tokens")
+        total = _count(total_tokens, "total_tokens")
+        if prompt is not None:
+            self.prompt_tokens = prompt
+        if completion is not None:
+            self.completion_tokens = completion
+        if total is not None:
+            self.total_tokens = total
+        elif self.prompt_tokens is not None and self.completion_tokens is not None:
+            self.total_tokens = self.prompt_tokens + self.completion_tokens
 
     def record_exception(self, exc: BaseException) -> None:
         """Mark the span failed; cancellation ends it without a user error."""
@@ -247,6 +251,23 @@ class Span:
                 processor.on_end(self)
         except Exception as exc:
             report_internal_error(exc, "Span.end")
+
+
+def _count(value: Any, name: str) -> Optional[int]:
+    """A token count as a non-negative int (``12``, ``12.0``, ``"12"``), else None."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        count = int(value)
+        if count >= 0:
+            return count
+    except (TypeError, ValueError, OverflowError):
+        pass
+    report_misuse("Span.record_usage", f"{name} must be a whole number of tokens, got "
+                  + type(value).__name__)
+    return None
 
 
 def _exception_text(exc: BaseException) -> str:

@@ -9,7 +9,9 @@ import pytest
 import fallom
 from fallom import extractors
 from fallom._guard import report_internal_error
-from fallom.testing import capture_spans
+from fallom.testing import CapturedSpans, capture_spans, view
+
+from ._records import own_attributes
 
 
 class Weird:
@@ -118,3 +120,23 @@ def test_sample_rate_keeps_or_drops_whole_traces() -> None:
         with fallom.span("never"):
             pass
     assert list(none) == []
+
+
+def test_a_wrong_argument_to_a_span_method_is_named_and_ignored(
+        caplog: pytest.LogCaptureFixture, spans: CapturedSpans) -> None:
+    # a user's mistake, not a fallom bug: no traceback, and never raised, even under our tests
+    with caplog.at_level(logging.WARNING, logger="fallom"), fallom.span("x") as span:
+        span.record_usage(prompt_tokens="lots of them", completion_tokens=4.0)
+        span.record_usage(prompt_tokens="7")
+        span.set_attributes("k=v")  # type: ignore[arg-type]
+        span.set_attribute("k", "v")
+    usage = view(spans[0])
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (7, 4, 11)
+    assert own_attributes(spans[0]) == {"k": "v"}
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "fallom: Span.record_usage: prompt_tokens must be a whole number of tokens, got str; "
+        "ignored",
+        "fallom: Span.set_attributes: attributes must be a mapping, got str; ignored"]
+    assert not any(r.exc_info for r in caplog.records)
+    assert "lots of them" not in " ".join(messages)  # the value may be content
