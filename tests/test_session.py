@@ -73,3 +73,19 @@ def test_session_usable_without_with() -> None:
     session = fallom.session(config_key="a", session_id="plain")
     assert session.config_key == "a"
     assert "plain" in repr(session)
+
+
+def test_wrapping_what_is_not_that_providers_client_fails_at_once() -> None:
+    openai = pytest.importorskip("openai")
+    anthropic = pytest.importorskip("anthropic")
+    session = fallom.session(config_key="c", session_id="s")
+    openai_client = openai.OpenAI(api_key="sk-test", base_url="http://127.0.0.1:9")
+    anthropic_client = anthropic.Anthropic(api_key="sk-test", base_url="http://127.0.0.1:9")
+    for wrap, client, provider in ((session.wrap_openai, None, "openai"),
+                                   (session.wrap_anthropic, openai_client, "anthropic"),
+                                   (session.wrap_openai, anthropic_client, "openai"),
+                                   (session.wrap_google_ai, openai_client, "google")):
+        # wrapped, it would have run untraced without a word
+        with pytest.raises(TypeError, match=f"as a client of {provider}: it has no "):
+            wrap(client)
+    assert session.wrap_openai(openai_client).chat.completions.create  # the right one works

@@ -72,7 +72,25 @@ def _rewrap(binding: Binding, wrapped: Any, instance: Any, args: Any, kwargs: An
 
 def wrap_client(client: C, provider: Provider, session: Optional[SessionContext],
                 default_model: Optional[str] = None) -> C:
-    """A traced view of ``client`` for ``session``; a proxy is unwrapped first."""
+    """A traced view of ``client`` for ``session``; a proxy is unwrapped first.
+
+    A client with none of the provider's methods (None, another provider's
+    client) is refused here: wrapped, it would run untraced without a word.
+    """
     while isinstance(client, ClientProxy):
         client = client.__wrapped__
+    if not any(_has(client, path) for path in provider.endpoints):
+        first = ".".join(next(iter(provider.endpoints)))
+        raise TypeError(f"cannot trace {type(client).__name__!r} as a client of {provider.name}: "
+                        f"it has no {first} (nor any other {provider.name} method fallom traces)")
     return ClientProxy(client, Binding(provider, session, default_model))  # type: ignore[return-value]
+
+
+def _has(client: Any, path: Tuple[str, ...]) -> bool:
+    target = client
+    for name in path:
+        try:
+            target = getattr(target, name)
+        except Exception:  # AttributeError, or a property that fails
+            return False
+    return callable(target)
