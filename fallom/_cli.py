@@ -134,17 +134,18 @@ def _output() -> Any:
 
 
 def _row(trace: Dict[str, Any], more: str) -> List[str]:
-    from .console import cut
+    from .console import clean, cut
 
     duration = trace.get("duration_ms")
     status = str(trace.get("status"))
     if status == "ERROR" and trace.get("error_message"):
         status = f"ERROR {cut(' '.join(str(trace['error_message']).split()), 60, more)}"
     tokens = trace.get("total_tokens")
-    return [str(trace.get("trace_id")), str(trace.get("start_time") or "")[:23],
-            str(trace.get("root_name") or "?"), ",".join(trace.get("models") or []) or "-",
-            "-" if duration is None else f"{duration:.1f}ms", str(tokens) if tokens else "-",
-            str(trace.get("session_id") or "-"), status]
+    row = [str(trace.get("trace_id")), str(trace.get("start_time") or "")[:23],
+           str(trace.get("root_name") or "?"), ",".join(trace.get("models") or []) or "-",
+           "-" if duration is None else f"{duration:.1f}ms", str(tokens) if tokens else "-",
+           str(trace.get("session_id") or "-"), status]
+    return [clean(cell) for cell in row]  # stored text must not drive the terminal
 
 
 def _query(args: argparse.Namespace) -> Dict[str, str]:

@@ -1,8 +1,10 @@
 """Render trace records as ``rich`` trees: debug mode and the local trace viewer.
 
 User text (names, prompts, errors) is only ever put in ``Text`` objects, so a
-prompt containing ``[/bold]`` prints as written. Lines are cut at the
-terminal width, never wrapped.
+prompt containing ``[/bold]`` prints as written, and its control characters
+are shown escaped (``\x1b``), so a stored record cannot drive the terminal
+(clear it, retitle it, hide text with ``\r``). Lines are cut at the terminal
+width, never wrapped.
 """
 
 from __future__ import annotations
@@ -17,10 +19,21 @@ from rich.tree import Tree
 
 from ._wire import RecordView
 
-__all__ = ["print_traces", "render_traces"]
+__all__ = ["clean", "print_traces", "render_traces"]
 
 Record = Mapping[str, Any]
 PREVIEW_CHARS = 60
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder what is shown
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+_ESCAPED = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _CONTROLS}
+_ESCAPED_BUT_LINES = {c: text for c, text in _ESCAPED.items() if c != ord("\n")}
+
+
+def clean(text: Any, lines: bool = False) -> str:
+    """``text`` with control characters written out; ``lines`` keeps line breaks."""
+    return str(text).translate(_ESCAPED_BUT_LINES if lines else _ESCAPED)
 
 
 def _duration(ms: Any) -> str:
@@ -48,7 +61,7 @@ def ascii_only(line: Text) -> Text:
 def _preview(value: Any, more: str) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                             default=str, separators=(",", ":"))
-    return cut(" ".join(text.split()), PREVIEW_CHARS, more)
+    return cut(clean(" ".join(text.split())), PREVIEW_CHARS, more)
 
 
 class _Glyphs:
@@ -58,8 +71,8 @@ class _Glyphs:
 
 def _full(value: Any) -> str:
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str, indent=2)
+        return clean(value, lines=True)
+    return clean(json.dumps(value, ensure_ascii=False, default=str, indent=2), lines=True)
 
 
 def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
@@ -67,8 +80,8 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
     view = RecordView(record)
     failed = record.get("status") == "ERROR"
     line = Text(no_wrap=True, overflow="ellipsis")
-    line.append(str(record.get("name", "?")), style="bold red" if failed else "bold")
-    line.append(f" ({record.get('kind', 'span')}) ", style="dim")
+    line.append(clean(record.get("name", "?")), style="bold red" if failed else "bold")
+    line.append(f" ({clean(record.get('kind', 'span'))}) ", style="dim")
     line.append(_duration(view.duration_ms))
     line.append(" ")
     line.append("ERROR" if failed else "OK", style="red" if failed else "green")
@@ -87,9 +100,9 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
             if record.get(key):
                 details.append(f"{title} {record[key]}")
     if details:
-        line.append(dot + dot.join(details), style="cyan")
+        line.append(clean(dot + dot.join(details)), style="cyan")
     if failed and record.get("error_message"):
-        line.append(f"{dot}{record['error_message']}", style="red")
+        line.append(dot + clean(record["error_message"]), style="red")
     if unfinished:
         line.append(" (unfinished trace)", style="yellow")
     parts = []

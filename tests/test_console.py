@@ -110,6 +110,23 @@ def test_markup_in_user_text_prints_literally() -> None:
     assert "[link=https://evil.example]click[/link] [/]" in text
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_control_characters_in_user_text_are_shown_not_obeyed(full: bool) -> None:
+    # a stored name, model output or error must not retitle, clear or rewrite the terminal
+    record = {"trace_id": "a" * 32, "span_id": "b" * 16, "name": "t\x1b]0;owned\x07x",
+              "kind": "llm", "status": "ERROR", "error_message": "ok\rfake line",
+              "model": "m\x1b[2J", "duration_ms": 1.0, "start_time": "2026-01-01T00:00:00Z",
+              "attributes": {"fallom.raw.request": '{"input":"a\\u202eb\\u009bc\\nd"}'}}
+    out = io.StringIO()
+    print_traces([record], Console(file=out, width=300, force_terminal=False), full=full)
+    text = out.getvalue()
+    assert not any(c in text for c in "\x1b\x07\r\u202e\x9b")
+    assert "t\\x1b]0;owned\\x07x (llm)" in text
+    assert "m\\x1b[2J" in text
+    assert "ok\\x0dfake line" in text
+    assert ("a\\u202eb\\x9bc\nd" if full else "a\\u202eb\\x9bc d") in text
+
+
 def test_long_lines_are_cut_not_wrapped() -> None:
     narrow = attach(width=40)
     with fallom.span("a-very-long-span-name-" * 5):

@@ -212,6 +212,11 @@ def test_fallom_traces_lists_and_shows(served: Served) -> None:
     refused = traces_cli(served, "--api-key", "nope", check=False)
     assert refused.returncode != 0
     assert "refused" in refused.stderr
+    served.post({"traces": [record(6, trace=9, name="t\x1b]0;owned\x07x", model="m\r")]})
+    table = traces_cli(served, "--model", "m\r").stdout  # stored text cannot drive a terminal
+    assert "t\\x1b]0;owned\\x07x" in table
+    assert "m\\x0d" in table
+    assert not any(c in table for c in "\x1b\x07\r")
 
 
 def test_fallom_traces_filters_pages_and_prints_whole_values(served: Served) -> None:
