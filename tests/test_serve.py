@@ -277,6 +277,40 @@ def test_fallom_traces_into_head_ends_quietly(served: Served) -> None:
         assert piped.stderr == ""
 
 
+def test_servers_starting_together_on_one_new_database_all_start(tmp_path: Path) -> None:
+    from fallom.server._store import Store
+
+    # the race that made the second of two `fallom serve` fail with "duplicate column name"
+    # (both adding the later columns) or "database is locked" (both switching to WAL)
+    for trial in range(10):
+        path = str(tmp_path / f"t{trial}.db")
+        barrier, errors = threading.Barrier(6), []
+
+        def start(path: str = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                Store(path)
+            except Exception as exc:  # the test reports any of them
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+    db = tmp_path / "shared.db"
+    procs = [launch("--db", str(db), "--api-key", KEY) for _ in range(2)]
+    try:
+        for index, (proc, url) in enumerate(procs):
+            assert Served(proc, url).post(record(index)).status_code == 200
+    finally:
+        for proc, _ in procs:
+            assert stop(proc) == 0
+    with sqlite3.connect(db) as check:
+        assert check.execute("SELECT COUNT(*) FROM spans").fetchone() == (2,)
+
+
 def test_16_clients_200_batches_of_50_all_stored_once(served: Served, tmp_path: Path) -> None:
     def client(c: int, errors: List[str]) -> None:
         session = requests.Session()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -87,6 +88,24 @@ def readable(record: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+_BUSY_S = 30.0  # how long a statement waits for another connection's lock
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """WAL mode (kept in the file). Switching needs the file to itself and SQLite
+    answers "locked" at once rather than waiting: retried while another server
+    starting on the same new file does the same."""
+    deadline = time.monotonic() + _BUSY_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 class Store:
     """One SQLite file in WAL mode; a connection per thread, writes serialised."""
 
@@ -94,25 +113,35 @@ class Store:
         self.path = path
         self._local = threading.local()
         self._write = threading.Lock()
-        db = self._db()
-        db.executescript(_SCHEMA)
-        self._migrate(db)
+        self._create(self._db())
 
-    def _migrate(self, db: sqlite3.Connection) -> None:
-        """Columns added since a database was made are added to it, and filled in."""
-        have = {row[1] for row in db.execute("PRAGMA table_info(spans)")}
-        added = [column for column in _ADDED if column not in have]
-        with self._write:
-            for column in added:
+    @staticmethod
+    def _create(db: sqlite3.Connection) -> None:
+        """The schema, and the columns added since a database was made (filled in).
+
+        In one write transaction, so two servers starting on the same new file
+        do not both add a column: the second waits, then finds them all.
+        """
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            have = {row[1] for row in db.execute("PRAGMA table_info(spans)")}
+            for column in (c for c in _ADDED if c not in have):
                 field = "time_to_first_token_ms" if column == "ttft_ms" else column
                 db.execute(f"ALTER TABLE spans ADD COLUMN {column} {_ADDED_TYPES[column]}")
                 db.execute(f"UPDATE spans SET {column} = json_extract(record, '$.{field}')")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _db(self) -> sqlite3.Connection:
         db: Optional[sqlite3.Connection] = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = sqlite3.connect(self.path, timeout=_BUSY_S, isolation_level=None)
+            _use_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
         return db
