@@ -25,10 +25,19 @@ _BY_TYPE: Dict[type, Extractor] = {}
 _BY_NAME: Dict[str, Extractor] = {}
 
 
+_CACHE_SIZE = 1024
+
+
 class _Cache(Dict[type, Optional[Extractor]]):
-    """Extractors by result type, found through the type's MRO on first sight."""
+    """Extractors by result type, found through the type's MRO on first sight.
+
+    Bounded: a program that makes classes as it runs (a model class per
+    request) must not have every one of them kept alive here.
+    """
 
     def __missing__(self, kind: type) -> Optional[Extractor]:
+        if len(self) >= _CACHE_SIZE:
+            self.clear()
         found: Optional[Extractor] = None
         for klass in kind.__mro__:
             found = _BY_TYPE.get(klass) or _BY_NAME.get(f"{klass.__module__}.{klass.__qualname__}")

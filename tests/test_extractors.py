@@ -94,3 +94,21 @@ def test_register_rejects_nonsense() -> None:
         extractors.register(dict, "nope")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="target"):
         extractors.register(42, lambda r: {})  # type: ignore[arg-type]
+
+
+def test_classes_made_per_call_are_not_kept_alive(spans: CapturedSpans) -> None:
+    import gc
+    import weakref
+
+    @fallom.trace_llm
+    def structured(i: int) -> Any:
+        return type(f"Answer{i}", (), {"text": "hi"})()  # as libraries that build models per call
+
+    first = weakref.ref(type(structured(0)))
+    for i in range(1, 3000):
+        structured(i)
+    fallom.flush(5.0)
+    spans.clear()
+    gc.collect()
+    assert first() is None  # the lookup cache let it go
+    assert len(extractors._CACHE) <= 1024
