@@ -26,9 +26,12 @@ def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
     returns ``fallback``; with no fallback either, raises ``ValueError``
     naming the key. Assignments are reported to Fallom in the background.
     """
-    _experiments.required(config_key, "config_key")
-    _experiments.required(session_id, "session_id", empty=True)  # "" hashes like any string
-    version = _experiments.version_number(version)
+    if type(config_key) is not str or not config_key:  # checks cost a call only when wrong
+        _experiments.required(config_key, "config_key")
+    if type(session_id) is not str:  # "" hashes like any string
+        _experiments.required(session_id, "session_id", empty=True)
+    if version is not None:
+        version = _experiments.version_number(version)
     model: Optional[str] = None
     try:
         experiments = _experiments.current()

@@ -80,8 +80,12 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
 
     Raises ``ValueError`` naming the key when it is not available.
     """
-    _experiments.required(prompt_key, "prompt_key")
-    variables, version = _variables(variables), _experiments.version_number(version)
+    if type(prompt_key) is not str or not prompt_key:  # checks cost a call only when wrong
+        _experiments.required(prompt_key, "prompt_key")
+    if variables is not None and type(variables) is not dict:
+        variables = _variables(variables)
+    if version is not None:
+        version = _experiments.version_number(version)
     template = None
     try:
         template = _template(prompt_key, version)
