@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from typing import Optional
 
 from ._fork import at_fork
 
@@ -55,11 +56,12 @@ def report_internal_error(exc: BaseException, where: str = "") -> None:
         logger.warning("fallom internal error in %s (ignored)", where or "sdk", exc_info=exc)
 
 
-def report_misuse(where: str, problem: str) -> None:
-    """Log a wrong argument to a method that must never raise (rate-limited).
+def report_misuse(where: str, problem: str, exc: Optional[BaseException] = None) -> None:
+    """Log a mistake in the user's use of fallom, which must not raise (rate-limited).
 
-    Not a fallom bug, so no traceback; ``problem`` names the parameter and the
-    value's type, never the value (it may be captured content).
+    Not a fallom bug: no traceback unless the user's own code raised
+    (``exc``); ``problem`` names the parameter and the value's type, never
+    the value (it may be captured content).
     """
     if _due(where):
-        logger.warning("fallom: %s: %s; ignored", where, problem)
+        logger.warning("fallom: %s: %s; ignored", where, problem, exc_info=exc)

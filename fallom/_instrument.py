@@ -20,7 +20,7 @@ from . import _context, _state, extractors
 from ._attributes import HTTP_STATUS
 from ._capture import SCALAR_TYPES, snapshot
 from ._context import CURRENT_SPAN
-from ._guard import report_internal_error
+from ._guard import report_internal_error, report_misuse
 from ._record import Binder, BoundArgs
 from ._span import SharedAttributes, Span
 from ._state import ACTIVE_FLAG
@@ -115,7 +115,9 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
                 span.defer_read(extractor, result, opts.capture_output)
                 span.end()
                 return result
-        fields = extractor(result) if extractor is not None else None
+            fields = extractor(result) if extractor is not None else None
+        else:
+            fields = _own_fields(extractor, result, opts.name)
         if fields:
             extractors.apply(span, fields, capture_output=opts.capture_output)
         if opts.capture_output and span._capture and (not fields or "output" not in fields):
@@ -126,6 +128,20 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
         report_internal_error(exc, "reading the result")
     span.end()
     return result
+
+
+def _own_fields(extractor: Callable[[Any], Any], result: Any, name: str) -> Any:
+    """What the user's ``extractor=`` read, or None when it failed (said, not raised)."""
+    try:
+        fields = extractor(result)
+    except Exception as exc:
+        report_misuse(f"the extractor of {name!r}", f"it raised {type(exc).__name__}", exc)
+        return None
+    if fields is None or isinstance(fields, Mapping):
+        return fields
+    report_misuse(f"the extractor of {name!r}",
+                  f"it must return a dict of record fields or None, got {type(fields).__name__}")
+    return None
 
 
 def fail(span: Span, exc: BaseException) -> None:

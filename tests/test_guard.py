@@ -140,3 +140,24 @@ def test_a_wrong_argument_to_a_span_method_is_named_and_ignored(
         "fallom: Span.set_attributes: attributes must be a mapping, got str; ignored"]
     assert not any(r.exc_info for r in caplog.records)
     assert "lots of them" not in " ".join(messages)  # the value may be content
+
+
+def test_a_failing_extractor_option_is_the_users_and_the_output_is_kept(
+        caplog: pytest.LogCaptureFixture, spans: CapturedSpans) -> None:
+    @fallom.trace_llm(name="listed", extractor=lambda result: [result])  # not a dict
+    def listed() -> str:
+        return "first"
+
+    @fallom.trace_llm(name="raising", extractor=lambda result: result["usage"])  # KeyError
+    def raising() -> dict:
+        return {"text": "second"}
+
+    with caplog.at_level(logging.WARNING, logger="fallom"):
+        assert listed() == "first"
+        assert raising() == {"text": "second"}
+    assert [view(s).output for s in spans] == ["first", {"text": "second"}]
+    first, second = caplog.records
+    assert first.getMessage() == ("fallom: the extractor of 'listed': it must return a dict of "
+                                  "record fields or None, got list; ignored")
+    assert second.getMessage() == "fallom: the extractor of 'raising': it raised KeyError; ignored"
+    assert second.exc_info is not None  # the user's traceback, to find their bug
