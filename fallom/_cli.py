@@ -123,7 +123,7 @@ def _since(text: str) -> str:
     try:
         return since_key(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).replace("since must be", "not")) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _output() -> Any:

@@ -139,11 +139,10 @@ def _parse_url(value: Any, name: str) -> str:
     """An http(s) URL, its scheme in lower case (``HTTP://`` is still plain http)."""
     try:
         parts = urlsplit(value.strip()) if isinstance(value, str) else None
-        valid = parts is not None and parts.scheme in ("http", "https") and \
-            bool(parts.hostname) and (parts.port or 0) >= 0  # .port raises on a bad one
-    except ValueError:  # "[::1" without its bracket, a port that is not a number
-        valid = False
-    if not valid or parts is None:
+        _ = parts and parts.port  # raises for a port that is not a number, or too large
+    except ValueError:  # that, or "[::1" without its closing bracket
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{name} must be an http(s) URL with a host, got {value!r}")
     return parts._replace(scheme=parts.scheme).geturl().rstrip("/")
 

@@ -173,7 +173,7 @@ def test_a_filter_the_server_refuses_says_why_and_can_be_fixed(
     since.send_keys("last tuesday\t")
     message = wait(browser, "const e = document.getElementById('trace-error');"
                             "return e && !e.hidden && e.textContent")
-    assert message.startswith("since must be an ISO 8601 date or time")
+    assert message.startswith("since: 'last tuesday' is not an ISO 8601 date or time")
     since.clear()
     since.send_keys("2000-01-01\t")
     wait(browser, "return document.getElementById('trace-error').hidden && "

@@ -437,7 +437,7 @@ def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
         try:
             since = since_key(since) if since else None
         except ValueError as exc:
-            raise _RefusedError(400, str(exc)) from None
+            raise _RefusedError(400, f"since: {exc}") from None
         return 200, {"traces": server.store.traces(
             session_id=query.get("session_id"), customer_id=query.get("customer_id"),
             config_key=query.get("config_key"), status=status, model=query.get("model"),

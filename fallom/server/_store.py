@@ -25,8 +25,8 @@ def since_key(text: str) -> str:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"since must be an ISO 8601 date or time, such as 2026-11-30 or "
-                         f"2026-11-30T09:30:00Z (got {text[:40]!r})") from None
+        raise ValueError(f"{text[:40]!r} is not an ISO 8601 date or time, such as 2026-11-30 "
+                         "or 2026-11-30T09:30:00Z") from None
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
