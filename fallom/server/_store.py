@@ -13,6 +13,7 @@ from .._wire import RecordView
 
 __all__ = ["Store", "readable", "since_key"]
 
+
 def since_key(text: str) -> str:
     """An ISO 8601 date or time as the UTC text stored start times are compared with.
 
