@@ -49,7 +49,7 @@ def trace_model(session: FallomSession, model: Any) -> Any:
            for k in type(target).__mro__):
         return target.with_config(callbacks=[session.langchain_callback()])
     if any(callable(getattr(target, name, None)) for name in GENERIC_METHODS):
-        return wrap_client(model, _GENERIC, session.get_context())
+        return wrap_client(model, _GENERIC, session.get_context(), check=False)  # any of them
     raise TypeError(
         f"trace_model cannot trace a {type(target).__name__}: it supports LangChain chat "
         "models, OpenAI, Anthropic and Google clients, the litellm module, and objects with "

@@ -71,18 +71,20 @@ def _rewrap(binding: Binding, wrapped: Any, instance: Any, args: Any, kwargs: An
 
 
 def wrap_client(client: C, provider: Provider, session: Optional[SessionContext],
-                default_model: Optional[str] = None) -> C:
+                default_model: Optional[str] = None, *, check: bool = True) -> C:
     """A traced view of ``client`` for ``session``; a proxy is unwrapped first.
 
-    A client with none of the provider's methods (None, another provider's
-    client) is refused here: wrapped, it would run untraced without a word.
+    Unless ``check`` is off, a client without the provider's first method
+    (None, another provider's client) is refused here: wrapped, it would run
+    untraced without a word. Only the first: providers share other names
+    (Anthropic's client has ``completions.create`` too).
     """
     while isinstance(client, ClientProxy):
         client = client.__wrapped__
-    if not any(_has(client, path) for path in provider.endpoints):
-        first = ".".join(next(iter(provider.endpoints)))
+    first = next(iter(provider.endpoints))
+    if check and not _has(client, first):
         raise TypeError(f"cannot trace {type(client).__name__!r} as a client of {provider.name}: "
-                        f"it has no {first} (nor any other {provider.name} method fallom traces)")
+                        f"it has no {'.'.join(first)}")
     return ClientProxy(client, Binding(provider, session, default_model))  # type: ignore[return-value]
 
 
