@@ -118,8 +118,15 @@ class Span:
                 self.prompt = mark
         if rt.otel_parent is not None:
             rt.otel_parent(self, parent)
-        self.start_ns = clock.wall_ns()
-        self.start_mono = clock.monotonic_ns()
+        if parent is not None and parent.duration_ns is None:
+            # One time base per trace: the parent's start plus the monotonic gap. Reading
+            # the wall clock again could be a thread switch away from the monotonic one,
+            # and a child would seem to end after its parent.
+            mono = self.start_mono = clock.monotonic_ns()
+            self.start_ns = parent.start_ns + (mono - parent.start_mono)
+        else:
+            self.start_ns = clock.wall_ns()
+            self.start_mono = clock.monotonic_ns()
 
     # -- read-only identity -------------------------------------------------
     @property

@@ -80,8 +80,9 @@ def deterministic(start_ns: int = 1_700_000_000_000_000_000,
                   step_ns: int = 1_000_000) -> Iterator[None]:
     """Sequential ids (1, 2, ...) and clocks that advance ``step_ns`` per reading.
 
-    The wall clock is read once per span start, so start times are distinct
-    and ordered; durations come from the monotonic clock, as always.
+    The wall clock is read once per trace, when its root starts; the spans
+    inside are placed from there by the monotonic clock, as durations are, so
+    start times are distinct and ordered.
     """
     trace_ids, span_ids = itertools.count(1), itertools.count(1)
     ticks, wall_ticks = itertools.count(0), itertools.count(0)

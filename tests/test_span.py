@@ -45,6 +45,21 @@ def test_times_are_iso_utc_and_duration_is_monotonic(spans: CapturedSpans) -> No
     assert parsed.microsecond == 123456
 
 
+def test_a_trace_keeps_one_time_base_when_the_wall_clock_steps(spans: CapturedSpans) -> None:
+    # An NTP step, or a thread switch between reading the two clocks: the wall clock
+    # moves 1 s back after the root started. A child must still sit inside its parent.
+    walls = iter([1_700_000_000_000_000_000, 1_699_999_999_000_000_000])
+    _ids.clock.wall_ns = lambda: next(walls, 1_699_999_999_000_000_000)
+    with fallom.span("root"):
+        with fallom.span("child"):
+            pass
+    child, root = spans
+    assert root["start_time"] <= child["start_time"] <= child["end_time"] <= root["end_time"]
+    with fallom.span("next root"):  # a new trace reads the wall clock again
+        pass
+    assert spans[2]["start_time"] == "2023-11-14T22:13:19.000000Z"
+
+
 def test_span_methods(spans: CapturedSpans) -> None:
     with fallom.span("call", kind="llm") as span:
         span.set_attribute("temperature", 0.2)

@@ -90,7 +90,8 @@ def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wra
 
 def _restart(span: Span) -> None:
     """The work starts now (an await, a ``with``), not when the call was made."""
-    span.start_ns, span.start_mono = _ids.clock.wall_ns(), _ids.clock.monotonic_ns()
+    mono = _ids.clock.monotonic_ns()  # moved on its own time base, as its children are
+    span.start_ns, span.start_mono = span.start_ns + (mono - span.start_mono), mono
 
 
 async def _awaited(span: Span, endpoint: Endpoint, awaitable: Any, stream: bool,
