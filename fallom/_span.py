@@ -60,6 +60,8 @@ class Span:
 
     _trace_id: int
     _span_id: int
+    start_ns: int  # wall clock, ns since the epoch
+    start_mono: int  # monotonic clock, ns; 0 once ended
     _parent_id: Optional[int]
     attributes: Optional[dict[str, Any]]
 
