@@ -278,6 +278,29 @@ def test_fallom_traces_into_head_ends_quietly(served: Served) -> None:
         assert piped.stderr == ""
 
 
+def test_a_database_of_the_first_schema_is_upgraded_in_place(tmp_path: Path) -> None:
+    from fallom.server._store import Store
+
+    path = tmp_path / "old.db"
+    old = record(0, model="gpt-4o", status="ERROR", error_message="boom", kind="llm",
+                 time_to_first_token_ms=12.5, prompt_key="plan", prompt_version=3)
+    with sqlite3.connect(path) as db:  # the spans table as the first fallom serve made it
+        db.execute("CREATE TABLE spans (span_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, "
+                   "parent_span_id TEXT, name TEXT NOT NULL, session_id TEXT, customer_id TEXT, "
+                   "config_key TEXT, status TEXT, start_time TEXT, duration_ms REAL, "
+                   "total_tokens INTEGER, record TEXT NOT NULL)")
+        db.execute("INSERT INTO spans VALUES (?, ?, NULL, ?, NULL, NULL, NULL, 'ERROR', ?, 1.5, "
+                   "NULL, ?)", (old["span_id"], old["trace_id"], old["name"], old["start_time"],
+                                json.dumps(old)))
+    store = Store(str(path))
+    (listed,) = store.traces(model="gpt-4o")  # a filter on a column added since
+    assert (listed["trace_id"], listed["error_message"]) == (old["trace_id"], "boom")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT kind, ttft_ms, prompt_key, prompt_version FROM spans"
+                          ).fetchone() == ("llm", 12.5, "plan", 3)
+    Store(str(path))  # opening it again changes nothing
+
+
 def test_servers_starting_together_on_one_new_database_all_start(tmp_path: Path) -> None:
     from fallom.server._store import Store
 
