@@ -176,6 +176,16 @@ def test_other_statuses_are_dropped_without_retry(
     assert len(logged) == 1  # once per status
 
 
+def test_a_traces_url_given_with_its_path_gets_a_hint(
+        traces_server: TracesServer, caplog: pytest.LogCaptureFixture) -> None:
+    traces_server.then(("status", 404))  # what a server answers for /v1/traces/v1/traces
+    fallom.init(api_key=KEY, traces_url=traces_server.url + "/v1/traces")
+    call(1)
+    assert fallom.flush(5.0) is False
+    assert traces_server.requests[0]["path"] == "/v1/traces/v1/traces"
+    assert "without /v1/traces" in caplog.text
+
+
 def test_connection_reset_is_retried(traces_server: TracesServer) -> None:
     traces_server.then(("reset",), ("reset",))
     start(traces_server)

@@ -279,8 +279,10 @@ class HttpExporter:
             logger.warning(message, *args)
 
     def _log_status(self, status: int) -> None:
-        self._log_once(status, "fallom: %s answered %d; %s", self.url, status,
-                       "check FALLOM_API_KEY" if status in (401, 403) else "spans dropped")
+        hint = "check FALLOM_API_KEY" if status in (401, 403) else "spans dropped"
+        if status == 404 and self.url.endswith("/v1/traces/v1/traces"):
+            hint += " (traces_url is the server's base URL, without /v1/traces)"
+        self._log_once(status, "fallom: %s answered %d; %s", self.url, status, hint)
 
 
 def _describe(status: int) -> str:
