@@ -120,15 +120,20 @@ class Span:
                 self.prompt = mark
         if rt.otel_parent is not None:
             rt.otel_parent(self, parent)
-        if parent is not None and parent.duration_ns is None:
+        mono: Optional[int] = None
+        if parent is not None:
             # One time base per trace: the parent's start plus the monotonic gap. Reading
             # the wall clock again could be a thread switch away from the monotonic one,
-            # and a child would seem to end after its parent.
-            mono = self.start_mono = clock.monotonic_ns()
-            self.start_ns = parent.start_ns + (mono - parent.start_mono)
-        else:
+            # and a child would seem to end after its parent. ``base`` is read before the
+            # check: end() (maybe in another thread) zeroes it after setting the duration.
+            base = parent.start_mono
+            if parent.duration_ns is None:
+                mono = clock.monotonic_ns()
+                self.start_ns = parent.start_ns + (mono - base)
+        if mono is None:
             self.start_ns = clock.wall_ns()
-            self.start_mono = clock.monotonic_ns()
+            mono = clock.monotonic_ns()
+        self.start_mono = mono
 
     # -- read-only identity -------------------------------------------------
     @property
