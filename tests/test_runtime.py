@@ -11,6 +11,7 @@ import pytest
 import fallom
 from fallom.testing import CapturedSpans, view
 
+from ._records import run_in_threads
 from ._traces_server import TracesServer
 
 
@@ -42,7 +43,7 @@ def test_one_span_object_entered_by_many_threads(spans: CapturedSpans) -> None:
     barrier = threading.Barrier(8)
     errors: List[str] = []
 
-    def work() -> None:
+    def work(_: int) -> None:
         with step as mine:
             barrier.wait(5)
             if fallom.current_span() is not mine:
@@ -50,11 +51,7 @@ def test_one_span_object_entered_by_many_threads(spans: CapturedSpans) -> None:
         if fallom.current_span().is_recording():
             errors.append("span left current")
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(work, 8)
     assert errors == []
     assert len({r["span_id"] for r in spans}) == 8
 

@@ -19,6 +19,7 @@ import requests
 
 import fallom
 
+from ._records import run_in_threads
 from ._serve_process import launch, stop
 
 KEY = "serve-test-key"
@@ -310,18 +311,14 @@ def test_servers_starting_together_on_one_new_database_all_start(tmp_path: Path)
         path = str(tmp_path / f"t{trial}.db")
         barrier, errors = threading.Barrier(6), []
 
-        def start(path: str = path, barrier: threading.Barrier = barrier) -> None:
+        def start(_: int, path: str = path, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             try:
                 Store(path)
             except Exception as exc:  # the test reports any of them
                 errors.append(exc)
 
-        threads = [threading.Thread(target=start) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(start, 6)
         assert errors == []
     db = tmp_path / "shared.db"
     procs = [launch("--db", str(db), "--api-key", KEY) for _ in range(2)]
