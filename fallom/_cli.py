@@ -134,12 +134,12 @@ def _output() -> Any:
 
 
 def _row(trace: Dict[str, Any], more: str) -> List[str]:
-    from .console import clean, cut
+    from .console import clean, preview
 
     duration = trace.get("duration_ms")
     status = str(trace.get("status"))
     if status == "ERROR" and trace.get("error_message"):
-        status = f"ERROR {cut(' '.join(str(trace['error_message']).split()), 60, more)}"
+        status = f"ERROR {preview(str(trace['error_message']), more)}"
     tokens = trace.get("total_tokens")
     row = [str(trace.get("trace_id")), str(trace.get("start_time") or "")[:23],
            str(trace.get("root_name") or "?"), ",".join(trace.get("models") or []) or "-",

@@ -19,7 +19,7 @@ from rich.tree import Tree
 
 from ._wire import RecordView
 
-__all__ = ["clean", "print_traces", "render_traces"]
+__all__ = ["clean", "preview", "print_traces", "render_traces"]
 
 Record = Mapping[str, Any]
 PREVIEW_CHARS = 60
@@ -58,7 +58,8 @@ def ascii_only(line: Text) -> Text:
                 no_wrap=True, overflow="ellipsis")
 
 
-def _preview(value: Any, more: str) -> str:
+def preview(value: Any, more: str) -> str:
+    """``value`` on one line of at most ``PREVIEW_CHARS``, control characters written out."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                             default=str, separators=(",", ":"))
     return cut(clean(" ".join(text.split())), PREVIEW_CHARS, more)
@@ -113,9 +114,9 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
                 line.append(f"\n{title}:\n", style="dim bold")
                 line.append(_full(value))
     elif view.has_input:
-        parts.append(f"in {_preview(view.input, glyphs.more)}")
+        parts.append(f"in {preview(view.input, glyphs.more)}")
     if view.has_output and not full:
-        parts.append(f"out {_preview(view.output, glyphs.more)}")
+        parts.append(f"out {preview(view.output, glyphs.more)}")
     if parts:
         line.append("\n")
         line.append("  " + glyphs.arrow.join(parts), style="dim")
