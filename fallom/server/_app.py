@@ -19,7 +19,7 @@ from . import _views as views
 from ._catalog import Catalog
 from ._ingest import Row, prepare, storable, summarise
 from ._otlp import OTLP_PROTOBUF, ProtobufMissingError, from_protobuf, is_otlp, records_from_otlp
-from ._store import Store, since_key
+from ._store import Store
 
 __all__ = ["FallomServer", "ServeLimits", "serve"]
 
@@ -433,18 +433,17 @@ def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
         status = query.get("status")
         if status not in (None, "", "OK", "ERROR"):
             raise _RefusedError(400, "status must be OK or ERROR")
-        since = query.get("since")
         try:
-            since = since_key(since) if since else None
-        except ValueError as exc:
+            traces = server.store.traces(
+                session_id=query.get("session_id"), customer_id=query.get("customer_id"),
+                config_key=query.get("config_key"), status=status, model=query.get("model"),
+                name=query.get("name"), since=query.get("since"), search=query.get("q"),
+                min_duration_ms=_number(query, "min_duration_ms"),
+                min_tokens=_number(query, "min_tokens"), min_spans=_number(query, "min_spans"),
+                oldest_first=query.get("order") == "asc", limit=limit, offset=offset)
+        except ValueError as exc:  # the one value the store parses and may refuse: since
             raise _RefusedError(400, f"since: {exc}") from None
-        return 200, {"traces": server.store.traces(
-            session_id=query.get("session_id"), customer_id=query.get("customer_id"),
-            config_key=query.get("config_key"), status=status, model=query.get("model"),
-            name=query.get("name"), since=since, search=query.get("q"),
-            min_duration_ms=_number(query, "min_duration_ms"),
-            min_tokens=_number(query, "min_tokens"), min_spans=_number(query, "min_spans"),
-            oldest_first=query.get("order") == "asc", limit=limit, offset=offset)}
+        return 200, {"traces": traces}
     if path == "/api/sessions":
         limit, offset = _page(query)
         return 200, {"sessions": views.sessions(server.store,
