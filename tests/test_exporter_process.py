@@ -18,13 +18,17 @@ from ._traces_server import TracesServer, plain_body
 CANARY = "fallom-canary-key-7f3a9c"
 
 
+def child_env(server: TracesServer, **env: str) -> Dict[str, str]:
+    """A child's environment: every fallom URL on ``server`` (none off loopback), a key."""
+    return {**os.environ, "FALLOM_API_KEY": CANARY, "FALLOM_TRACES_URL": server.url,
+            "FALLOM_CONFIGS_URL": server.url, "FALLOM_PROMPTS_URL": server.url, **env}
+
+
 def run(code: str, server: TracesServer, timeout: float = 60.0,
         **env: str) -> subprocess.CompletedProcess[str]:
-    environ: Dict[str, str] = {**os.environ, "FALLOM_API_KEY": CANARY,
-                               "FALLOM_TRACES_URL": server.url, "FALLOM_CONFIGS_URL": server.url,
-                               "FALLOM_PROMPTS_URL": server.url, **env}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=environ,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                          env=child_env(server, **env), capture_output=True, text=True,
+                          timeout=timeout, check=False)
 
 
 TRACE_5000 = """
