@@ -26,7 +26,7 @@ Record = Dict[str, Any]
 
 DROP_REASONS = (
     "queue_full", "http_status", "retries_exhausted", "payload_too_large", "shutdown",
-    "redacted", "export_error", "spool_full",
+    "redacted", "export_error", "spool_full", "rejected", "spool_corrupt",
 )
 
 

@@ -11,7 +11,7 @@ import collections
 import sys
 import threading
 import time
-from typing import Any, Deque, Dict, Iterator, List, Optional, Union
+from typing import Any, Deque, Dict, List, Optional, Union
 
 from .._fork import register
 from .._guard import logger, report_internal_error
@@ -21,6 +21,7 @@ from .._suppress import suppress_here
 from ._base import Exporter, ExportResult, SpanProcessor, Stats
 from ._encode import fit_record
 from ._spool import Spool
+from ._spooler import Spooler
 
 __all__ = ["BatchProcessor"]
 
@@ -47,12 +48,14 @@ class BatchProcessor(SpanProcessor):
         self.max_queue_size = max_queue_size
         self.max_batch_size = max_batch_size
         self.interval = interval
-        self.spool = spool
         # records the spool keeps are cut to what the exporter would send
         self._max_record_bytes: int = getattr(exporter, "max_batch_bytes", 4_000_000)
         self.counters = Stats()
         self._reset_runtime()
         register(self)
+        self.spooler = None if spool is None else Spooler(
+            spool, self._encode, self.counters, max(max_queue_size * 10, 100_000),
+            self._not_delivered)
         if spool is not None and spool.pending():
             self._start()  # what earlier processes left is replayed from now on
 
@@ -66,9 +69,6 @@ class BatchProcessor(SpanProcessor):
         self._undelivered = 0
         self._inflight = 0
         self._abandoned = False  # shutdown counted the in-flight batch: its outcome is moot
-        # With a spool, spans a full queue cannot take wait here for the worker to spool
-        # them (never the caller: no disk I/O on the caller's path).
-        self._overflow: Deque[Span] = collections.deque()
         self._replay_at = 0.0
         self._replay_backoff = 1.0
 
@@ -76,13 +76,9 @@ class BatchProcessor(SpanProcessor):
     def on_end(self, span: Span) -> None:
         queue = self._queue
         if len(queue) >= self.max_queue_size or self._closing:
-            if self.spool is not None and not self._closing and \
-                    len(self._overflow) < max(self.max_queue_size * 10, 100_000):
-                self._overflow.append(span)
-                if len(self._overflow) % self.max_batch_size == 1:
-                    self._wake.set()
-                return
-            self._lose("shutdown" if self._closing else "queue_full", 1)
+            # with a spool, its own thread takes the overflow to disk (never the caller)
+            if self.spooler is None or self._closing or not self.spooler.take(span):
+                self._lose("shutdown" if self._closing else "queue_full", 1)
             return
         queue.append(span)
         if self._thread is None:
@@ -94,6 +90,10 @@ class BatchProcessor(SpanProcessor):
 
     def _lose(self, reason: str, count: int) -> None:
         self.counters.drop(reason, count)
+        self._not_delivered(count)
+
+    def _not_delivered(self, count: int) -> None:
+        """The next flush() reports that not everything was delivered."""
         with self._lock:
             self._undelivered += count
 
@@ -115,10 +115,8 @@ class BatchProcessor(SpanProcessor):
             closing = self._closing
             try:
                 self._drain()
-                if self.spool is not None:
-                    self._keep(list(self._take_overflow()))
-                    if not closing:
-                        self._replay()
+                if self.spooler is not None and not closing:
+                    self._replay()
             except Exception as exc:  # never let the worker die
                 report_internal_error(exc, "export worker")
             if closing and not self._queue:
@@ -138,8 +136,6 @@ class BatchProcessor(SpanProcessor):
             if batch:
                 self._export(batch)
             if marker is not None:
-                with self._lock:
-                    marker.ok, self._undelivered = self._undelivered == 0, 0
                 marker.done.set()
 
     def _export(self, batch: List[Span]) -> None:
@@ -174,7 +170,7 @@ class BatchProcessor(SpanProcessor):
         finally:
             with self._lock:
                 self._inflight, abandoned = 0, self._abandoned
-        if isinstance(result, ExportResult) and result.failed and self.spool is not None:
+        if isinstance(result, ExportResult) and result.failed and self.spooler is not None:
             self._spool_failed(result)
         if abandoned:
             return  # counted as given up at shutdown already
@@ -194,79 +190,65 @@ class BatchProcessor(SpanProcessor):
             self.counters.add("cut")
         return data
 
-    # -- the spool ---------------------------------------------------------------
-    def _take_overflow(self) -> Iterator[Span]:
-        while self._overflow:
-            yield self._overflow.popleft()
-
-    def _keep(self, spans: List[Span]) -> None:
-        """Spool spans that could not be queued (or delivered at exit); count the rest."""
-        if not spans or self.spool is None:
-            return
-        parts = []
-        for span in spans:
-            data = self._encode(span)
-            if data is None:
-                self.counters.drop("redacted")
-            else:
-                parts.append(data)
-        written, over_cap = self.spool.write(parts)
-        self.counters.add("spooled", written)
-        self.counters.drop("spool_full", over_cap)
-        self._lose("queue_full" if not self._closing else "shutdown", len(parts) - written)
-        with self._lock:
-            self._undelivered += written
-
+    # -- the spool ---------------------------------------------------------------------
     def _spool_failed(self, result: ExportResult) -> None:
         """Records given up for a passing reason go to the spool instead of being dropped."""
-        assert self.spool is not None
+        assert self.spooler is not None
         for reason, parts in result.failed:
-            written, over_cap = self.spool.write(parts)
-            result.dropped[reason] = result.dropped.get(reason, 0) - written
+            result.dropped[reason] -= len(parts)
             if not result.dropped[reason]:
                 del result.dropped[reason]
-            result.spooled += written
-            if over_cap:
-                result.drop("spool_full", over_cap)
+            self.spooler.keep(reason, parts)  # counted as spooled (or dropped) once written
         result.failed = []
 
     def _replay(self) -> None:
         """Send what the spool holds, oldest first, while the backend takes it."""
-        spool, send_encoded = self.spool, getattr(self.exporter, "export_encoded", None)
-        if spool is None or send_encoded is None or time.monotonic() < self._replay_at:
+        spooler, send_encoded = self.spooler, getattr(self.exporter, "export_encoded", None)
+        if spooler is None or send_encoded is None or time.monotonic() < self._replay_at:
             return
-        if not spool.pending():
+        if not spooler.pending():
             return
 
         def send(parts: List[bytes]) -> bool:
-            result: ExportResult = send_encoded(parts)
+            result: ExportResult = send_encoded(parts, retries=False)
             self.counters.add("replayed", result.sent)
+            if result.sent and result.failed:  # part went: the rest waits in the spool again
+                for reason, failed in result.failed:
+                    spooler.keep(reason, failed)
+                result.dropped = {reason: count - result.failed_count(reason)
+                                  for reason, count in result.dropped.items()}
+                result.failed = []
             for reason, count in result.dropped.items():  # refused for good: not retried
                 self.counters.drop(reason, count - result.failed_count(reason))
             return not result.failed_count()
 
-        replayed, done = spool.replay(send, self.max_batch_size)
-        if done:
+        replayed = spooler.replay(send, self.max_batch_size)
+        self.counters.drop("spool_corrupt", replayed.corrupt)
+        if replayed.done:
             self._replay_at, self._replay_backoff = 0.0, 1.0
         else:
             self._replay_at = time.monotonic() + self._replay_backoff
             self._replay_backoff = min(self._replay_backoff * 2, 5.0)
-        if replayed:
-            logger.debug("fallom: replayed %d spans from the spool", replayed)
+        if replayed.sent:
+            logger.debug("fallom: replayed %d spans from the spool", replayed.sent)
 
     # -- flush and shutdown --------------------------------------------------------
     def force_flush(self, timeout: float) -> bool:
         """True when everything queued before the call was delivered in time."""
-        if self._thread is None and not self._queue:
-            with self._lock:
-                ok, self._undelivered = self._undelivered == 0, 0
-            return ok
-        marker = _FlushMarker()
-        self._queue.append(marker)
-        if self._thread is None:
-            self._start()
-        self._wake.set()
-        return marker.done.wait(max(timeout, 0.0)) and marker.ok
+        deadline = time.monotonic() + max(timeout, 0.0)
+        if self._thread is not None or self._queue:
+            marker = _FlushMarker()
+            self._queue.append(marker)
+            if self._thread is None:
+                self._start()
+            self._wake.set()
+            if not marker.done.wait(max(timeout, 0.0)):
+                return False
+        if self.spooler is not None and not self.spooler.sync(deadline - time.monotonic()):
+            return False
+        with self._lock:
+            ok, self._undelivered = self._undelivered == 0, 0
+        return ok
 
     def shutdown(self, timeout: float) -> None:
         """Drain within ``timeout``, retrying as needed; then give up, count and say so."""
@@ -281,7 +263,7 @@ class BatchProcessor(SpanProcessor):
         self._wake.set()
         if thread is not None:
             thread.join(max(timeout, 0.0))
-        if thread is not None and thread.is_alive() and self.spool is not None:
+        if thread is not None and thread.is_alive() and self.spooler is not None:
             self._call_exporter("interrupt")  # out of time: what fails now goes to the spool
             thread.join(1.0)
         left = 0
@@ -291,25 +273,31 @@ class BatchProcessor(SpanProcessor):
                 left = self._inflight
             self.counters.drop("shutdown", left)  # the batch in flight, once
             self._call_exporter("interrupt")  # out of time: a wait in progress ends now
-            waiting = [item for item in self._queue if isinstance(item, Span)]
+            # every span still queued, foreign ones included: only flush markers are not
+            waiting = [item for item in self._queue if not isinstance(item, _FlushMarker)]
             self._queue.clear()
-            waiting += list(self._take_overflow())
-            if self.spool is not None:
-                spooled_before = self.counters.get("spooled")
-                self._keep(waiting)
-                kept = self.counters.get("spooled") - spooled_before
-                if kept:
-                    sys.stderr.write(f"fallom: {kept} spans kept in the spool "
-                                     f"{self.spool.directory} for the next run\n")
+            if self.spooler is not None:
+                self.spooler.take_all(waiting)
             else:
                 self.counters.drop("shutdown", len(waiting))
                 left += len(waiting)
         else:
             self._call_exporter("shutdown")
         left = max(left, self.counters.get("dropped.shutdown") - dropped_before)
+        self._say_what_was_left(timeout, left)
+
+    def _say_what_was_left(self, timeout: float, left: int) -> None:
+        """At exit, one line each: what was given up, and what waits on disk."""
+        failure = getattr(self.exporter, "last_failure", None)
+        cause = f" (last: {failure})" if failure else ""
         if left:
-            sys.stderr.write(
-                f"fallom: gave up delivering after {timeout:g} s; {left} spans undelivered\n")
+            sys.stderr.write(f"fallom: gave up delivering after {timeout:g} s; {left} spans "
+                             f"undelivered{cause}\n")
+        if self.spooler is not None:
+            held = self.spooler.close(max(1.0, timeout))
+            if held:
+                sys.stderr.write(f"fallom: {held} undelivered spans wait in the spool "
+                                 f"{self.spooler.directory} for the next run{cause}\n")
 
     def _call_exporter(self, hook: str, *args: Any) -> None:
         method = getattr(self.exporter, hook, None)
@@ -324,8 +312,6 @@ class BatchProcessor(SpanProcessor):
 
     def _after_fork(self) -> None:
         self._reset_runtime()
-        if self.spool is not None:
-            self.spool.after_fork()
         reset = getattr(self.exporter, "after_fork", None)
         if callable(reset):
             reset()

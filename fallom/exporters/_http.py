@@ -23,7 +23,7 @@ import queue
 import random
 import threading
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import requests
 
@@ -70,8 +70,10 @@ class HttpExporter:
     def __init__(self, url: str, api_key: str, *, timeout: float = 10.0,
                  max_batch_bytes: int = 4_000_000, retry_deadline: float = 30.0,
                  batch: Optional[bool] = None, concurrency: int = 16,
-                 compress: Optional[bool] = None) -> None:
+                 compress: Optional[bool] = None, spool_dir: Optional[str] = None) -> None:
         self.url = url.rstrip("/") + "/v1/traces"
+        self.spool_dir = spool_dir  # only to say where given-up spans go
+        self.last_failure: Optional[str] = None  # why the latest request failed, for the exit line
         self._api_key = api_key
         self.timeout = timeout
         self.max_batch_bytes = max_batch_bytes
@@ -91,7 +93,7 @@ class HttpExporter:
         return cls(settings.traces_url, settings.api_key or "", timeout=settings.export_timeout,
                    max_batch_bytes=settings.max_batch_bytes, batch=settings.batch,
                    concurrency=settings.export_concurrency, compress=settings.compress,
-                   retry_deadline=settings.export_retry_timeout)
+                   retry_deadline=settings.export_retry_timeout, spool_dir=settings.spool_dir)
 
     def __repr__(self) -> str:
         return f"HttpExporter(url={self.url!r})"
@@ -132,21 +134,27 @@ class HttpExporter:
             parts.append(encoded)
         return self.export_encoded(parts, result)
 
-    def export_encoded(self, parts: List[bytes],
-                       result: Optional[ExportResult] = None) -> ExportResult:
-        """Deliver records already encoded (from the spool, say)."""
+    def export_encoded(self, parts: List[bytes], result: Optional[ExportResult] = None, *,
+                       retries: bool = True) -> ExportResult:
+        """Deliver records already encoded; ``retries=False``: one attempt each (a replay
+        from the spool, whose own backoff is the retry)."""
         result = result if result is not None else ExportResult()
+        deadline = self.retry_deadline if retries else 0.0
         while parts and not self.batches and self.forced is None and not self._answered:
-            self._post(parts[:1], result)  # the first reply says what the server takes
-            parts = parts[1:]
+            probe, parts = parts[:1], parts[1:]
+            if not self._post(probe, result, deadline):  # the first reply says what it takes
+                # unreachable for the whole retry budget: the rest would wait as long, each
+                reason = result.failed[-1][0] if result.failed else "retries_exhausted"
+                result.give_up(reason, parts)
+                return result
         if parts and self.batches:
             for batch in split_batches(parts, self.max_batch_bytes):
-                self._post(batch, result)
+                self._post(batch, result, deadline)
         elif parts:
-            self._post_each(parts, result)
+            self._post_each(parts, result, deadline)
         return result
 
-    def _post_each(self, parts: List[bytes], result: ExportResult) -> None:
+    def _post_each(self, parts: List[bytes], result: ExportResult, deadline: float) -> None:
         """One request per record, up to ``concurrency`` in flight."""
         pending: Iterator[bytes] = iter(parts)
         lock = threading.Lock()
@@ -160,7 +168,7 @@ class HttpExporter:
                     part = next(pending, None)
                 if part is None:
                     break
-                self._post([part], mine)
+                self._post([part], mine, deadline)
             with lock:
                 results.append(mine)
 
@@ -178,41 +186,69 @@ class HttpExporter:
         for mine in results:
             result.merge(mine)
 
-    def _post(self, parts: List[bytes], result: ExportResult) -> None:
+    def _post(self, parts: List[bytes], result: ExportResult, budget: float) -> bool:
+        """Send ``parts`` in one request, retrying within ``budget`` seconds; True when the
+        server answered (even to refuse), False when it was given up as unreachable."""
         body, headers = self._body(parts)
-        deadline = time.monotonic() + self.retry_deadline
+        deadline = time.monotonic() + budget
         for attempt in range(1_000_000):
-            status, retry_after = self._send(body, headers)
+            reply = self._send(body, headers)
+            status = reply.status
             if 200 <= status < 300:
-                result.sent += len(parts)
+                refused = min(reply.rejected, len(parts))
+                result.sent += len(parts) - refused
                 result.batches += 1
-                logger.debug("fallom: delivered %d spans", len(parts))
-                return
+                if refused:
+                    result.drop("rejected", refused)
+                    self._log_once("rejected", "fallom: %s refused %d of %d spans: %s", self.url,
+                                   refused, len(parts), reply.detail or "no reason given")
+                logger.debug("fallom: delivered %d spans", len(parts) - refused)
+                return True
             if status == 413 and len(parts) > 1:
                 half = len(parts) // 2
-                self._post(parts[:half], result)
-                self._post(parts[half:], result)
-                return
+                self._post(parts[:half], result, budget)
+                self._post(parts[half:], result, budget)
+                return True
             if status == _REQUEST_FAILED:
                 result.drop("export_error", len(parts))
-                return
-            if status not in RETRYABLE and status != _CONNECTION_FAILED:
+                return True
+            passing = status in RETRYABLE or status == _CONNECTION_FAILED or status >= 500
+            if not passing:
                 self._log_status(status)
                 result.drop("payload_too_large" if status == 413 else "http_status", len(parts))
-                return
-            delay = max(self._backoff(attempt), retry_after or 0.0)
+                return True
+            self.last_failure = reply.cause
+            if status not in RETRYABLE and status != _CONNECTION_FAILED:  # 500, 501, ...
+                self._log_failure(reply.cause, retrying=False)
+                result.give_up("http_status", parts)
+                return False
+            delay = max(self._backoff(attempt), reply.retry_after or 0.0)
             if time.monotonic() + delay > deadline:
-                logger.warning("fallom: giving up on %d spans after %d attempts (last: %s)",
-                               len(parts), attempt + 1, _describe(status))
+                self._log_failure(reply.cause, retrying=False)
+                logger.debug("fallom: giving up on %d spans after %d attempts (last: %s)",
+                             len(parts), attempt + 1, reply.cause)
                 result.give_up("retries_exhausted", parts)
-                return
+                return False
+            self._log_failure(reply.cause, retrying=True)
             if not self._sleep(time.monotonic() + delay):
                 result.give_up("shutdown", parts)
-                return
+                return False
             result.retried += 1
             logger.debug("fallom: retried %d spans after %.2f s (%s)", len(parts), delay,
-                         _describe(status))
+                         reply.cause)
         result.drop("retries_exhausted", len(parts))  # pragma: no cover
+        return False
+
+    def _log_failure(self, cause: str, retrying: bool) -> None:
+        """The first failure to deliver, said once while the program runs: where, why, and
+        what happens to the spans."""
+        if self.spool_dir:
+            then = f"spans that still fail go to the spool {self.spool_dir}"
+        else:
+            then = "spans that still fail are dropped and counted"
+        now = f"retrying for up to {self.retry_deadline:g} s; " if retrying else ""
+        self._log_once("failure", "fallom: cannot deliver spans to %s: %s; %s%s", self.url,
+                       cause, now, then)
 
     def _sleep(self, until: float) -> bool:
         """Wait for a retry at ``until``; False when shutdown leaves no time for it."""
@@ -235,7 +271,7 @@ class HttpExporter:
             headers["Content-Encoding"] = "gzip"
         return body, headers
 
-    def _send(self, body: bytes, headers: dict[str, str]) -> Tuple[int, Optional[float]]:
+    def _send(self, body: bytes, headers: dict[str, str]) -> _Reply:
         try:
             session = self._sessions.get_nowait()
         except queue.Empty:
@@ -244,20 +280,23 @@ class HttpExporter:
         try:
             response = session.post(self.url, data=body, headers=headers, allow_redirects=False,
                                     timeout=(min(5.0, self.timeout), self.timeout))
-        except (requests.ConnectionError, requests.Timeout):
+        except (requests.ConnectionError, requests.Timeout) as exc:
             session.close()
-            return _CONNECTION_FAILED, None
+            return _Reply(_CONNECTION_FAILED, cause=_connection_cause(exc))
         except requests.RequestException as exc:
             session.close()
             self._log_once(type(exc), "fallom: cannot send to %s: %s (not retried)", self.url,
                            type(exc).__name__)
-            return _REQUEST_FAILED, None
+            return _Reply(_REQUEST_FAILED, cause=type(exc).__name__)
         with response:
             self._negotiate(response)
             status = response.status_code
-            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            reply = _Reply(status, retry_after_seconds(response.headers.get("Retry-After")),
+                           cause=f"answered {status}")
+            if 200 <= status < 300:
+                reply = reply._replace(**_refusals(response))
         self._sessions.put(session)
-        return status, retry_after
+        return reply
 
     def _negotiate(self, response: requests.Response) -> None:
         """Each reply says what the server takes; a success without the header means none."""
@@ -279,12 +318,59 @@ class HttpExporter:
             logger.warning(message, *args)
 
     def _log_status(self, status: int) -> None:
-        hint = "check FALLOM_API_KEY" if status in (401, 403) else "spans dropped"
-        if status == 404 and self.url.endswith("/v1/traces/v1/traces"):
-            hint += " (traces_url is the server's base URL, without /v1/traces)"
-        self._log_once(status, "fallom: %s answered %d; %s", self.url, status, hint)
+        self.last_failure = f"answered {status}"
+        if status in (401, 403):
+            hint = "it refused the API key; spans are dropped: check FALLOM_API_KEY"
+        elif status == 404:
+            hint = "no traces endpoint at that path; spans are dropped"
+            if self.url.endswith("/v1/traces/v1/traces"):
+                hint += " (traces_url is the server's base URL, without /v1/traces)"
+        else:
+            hint = "spans are dropped"
+        self._log_once(status, "fallom: %s answered %d: %s", self.url, status, hint)
 
 
-def _describe(status: int) -> str:
-    return "connection error" if status == _CONNECTION_FAILED else str(status)
+class _Reply(NamedTuple):
+    """What one request came to: a status (or a negative code for no reply) and why."""
+
+    status: int
+    retry_after: Optional[float] = None
+    cause: str = ""
+    rejected: int = 0  # records a 2xx reply says it refused (fallom serve's "rejected")
+    detail: str = ""  # the first reason it gave
+
+
+def _refusals(response: requests.Response) -> Dict[str, Any]:
+    """The records a 2xx reply refused, when its JSON body says so."""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return {}
+    try:
+        body = response.json() if len(response.content) < 1_000_000 else None
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    rejected = body.get("rejected")
+    if type(rejected) is not int or rejected <= 0:
+        return {}
+    errors = body.get("errors")
+    detail = errors[0] if isinstance(errors, list) and errors else ""
+    return {"rejected": rejected, "detail": str(detail)[:200]}
+
+
+def _connection_cause(exc: Exception) -> str:
+    """What a user can act on: refused, TLS, name, timeout."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS error (is it an http:// server?)"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = repr(exc)
+    if "Connection refused" in text or "ConnectionRefused" in text:
+        return "connection refused (is the server running, on that port?)"
+    if "Name or service not known" in text or "NameResolution" in text or \
+            "getaddrinfo" in text:
+        return "the host name does not resolve"
+    if "RemoteDisconnected" in text or "reset" in text.lower():
+        return "the connection was dropped"
+    return "connection error"
 

@@ -6,18 +6,25 @@ while it writes; a sealed segment (closed, or its writer gone, even by
 ``kill -9``) is replayed oldest first by whichever process locks it first,
 so no record is sent by two processes. How far a segment was delivered is
 kept beside it, so a replay that stops half-way resumes there. A torn last
-line (a crash mid-write) is skipped, never the segment. Beyond ``max_bytes``
-the oldest sealed segments are dropped and counted. Files are private (0600).
-Everything here runs on the export thread, never on the caller's.
+line (a crash mid-write) and a line that is not a JSON object are skipped
+and counted, never the segment. A write that the disk cuts short (full, or
+over ``RLIMIT_FSIZE``) is truncated back to its last whole record, and only
+whole records count as kept. Beyond ``max_bytes`` the oldest sealed
+segments are dropped and counted; what still does not fit is refused.
+Files are private (0600). Nothing here runs on the caller's thread.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import secrets
+import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional
 
+from .._fork import register
 from .._guard import logger
 
 try:
@@ -25,14 +32,31 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Spool"]
+__all__ = ["Replayed", "Spool", "Written"]
 
 SEGMENT_BYTES = 4_000_000
 _SUFFIX, _OFFSET = ".seg", ".off"
 
 
+class Replayed(NamedTuple):
+    """What one replay did: records sent, lines skipped as corrupt, all sent."""
+
+    sent: int
+    corrupt: int
+    done: bool
+
+
+class Written(NamedTuple):
+    """What one write did: records kept, older ones dropped for room, new ones refused for
+    room; the rest of the records handed in failed on a disk error."""
+
+    kept: int
+    evicted: int = 0
+    refused: int = 0
+
+
 class Spool:
-    """Append records now, replay them later; every method may be called from one thread."""
+    """Append records now, replay them later; ``write`` and ``replay`` may run in two threads."""
 
     def __init__(self, directory: str, max_bytes: int) -> None:
         if fcntl is None:  # pragma: no cover
@@ -40,36 +64,79 @@ class Spool:
         self.directory, self.max_bytes = directory, max_bytes
         self._fd: Optional[int] = None
         self._path = ""
-        self._size = 0
+        self._size = 0  # bytes in the segment this process writes
         self._warned = False
+        self._lock = threading.Lock()
+        register(self)
 
     def __repr__(self) -> str:
         return f"Spool({self.directory!r})"
 
-    # -- writing -----------------------------------------------------------------------
-    def write(self, parts: List[bytes]) -> Tuple[int, int]:
-        """Append ``parts``; returns (written, dropped to keep under ``max_bytes``).
+    def _after_fork(self) -> None:
+        """A child must not append to its parent's segment."""
+        self._lock = threading.Lock()
+        self._fd, self._size = None, 0
 
-        A directory that cannot be written gives (0, 0) and one warning: the
-        caller then drops and counts, as without a spool.
-        """
+    # -- writing -----------------------------------------------------------------------
+    def write(self, parts: List[bytes]) -> Written:
+        """Append ``parts``; what did not fit or could not be written is the caller's to count."""
         if not parts:
-            return 0, 0
+            return Written(0)
+        with self._lock:
+            try:
+                evicted = self._make_room(sum(len(part) + 1 for part in parts))
+                room = self.max_bytes - self._used()
+                fitting = []
+                for part in parts:
+                    room -= len(part) + 1
+                    if room < 0:
+                        break
+                    fitting.append(part)
+                return Written(self._append(fitting), evicted, len(parts) - len(fitting))
+            except OSError as exc:
+                self._seal()
+                self._warn(exc)
+                return Written(0)
+
+    def _append(self, parts: List[bytes]) -> int:
+        """Write whole records; a short write is cut back to the last whole one."""
+        if not parts:
+            return 0
+        fd = self._segment()
+        data = memoryview(b"".join(part + b"\n" for part in parts))
+        start, done = self._size, 0
         try:
-            fd = self._segment()
-            data = b"".join(part + b"\n" for part in parts)
-            os.write(fd, data)
-            self._size += len(data)
-            if self._size >= min(SEGMENT_BYTES, self.max_bytes // 4):
-                self.seal()  # sealed segments can be replayed, or dropped beyond the cap
+            while done < len(data):
+                written = os.write(fd, data[done:])
+                if written <= 0:
+                    raise OSError(errno.ENOSPC, "no progress writing the spool")
+                done += written
         except OSError as exc:
-            self.seal()
-            if not self._warned:
-                self._warned = True
-                logger.warning("fallom: cannot write the spool in %s (%s); undeliverable spans "
-                               "are dropped", self.directory, type(exc).__name__)
-            return 0, 0
-        return len(parts), self._enforce_cap()
+            whole, kept = 0, 0
+            for part in parts:
+                if kept + len(part) + 1 > done:
+                    break
+                kept += len(part) + 1
+                whole += 1
+            try:
+                os.ftruncate(fd, start + kept)  # no torn record left behind
+            except OSError:
+                pass
+            self._size = start + kept
+            self._seal()
+            self._warn(exc)
+            return whole
+        self._size += done
+        if self._size >= min(SEGMENT_BYTES, max(self.max_bytes // 4, 1)):
+            self._seal()  # sealed segments can be replayed, or dropped beyond the cap
+        return len(parts)
+
+    def _warn(self, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("fallom: cannot write the spool in %s (%s); spans that do not "
+                           "fit are dropped and counted", self.directory,
+                           os.strerror(exc.errno) if exc.errno else type(exc).__name__)
 
     def _segment(self) -> int:
         if self._fd is None:
@@ -83,21 +150,44 @@ class Spool:
 
     def seal(self) -> None:
         """Close the segment being written: from now on any process may replay it."""
-        fd, self._fd = self._fd, None
+        with self._lock:
+            self._seal()
+
+    def _seal(self) -> None:
+        fd, self._fd, self._size = self._fd, None, 0  # its bytes now count as a sealed one's
         if fd is not None:
             try:
                 os.close(fd)  # releases the lock
             except OSError:
                 pass
 
-    def after_fork(self) -> None:
-        """A child must not append to its parent's segment."""
-        self._fd = None
+    def _used(self) -> int:
+        """Bytes not yet delivered: sealed segments past their offsets, and our own."""
+        return sum(_size(p) - _read_offset(p) for p in self._sealed_segments()) + self._size
+
+    def _make_room(self, need: int) -> int:
+        """Drop the oldest sealed segments no one holds until ``need`` bytes fit."""
+        if self._used() + need <= self.max_bytes:
+            return 0
+        if self._size:
+            self._seal()  # our own records are the oldest to drop next, after older ones
+        dropped = 0
+        for path in self._sealed_segments():
+            if self._used() + need <= self.max_bytes:
+                break
+            dropped += _drop_unless_held(path)
+        return dropped
 
     # -- replaying ---------------------------------------------------------------------
     def pending(self) -> bool:
         """Anything to replay: sealed segments, or the one this process is writing."""
         return self._fd is not None or bool(self._sealed_segments())
+
+    def remaining(self) -> int:
+        """Records on disk not yet delivered (read at exit, to say what was left)."""
+        with self._lock:
+            self._seal()
+        return sum(_lines_after(p, _read_offset(p)) for p in self._sealed_segments())
 
     def _sealed_segments(self) -> List[str]:
         try:
@@ -107,62 +197,79 @@ class Spool:
         own = os.path.basename(self._path) if self._fd is not None else None
         return [os.path.join(self.directory, n) for n in names if n != own]
 
-    def replay(self, send: Callable[[List[bytes]], bool], batch: int = 512) -> Tuple[int, bool]:
-        """Send sealed segments oldest first; (records replayed, everything sent)."""
-        self.seal()
-        replayed = 0
+    def replay(self, send: Callable[[List[bytes]], bool], batch: int = 512) -> Replayed:
+        """Send sealed segments oldest first, until one ``send`` fails."""
+        self.seal()  # what this process spooled is replayed too
+        sent = corrupt = 0
         for path in self._sealed_segments():
-            done, ok = self._replay_one(path, send, batch)
-            replayed += done
-            if not ok:
-                return replayed, False
-        return replayed, True
+            one = self._replay_one(path, send, batch)
+            sent, corrupt = sent + one.sent, corrupt + one.corrupt
+            if not one.done:
+                return Replayed(sent, corrupt, False)
+        return Replayed(sent, corrupt, True)
 
     def _replay_one(self, path: str, send: Callable[[List[bytes]], bool],
-                    batch: int) -> Tuple[int, bool]:
+                    batch: int) -> Replayed:
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError:
-            return 0, True  # replayed and removed by another process meanwhile
+            return Replayed(0, 0, True)  # replayed and removed by another process meanwhile
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                return 0, True  # being written, or replayed by another process
+                return Replayed(0, 0, True)  # being written, or replayed by another process
             if not os.path.exists(path):
-                return 0, True
+                return Replayed(0, 0, True)
             offset = _read_offset(path)
             with os.fdopen(os.dup(fd), "rb") as handle:
                 handle.seek(offset)
                 data = handle.read()
-            lines = data.split(b"\n")[:-1]  # what follows the last newline is torn
-            replayed = 0
+            lines = data.split(b"\n")
+            corrupt = 1 if lines[-1] else 0  # what follows the last newline is torn
+            lines = lines[:-1]
+            sent = 0
             for start in range(0, len(lines), batch):
-                chunk = [line for line in lines[start:start + batch] if line]
-                if chunk and not send(chunk):
-                    return replayed, False
-                offset += sum(len(line) + 1 for line in lines[start:start + batch])
-                replayed += len(chunk)
+                chunk = lines[start:start + batch]
+                good = [line for line in chunk if _is_record(line)]
+                if good and not send(good):
+                    return Replayed(sent, corrupt, False)
+                corrupt += sum(1 for line in chunk if line) - len(good)
+                offset += sum(len(line) + 1 for line in chunk)
+                sent += len(good)
                 _write_offset(path, offset)
             _remove(path)
-            return replayed, True
+            return Replayed(sent, corrupt, True)
         finally:
             os.close(fd)
 
-    def _enforce_cap(self) -> int:
-        """Drop the oldest sealed segments while the spool is over ``max_bytes``."""
-        segments = self._sealed_segments()
-        sizes = [_size(p) for p in segments]
-        total = sum(sizes) + self._size
-        dropped = 0
-        for path, size in zip(segments, sizes):
-            if total <= self.max_bytes:
-                break
-            lines = _lines_after(path, _read_offset(path))
-            _remove(path)
-            total -= size
-            dropped += lines
-        return dropped
+
+def _is_record(line: bytes) -> bool:
+    """A line a backend can take: one JSON object (a damaged line would cost its batch)."""
+    if not line.startswith(b"{"):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _drop_unless_held(path: str) -> int:
+    """Remove a sealed segment unless a replay holds it; the records it still held."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # being replayed (or written) right now
+        lines = _lines_after(path, _read_offset(path))
+        _remove(path)
+        return lines
+    finally:
+        os.close(fd)
 
 
 def _size(path: str) -> int:
