@@ -136,7 +136,12 @@ def _parse_number(value: Any, name: str, *, kind: type, low: float, high: float)
 
 
 def _parse_url(value: Any, name: str) -> str:
-    """An http(s) URL, its scheme in lower case (``HTTP://`` is still plain http)."""
+    """An http(s) URL, its scheme in lower case (``HTTP://`` is still plain http).
+
+    Refused: a user or password in it (``http://evil\\@127.0.0.1`` reads as loopback to
+    one parser and connects to ``evil`` with another), and any URL whose host the HTTP
+    client would read differently from the standard library.
+    """
     try:
         parts = urlsplit(value.strip()) if isinstance(value, str) else None
         _ = parts and parts.port  # raises for a port that is not a number, or too large
@@ -144,7 +149,21 @@ def _parse_url(value: Any, name: str) -> str:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{name} must be an http(s) URL with a host, got {value!r}")
+    if "@" in parts.netloc or "\\" in value or _client_host(value) != parts.hostname:
+        raise ValueError(f"{name} must not hold a user name, password or backslash (the key "
+                         "goes in api_key), got a URL with one")
     return parts._replace(scheme=parts.scheme).geturl().rstrip("/")
+
+
+def _client_host(url: str) -> str:
+    """The host the HTTP client (urllib3, under requests) will connect to."""
+    from urllib3.util import parse_url
+
+    try:
+        host = parse_url(url.strip()).host or ""
+    except ValueError:
+        return ""
+    return host[1:-1] if host.startswith("[") else host.lower()
 
 
 def _parse_key(value: Any, name: str) -> str:
@@ -164,8 +183,15 @@ def is_loopback_host(host: str) -> bool:
 
 
 def is_loopback_url(url: str) -> bool:
-    """True for a URL on this machine, where plain http is safe."""
-    return is_loopback_host(urlsplit(url).hostname or "")
+    """True for a URL on this machine, where plain http is safe: both the standard
+    library and the HTTP client must read its host so, and it may hold no user info."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    return "@" not in parts.netloc and "\\" not in url and is_loopback_host(host) \
+        and _client_host(url) == host
 
 
 _BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http",
@@ -214,7 +240,35 @@ def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = No
     _resolve_otlp(values, names, args, env)
     settings = Settings(**values)
     _check_transport_security(settings, names)
+    _warn_about_mistakes(settings, names, env)
     return settings
+
+
+# FALLOM_* variables read elsewhere (fallom serve, the evals, the test suite): not typos
+_OTHER_ENV = ("FALLOM_DATA_DIR", "FALLOM_RAISE_INTERNAL_ERRORS", "FALLOM_EXPECT_NO_PROVIDERS",
+              "FALLOM_REFERENCE_PYTHON", "FALLOM_SERVE_API_KEY", "FALLOM_BASE_URL",
+              "FALLOM_JUDGE_BASE_URL", "FALLOM_JUDGE_API_KEY", "FALLOM_DATABASE_URL",
+              "FALLOM_RETENTION")
+
+
+def _warn_about_mistakes(settings: Settings, names: Mapping[str, str],
+                         env: Mapping[str, str]) -> None:
+    """Say what would otherwise fail in silence: a misspelt variable, a URL with no key."""
+    import difflib
+
+    from ._guard import logger
+
+    known = (*_ENV.values(), *_OTHER_ENV)
+    for variable in sorted(env):
+        if variable.startswith("FALLOM_") and variable not in known:
+            close = difflib.get_close_matches(variable, known, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            logger.warning("fallom: the environment variable %s is not one fallom reads%s",
+                           variable, hint)
+    if settings.local_mode and settings.tracing and settings.traces_url != DEFAULTS["traces_url"]:
+        logger.warning("fallom: %s is set (%s) but there is no API key, so nothing is sent; "
+                       "pass api_key or set FALLOM_API_KEY", names["traces_url"],
+                       settings.traces_url)
 
 
 def _resolve_otlp(values: dict[str, Any], names: dict[str, str], args: Mapping[str, Any],
@@ -228,6 +282,7 @@ def _resolve_otlp(values: dict[str, Any], names: dict[str, str], args: Mapping[s
         endpoint = env["OTEL_EXPORTER_OTLP_ENDPOINT"].strip().rstrip("/") + "/v1/traces"
         name = "OTEL_EXPORTER_OTLP_ENDPOINT"
     values["otlp_endpoint"] = None if endpoint is None else _parse_url(endpoint, name)
+    names["otlp_endpoint"] = name
     headers = args.get("otlp_headers")
     if headers is None:
         from ._otel_headers import parse_headers
@@ -258,7 +313,16 @@ def _check_callables(values: dict[str, Any]) -> None:
 
 def _check_transport_security(settings: Settings, names: Mapping[str, str]) -> None:
     """Refuse to send the key in clear text to anything but this machine."""
-    if settings.local_mode or settings.allow_insecure_http:
+    if settings.allow_insecure_http:
+        return
+    endpoint = settings.otlp_endpoint
+    if settings.otlp_headers and endpoint and endpoint.startswith("http://") \
+            and not is_loopback_url(endpoint):
+        raise ValueError(
+            f"{names.get('otlp_endpoint', 'otlp_endpoint')} uses plain http to a non-loopback "
+            "host; the OTLP headers (often a key) would travel unencrypted. Use https, or "
+            "pass allow_insecure_http=True.")
+    if settings.local_mode:
         return
     for key in _URLS:
         url = getattr(settings, key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict, Tuple
 
-__all__ = ["dumps", "encode_record", "json_text"]
+__all__ = ["dumps", "encode_record", "json_text", "repair_text", "repaired"]
 
 
 def _stdlib_text(ensure_ascii: bool) -> Callable[[Any], str]:
@@ -62,13 +62,34 @@ def _marker(exc: Exception) -> str:
     return f"[cut by fallom: the value could not be encoded as JSON ({type(exc).__name__})]"
 
 
+def repair_text(text: str) -> str:
+    """``text`` as valid Unicode: a lone surrogate (``os.fsdecode(b"\\xff")``) becomes U+FFFD,
+    a pair written as two code points becomes the character; what a backend stores."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def repaired(value: Any, depth: int = 0) -> Any:
+    """``value`` with every string (keys too) repaired; anything else as it is."""
+    if isinstance(value, str):
+        return repair_text(value)
+    if depth > 200:
+        return value
+    if isinstance(value, dict):
+        return {(repair_text(k) if isinstance(k, str) else k): repaired(v, depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [repaired(item, depth + 1) for item in value]
+    return value
+
+
 def json_text(value: Any) -> Tuple[str, bool]:
     """``value`` as JSON text, and whether anything had to be cut to get it."""
     try:
         return _text(value), False
     except Exception:
         pass
-    try:  # escapes lone surrogates, takes integers of any size up to 4,300 digits
+    value = repaired(value)
+    try:  # and integers of any size up to 4,300 digits
         return _ascii_text(value), False
     except Exception as exc:
         return _ascii_text(_marker(exc)), True
@@ -80,7 +101,8 @@ def encode_record(record: Dict[str, Any]) -> Tuple[bytes, bool]:
         return dumps(record), False
     except Exception:
         pass
-    try:  # a lone surrogate becomes a \\uXXXX escape, as JavaScript's JSON.stringify writes it
+    record = repaired(record)  # a backend refuses a record with a lone surrogate
+    try:
         return _ascii_text(record).encode("ascii"), False
     except Exception:
         pass

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from . import _experiments
+from . import _state, _experiments
 from ._assign import bucket, pick_by_bucket
 from ._context import CURRENT_PROMPT
 from ._guard import logger, report_internal_error
@@ -93,7 +93,7 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
         report_internal_error(exc, "prompts.get")
     if template is None:
         pinned = "" if version is None else f" version {version}"
-        raise ValueError(f"no prompt {prompt_key!r}{pinned} is available")
+        raise ValueError(f"no prompt {prompt_key!r}{pinned} is available{_why_none()}")
     return _mark(Prompt(template.key, template.version, render(template.system, variables),
                         render(template.user, variables)))
 
@@ -119,5 +119,13 @@ def get_ab(ab_test_key: str, session_id: str, *,
     except Exception as exc:
         report_internal_error(exc, "prompts.get_ab")
     if found is None:
-        raise ValueError(f"no prompt A/B test {ab_test_key!r} (or its prompt) is available")
+        raise ValueError(f"no prompt A/B test {ab_test_key!r} (or its prompt) is available"
+                         f"{_why_none()}")
     return _mark(found)
+
+
+def _why_none() -> str:
+    """Before ``init()`` no prompt can be known: say so, not just that this one is missing."""
+    if _state.STATE.initialized:
+        return ""
+    return ": fallom.init() was not called (prompts are fetched from prompts_url once it is)"

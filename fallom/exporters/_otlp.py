@@ -13,8 +13,11 @@ import os
 from typing import Any, Dict, List, Mapping, Optional
 
 from .. import _attributes as attr
+from .._guard import logger
+from .._json import repaired
 from .._version import __version__
 from .._wire import RecordView
+from ._base import ExportResult
 
 try:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -38,7 +41,12 @@ def _ns(iso: str) -> int:
     return seconds * 1_000_000_000 + moment.microsecond * 1000
 
 
+_INT64 = 1 << 63
+
+
 def _value(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        return str(value)  # OTLP holds 64-bit integers: a larger one would fail the batch
     if isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
@@ -113,9 +121,23 @@ class OtlpExporter:
                             end_time=start + int((RecordView(record).duration_ms or 0) * 1e6),
                             instrumentation_scope=self._scope)
 
-    def export(self, records: List[Dict[str, Any]]) -> bool:
-        spans = [self._span(r) for r in records]
-        return self._exporter.export(spans) is SpanExportResult.SUCCESS
+    def export(self, records: List[Dict[str, Any]]) -> ExportResult:
+        """Send ``records``; one that cannot be made a span is dropped alone, and text that
+        protobuf cannot encode (a lone surrogate) is repaired, so the batch goes."""
+        result = ExportResult()
+        spans = []
+        for record in records:
+            try:
+                spans.append(self._span(repaired(record)))
+            except Exception as exc:
+                logger.debug("fallom: a record could not be made an OTLP span: %s",
+                             type(exc).__name__)
+                result.drop("export_error", 1)
+        if spans and self._exporter.export(spans) is SpanExportResult.SUCCESS:
+            result.sent, result.batches = len(spans), 1
+        elif spans:
+            result.drop("export_error", len(spans))
+        return result
 
     def shutdown(self) -> None:
         self._exporter.shutdown()  # type: ignore[no-untyped-call]
