@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from . import _state, _experiments
+from . import _experiments, _state
 from ._assign import bucket, pick_by_bucket
 from ._context import CURRENT_PROMPT
 from ._guard import logger, report_internal_error

@@ -53,7 +53,8 @@ def test_a_lone_surrogate_is_repaired_before_sending(serve_url: str) -> None:
         pass
     assert fallom.flush(10.0) is True
     stats = fallom.stats()
-    assert stats["sent"] == 6 and sum(stats["dropped"].values()) == 0
+    assert stats["sent"] == 6
+    assert sum(stats["dropped"].values()) == 0
     assert "bad-\ufffd" in _stored(serve_url)
 
 
@@ -123,7 +124,7 @@ def test_a_url_with_user_info_or_a_backslash_is_refused(url: str) -> None:
 
 
 def test_otlp_headers_never_go_in_clear_to_another_host() -> None:
-    with pytest.raises(ValueError, match="otlp_endpoint.*plain http"):
+    with pytest.raises(ValueError, match=r"otlp_endpoint.*plain http"):
         fallom.init(otlp_endpoint="http://collector.example:4318/v1/traces",
                     otlp_headers={"x-api-key": "secret"})
     fallom.init(otlp_endpoint="http://127.0.0.1:4318/v1/traces",
@@ -145,7 +146,9 @@ def _first_warning(caplog: pytest.LogCaptureFixture, url: str, **init: Any) -> s
 def test_a_server_that_is_down_is_named_with_its_cause(caplog: pytest.LogCaptureFixture) -> None:
     url = refused_url()
     said = _first_warning(caplog, url)
-    assert url in said and "connection refused" in said and "retrying" in said
+    assert url in said
+    assert "connection refused" in said
+    assert "retrying" in said
     assert "dropped" in said
 
 
@@ -193,4 +196,5 @@ def test_exit_says_where_undelivered_spans_went() -> None:
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            timeout=60)
     last = child.stderr.strip().splitlines()[-1]
-    assert "1 spans undelivered" in last and "connection refused" in last
+    assert "1 spans undelivered" in last
+    assert "connection refused" in last
