@@ -58,6 +58,7 @@ def _block_options(name: str, kind: str,
 
 
 _BLOCKS: Dict[Tuple[str, str], CallOptions] = {}
+_CACHED_NAMES, _CACHED_NAME_CHARS = 1024, 256  # the cache holds at most ~256K characters
 _NO_KWARGS: Dict[str, Any] = {}
 
 
@@ -75,12 +76,13 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
                  attributes: Optional[Mapping[str, Any]] = None) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError("span name must be a non-empty string")
-        if attributes or type(kind) is not str:
+        # A long name is made per call, maybe huge: never cached (its record clips it).
+        if attributes or type(kind) is not str or len(name) > _CACHED_NAME_CHARS:
             self._opts = _block_options(name, kind, attributes)
             return
         opts = _BLOCKS.get((name, kind))  # a with block usually runs many times
         if opts is None:
-            if len(_BLOCKS) >= 1024:  # names made per call: do not grow without bound
+            if len(_BLOCKS) >= _CACHED_NAMES:  # names made per call: do not grow without bound
                 _BLOCKS.clear()
             opts = _BLOCKS[(name, kind)] = _block_options(name, kind, None)
         self._opts = opts

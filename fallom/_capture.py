@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["SCALAR_TYPES", "Captured", "Limits", "resolve", "snapshot", "to_jsonable"]
+__all__ = ["SCALAR_TYPES", "Captured", "Limits", "clip", "resolve", "snapshot", "to_jsonable"]
 
 
 class Limits(NamedTuple):
@@ -73,15 +73,27 @@ def to_jsonable(value: Any, limits: Limits = _DEFAULT) -> Any:
     return _guarded(_convert, value, limits)
 
 
+_READ_ATTEMPTS = 3
+
+
 def _guarded(convert: Callable[[Any, Limits, int, set[int]], Any], value: Any,
              limits: Limits) -> Any:
-    try:
-        return convert(value, limits, min(limits.max_depth, _MAX_DEPTH_HARD), set())
-    except Exception:  # the converter guards each step; this is the last resort
-        return _unrepresentable(value)
+    for _ in range(_READ_ATTEMPTS):
+        try:
+            return convert(value, limits, min(limits.max_depth, _MAX_DEPTH_HARD), set())
+        except RecursionError:
+            break
+        except RuntimeError:  # another thread changed a container while it was read
+            continue
+        except Exception:  # the converter guards each step; this is the last resort
+            break
+    else:
+        return f"<{type(value).__name__} changed by another thread while being read>"
+    return _unrepresentable(value)
 
 
-def _clip(text: str, max_chars: int) -> str:
+def clip(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars``, with a marker saying how much was cut."""
     if len(text) <= max_chars:
         return text
     return f"{text[:max_chars]}…[truncated {len(text) - max_chars} chars]"
@@ -99,14 +111,14 @@ def _unrepresentable(value: Any) -> str:
 
 def _repr(value: Any, limits: Limits) -> str:
     try:
-        return _clip(repr(value), limits.max_chars)
+        return clip(repr(value), limits.max_chars)
     except Exception:
         return _unrepresentable(value)
 
 
 def _key(key: Any, limits: Limits) -> str:
     if isinstance(key, str):
-        return _clip(key, limits.max_chars)
+        return clip(key, limits.max_chars)
     if type(key) in SCALAR_TYPES:
         return str(key)
     return _repr(key, limits)
@@ -115,7 +127,7 @@ def _key(key: Any, limits: Limits) -> str:
 def _convert(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
     kind = type(value)
     if kind is str:
-        return value if len(value) <= limits.max_chars else _clip(value, limits.max_chars)
+        return value if len(value) <= limits.max_chars else clip(value, limits.max_chars)
     if kind is bool or kind is int or value is None:
         return value
     if kind is float:
@@ -137,19 +149,22 @@ def _flat_copy(value: Any, kind: type, limits: Limits, depth: int) -> Any:
     messages, say); None for anything else.
 
     Such values cannot hold a cycle or anything to convert, so they skip the
-    bookkeeping of :func:`_nested`; anything else takes the general way.
+    bookkeeping of :func:`_nested`; anything else takes the general way. A dict
+    is copied first, in one step another thread cannot interleave with, and
+    checked after: one the caller's other threads keep changing cannot raise.
     """
     if len(value) > limits.max_items:
         return None
     max_chars = limits.max_chars
     if kind is dict:
-        for key, item in value.items():
+        copy = dict(value)
+        for key, item in copy.items():
             if type(key) is not str or len(key) > max_chars or type(item) not in _FLAT_TYPES \
                     or (type(item) is str and len(item) > max_chars):
                 return None
-        return dict(value)
+        return copy
     out = []
-    for item in value:
+    for item in value:  # a list changed meanwhile is read as it is at each step, never raises
         if type(item) is dict and depth > 1:
             item = _flat_copy(item, dict, limits, 0)
             if item is None:
@@ -181,7 +196,10 @@ def _nested(value: Any, kind: type, limits: Limits, depth: int, seen: set[int],
 
 
 def _plain(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:
-    """An exact list or dict: converted in one comprehension."""
+    """An exact list or dict: converted in one comprehension (a dict from a copy made in
+    one step, which another thread changing it cannot interrupt)."""
+    if type(value) is dict:
+        value = dict(value)
     if len(value) > limits.max_items:
         return _container(value, limits, depth, seen)
     if type(value) is list:
@@ -197,7 +215,7 @@ def _convert_other(value: Any, kind: type, limits: Limits, depth: int, seen: set
     if isinstance(value, enum.Enum):
         return _convert(value.value, limits, depth, seen)
     if isinstance(value, str):
-        return _clip(str.__str__(value), limits.max_chars)
+        return clip(str.__str__(value), limits.max_chars)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -217,7 +235,7 @@ def _bytes(value: bytes | bytearray | memoryview, limits: Limits) -> str:
         return f"<{len(value)} bytes>"
     if len(raw) < len(value):
         return f"{text[: limits.max_chars]}…[truncated {len(value) - len(raw)} bytes]"
-    return _clip(text, limits.max_chars)
+    return clip(text, limits.max_chars)
 
 
 def _container(value: Any, limits: Limits, depth: int, seen: set[int]) -> Any:

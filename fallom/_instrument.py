@@ -123,7 +123,7 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
         if opts.capture_output and span._capture and (not fields or "output" not in fields):
             # before end(): no freeze check; an immutable scalar is kept as it is
             span.output = result if type(result) in SCALAR_TYPES else snapshot(
-                result, _state.STATE.limits)
+                result, span._rt.limits)
     except Exception as exc:
         report_internal_error(exc, "reading the result")
     span.end()
@@ -224,8 +224,9 @@ class CallScope:
             if self.opts.capture_output and span._capture:
                 if self.items is None:
                     self.items = []
-                if len(self.items) < _state.STATE.limits.max_items:
-                    self.items.append(snapshot(item, _state.STATE.limits))
+                limits = span._rt.limits
+                if len(self.items) < limits.max_items:
+                    self.items.append(snapshot(item, limits))
         except Exception as exc:
             report_internal_error(exc, "trace item")
 

@@ -12,8 +12,8 @@ import inspect
 import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from . import _state, extractors
-from ._capture import Limits, resolve
+from . import extractors
+from ._capture import Limits, clip, resolve
 from ._fork import at_fork
 from ._guard import logger, report_internal_error
 from ._json import json_text
@@ -156,8 +156,9 @@ def _finish_and_build(span: Span) -> Record:
             report_internal_error(exc, "reading a response")
         finally:
             span._reading = False
-    record: Optional[Record] = _build(span, _state.STATE.limits)
-    redact: Optional[Callable[[Record], Optional[Record]]] = _state.STATE.settings.redact
+    rt = span._rt  # the runtime the span started in, whatever init() did since
+    record: Optional[Record] = _build(span, rt.limits)
+    redact: Optional[Callable[[Record], Optional[Record]]] = rt.settings.redact
     if redact is not None and record is not None:
         record = _apply_redact(redact, record)
     return _DROPPED if record is None else record
@@ -202,12 +203,12 @@ def _build(span: Span, limits: Limits) -> Record:
         if session.customer_id:
             record["customer_id"] = session.customer_id
     else:
-        record = {"config_key": _state.STATE.settings.config_key, "session_id": trace_id}
+        record = {"config_key": span._rt.settings.config_key, "session_id": trace_id}
     record["trace_id"] = trace_id
     record["span_id"] = f"{span._span_id:016x}"
     if span._parent_id is not None:
         record["parent_span_id"] = f"{span._parent_id:016x}"
-    record["name"] = span.name
+    name = record["name"] = clip(span.name, limits.max_chars)  # a name may be made per call
     record["kind"] = span.kind
     if span.model is not None:
         record["model"] = span.model
@@ -227,7 +228,7 @@ def _build(span: Span, limits: Limits) -> Record:
             record["metadata"] = dict(session.metadata)  # made JSON-safe with the session
         if session.tags:
             record["tags"] = list(session.tags)
-    record["attributes"] = _attributes(span, limits, duration_ms, ttft_ms)
+    record["attributes"] = _attributes(span, name, limits, duration_ms, ttft_ms)
     prompt = span.prompt
     if prompt is not None:
         record["prompt_key"] = prompt.key
@@ -237,13 +238,13 @@ def _build(span: Span, limits: Limits) -> Record:
     return record
 
 
-def _attributes(span: Span, limits: Limits, duration_ms: int,
+def _attributes(span: Span, name: str, limits: Limits, duration_ms: int,
                 ttft_ms: Optional[int]) -> Dict[str, Any]:
     attributes: Dict[str, Any] = {}
     if span.attributes:
         attributes.update({k: resolve(v, limits) for k, v in span.attributes.items()})
     attributes["fallom.sdk_version"] = "2"
-    attributes["fallom.method"] = span.method or span.name
+    attributes["fallom.method"] = span.method or name
     if span._capture:
         request = _request(span, limits)
         if request is not None:

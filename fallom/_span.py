@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._session import SessionContext
     from ._state import Runtime
 
-__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span"]
+__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span", "token_count"]
 
 _late_write_logged = False
 _CANCEL_TYPES: tuple[type[BaseException], ...]
@@ -63,9 +63,10 @@ class Span:
     start_ns: int  # wall clock, ns since the epoch
     start_mono: int  # monotonic clock, ns; 0 once ended
     _parent_id: Optional[int]
+    _rt: Runtime  # the runtime it started in: its processors, limits, hook and config key
     attributes: Optional[dict[str, Any]]
 
-    __slots__ = ("__dict__", "_capture", "_entry", "_parent_id", "_record", "_span_id",
+    __slots__ = ("__dict__", "_capture", "_entry", "_parent_id", "_record", "_rt", "_span_id",
                  "_trace_id", "attributes", "duration_ns", "input", "kind", "model", "name",
                  "output", "sampled", "session", "start_mono", "start_ns")
 
@@ -107,6 +108,9 @@ class Span:
         # A decoration site's fixed attributes are shared until a write copies them.
         self.attributes = attributes if type(attributes) is SharedAttributes or not attributes \
             else dict(attributes)  # type: ignore[assignment]
+        # Bound for life, as OpenTelemetry binds a span to its processors: a later init()
+        # changes neither where it goes nor its redact hook, limits or config key.
+        self._rt = rt
         self._capture = rt.capture
         self.model: Optional[str] = None
         self.input: Any = _UNSET
@@ -172,7 +176,7 @@ class Span:
         try:
             if type(self.attributes) is not dict:  # none yet, or the shared ones: copy
                 self.attributes = dict(self.attributes or ())
-            self.attributes[str(key)] = snapshot(value, _state.STATE.limits)
+            self.attributes[str(key)] = snapshot(value, self._rt.limits)
         except Exception as exc:
             report_internal_error(exc, "Span.set_attribute")
 
@@ -184,22 +188,28 @@ class Span:
                           + type(attributes).__name__)
             return
         try:
-            for key, value in attributes.items():
+            for key, value in list(attributes.items()):  # one step, if another thread writes
                 self.set_attribute(key, value)
         except Exception as exc:
             report_internal_error(exc, "Span.set_attributes")
 
     def set_input(self, value: Any) -> None:
         if self._capture and (self.duration_ns is None or not self._frozen()):
-            self.input = snapshot(value, _state.STATE.limits)
+            self.input = snapshot(value, self._rt.limits)
 
     def set_output(self, value: Any) -> None:
         if self._capture and (self.duration_ns is None or not self._frozen()):
-            self.output = snapshot(value, _state.STATE.limits)
+            self.output = snapshot(value, self._rt.limits)
 
     def set_model(self, model: Optional[str]) -> None:
-        if model and not self._frozen():
-            self.model = str(model)
+        if model is None or self._frozen():
+            return
+        try:
+            if model:
+                self.model = str(model)
+        except Exception as exc:  # the user's object: its __bool__ or __str__ raised
+            report_misuse("Span.set_model", "the model could not be read as text: "
+                          + type(model).__name__, exc)
 
     def record_usage(self, prompt_tokens: Optional[int] = None,
                      completion_tokens: Optional[int] = None,
@@ -236,11 +246,17 @@ class Span:
     def set_status(self, status: str, message: Optional[str] = None) -> None:
         if self._frozen():
             return
-        status = str(status).upper()
+        try:
+            status = str(status).upper()
+            text = str(message) if message is not None and self._capture else None
+        except Exception as exc:  # the user's object: its __str__ raised
+            report_misuse("Span.set_status", "the status or message could not be read as text",
+                          exc)
+            return
         if status in ("OK", "ERROR"):
             self.status = status
-            if message is not None and self._capture:
-                self.error_message = str(message)
+            if text is not None:
+                self.error_message = text
 
     def defer_read(self, reader: Callable[[Any], Any], result: Any,
                    capture_output: bool = True) -> None:
@@ -261,27 +277,41 @@ class Span:
         if not self.sampled:
             return
         try:
-            for processor in _state.STATE.ending:
+            for processor in self._rt.processors:
+                processor.on_end(self)
+            # The test kit's are the live ones: capture_spans() collects the spans that
+            # end inside its block, wherever they started.
+            for processor in _state.STATE.test_processors:
                 processor.on_end(self)
         except Exception as exc:
             report_internal_error(exc, "Span.end")
 
 
-def _count(value: Any, name: str) -> Optional[int]:
-    """A token count as a non-negative int (``12``, ``12.0``, ``"12"``), else None."""
-    if value is None:
-        return None
+def token_count(value: Any) -> Optional[int]:
+    """A token count as a non-negative int (``12``, ``12.0``, ``"12"``); None for anything
+    else (``inf``, ``"lots"``, ``True``, ``-1``, ``1e300``, an object whose ``__int__``
+    raises)."""
     try:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
+            return None
         count = int(value)
-        if count >= 0:
-            return count
-    except (TypeError, ValueError, OverflowError):
-        pass
-    report_misuse("Span.record_usage", f"{name} must be a whole number of tokens, got "
-                  + type(value).__name__)
-    return None
+    except Exception:
+        return None
+    return count if 0 <= count < _MAX_COUNT else None
+
+
+_MAX_COUNT = 1 << 63  # what a signed 64-bit column, and every JSON reader, holds
+
+
+def _count(value: Any, name: str) -> Optional[int]:
+    """:func:`token_count`, with a misuse said when a value was given but is not one."""
+    if value is None:
+        return None
+    count = token_count(value)
+    if count is None:
+        report_misuse("Span.record_usage", f"{name} must be a whole number of tokens, got "
+                      + type(value).__name__)
+    return count
 
 
 def _exception_text(exc: BaseException) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 import fallom
@@ -20,6 +22,17 @@ def test_capture_spans_works_without_init() -> None:
     assert spans.by_name("a")["kind"] == "span"
     with pytest.raises(AssertionError, match="found 0"):
         spans.by_name("missing")
+
+
+def test_capture_spans_collects_what_ends_inside_its_block() -> None:
+    fallom.init()
+    before, after = contextlib.ExitStack(), contextlib.ExitStack()
+    before.enter_context(fallom.span("started-before"))
+    with capture_spans() as spans:
+        before.close()
+        after.enter_context(fallom.span("ended-after"))
+    after.close()
+    assert spans.names() == ["started-before"]
 
 
 def test_deterministic_ids_and_clock() -> None:
