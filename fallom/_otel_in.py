@@ -9,7 +9,7 @@ records to fallom's own delivery pipeline.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -21,7 +21,8 @@ from ._genai import SpanData
 from ._guard import report_internal_error
 from ._record import _apply_redact
 from ._session import SessionContext
-from .exporters._base import Stats
+from ._state import Runtime
+from .exporters._base import SpanProcessor, Stats
 
 __all__ = ["FallomExporter", "ForeignSpan"]
 
@@ -41,8 +42,8 @@ class ForeignSpan:
 
 
 def to_record(span: ReadableSpan, session: Optional[SessionContext],
-              capture: bool) -> Dict[str, Any]:
-    """One OpenTelemetry SDK span as a v2 fallom wire record."""
+              rt: Runtime) -> Dict[str, Any]:
+    """One OpenTelemetry SDK span as a v2 fallom wire record, under runtime ``rt``."""
     context = span.get_span_context()
     if context is None:
         raise ValueError("span without a context")
@@ -54,7 +55,7 @@ def to_record(span: ReadableSpan, session: Optional[SessionContext],
         error=span.status.status_code is StatusCode.ERROR,
         status_message=span.status.description, attributes=dict(span.attributes or {}),
         events=[(event.name, event.attributes or {}) for event in span.events])
-    return _genai.to_record(data, session, capture, _state.STATE.settings.config_key)
+    return _genai.to_record(data, session, rt.capture, rt.settings.config_key, rt.limits)
 
 
 class FallomExporter(SpanExporter):
@@ -70,28 +71,24 @@ class FallomExporter(SpanExporter):
         self.session = session
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Hand each span on; one that cannot be converted is counted, never its batch."""
+        rt = _state.STATE  # read once: an init() meanwhile changes nothing in this call
+        if not rt.initialized and not rt.test_processors:
+            FOREIGN.drop("shutdown", len(spans))  # fallom was shut down (or never started)
+            return SpanExportResult.SUCCESS
         try:
-            redact = _state.STATE.settings.redact
             active = self.session or CURRENT_SESSION.get()
-            for span in spans:
-                if not _state.STATE.initialized and not _state.STATE.test_processors:
-                    FOREIGN.drop("shutdown")  # fallom was shut down (or never started)
-                    continue
-                record: Optional[Dict[str, Any]] = to_record(span, active, _state.STATE.capture)
-                if redact is not None and record is not None:
-                    record = _apply_redact(redact, record)
-                if record is None:
-                    FOREIGN.drop("redacted")
-                    continue
-                parent = span.parent.span_id if span.parent is not None else None
-                foreign = ForeignSpan(record, int(record["trace_id"], 16), parent)
-                processor: Any
-                for processor in _state.STATE.all_processors():
-                    if not getattr(processor, "skips_foreign", False):
-                        processor.on_end(foreign)
+            processors = [p for p in rt.ending if not getattr(p, "skips_foreign", False)]
         except Exception as exc:
+            FOREIGN.drop("export_error", len(spans))
             report_internal_error(exc, "FallomExporter.export")
             return SpanExportResult.FAILURE
+        for span in spans:
+            try:
+                _hand_on(span, active, rt, processors)
+            except Exception as exc:
+                FOREIGN.drop("export_error")
+                report_internal_error(exc, "FallomExporter.export")
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -101,3 +98,19 @@ class FallomExporter(SpanExporter):
         from ._sdk import flush
 
         return flush(timeout_millis / 1000)
+
+
+def _hand_on(span: ReadableSpan, session: Optional[SessionContext], rt: Runtime,
+             processors: List[SpanProcessor]) -> None:
+    """One span's record, through ``rt``'s redact hook, to its processors."""
+    record: Optional[Dict[str, Any]] = to_record(span, session, rt)
+    redact = rt.settings.redact
+    if redact is not None and record is not None:
+        record = _apply_redact(redact, record)
+    if record is None:
+        FOREIGN.drop("redacted")
+        return
+    parent = span.parent.span_id if span.parent is not None else None
+    foreign: Any = ForeignSpan(record, int(record["trace_id"], 16), parent)
+    for processor in processors:
+        processor.on_end(foreign)

@@ -278,3 +278,69 @@ def test_fallom_own_requests_are_never_traced(traces_server: TracesServer) -> No
         assert [r["name"] for r in traces_server.records] == ["app-work"]
     finally:
         instrumentor.uninstrument()
+
+
+# Content a deny-list of names missed (issue 24, point 8), and a name no list could know.
+UNLISTED_CONTENT = {
+    "llm.request.functions.0.name": "get_SECRET_weather",  # OpenLLMetry
+    "llm.request.functions.0.description": "SECRET description",
+    "llm.request.functions.0.parameters": '{"SECRET": 1}',
+    "reranker.query": "SECRET query",  # OpenInference
+    "reranker.input_documents.0.document.content": "SECRET document",
+    "reranker.output_documents.0.document.content": "SECRET document",
+    "llm.function_call": '{"name": "SECRET"}',
+    "final_result": "SECRET answer",  # Pydantic AI
+    "tool_arguments": '{"city": "SECRET"}',
+    "tool_response": "SECRET response",
+    "pydantic_ai.all_messages": '[{"content": "SECRET"}]',
+    "all_messages_events": '[{"content": "SECRET"}]',
+    "my_framework.made_up_field": "SECRET",
+}
+
+
+@pytest.mark.parametrize("key", sorted(UNLISTED_CONTENT))
+def test_privacy_mode_keeps_only_what_is_known_not_to_be_content(key: str) -> None:
+    fallom.init(capture_content=False)
+    tracer = tracer_with(fallom.FallomExporter())
+    described = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "m",
+                 "gen_ai.request.temperature": 0.2, "gen_ai.usage.input_tokens": 3,
+                 "gen_ai.response.finish_reasons": ("stop",), "session.id": "s-1",
+                 "server.address": "api.example.com"}
+    with capture_spans() as spans, tracer.start_as_current_span("step") as span:
+        span.set_attributes({**described, key: UNLISTED_CONTENT[key]})
+    (record,) = spans
+    assert key not in record["attributes"]
+    assert "SECRET" not in json.dumps(record)
+    kept = {k: v for k, v in record["attributes"].items() if k in described}
+    assert kept == {**described, "gen_ai.response.finish_reasons": ["stop"]}
+    assert (record["session_id"], view(record).prompt_tokens) == ("s-1", 3)
+
+
+def test_one_bad_foreign_value_costs_that_span_alone() -> None:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    fallom.init()
+    provider = otel_sdk.TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(fallom.FallomExporter(),
+                                                   schedule_delay_millis=60_000))
+    tracer = provider.get_tracer("app")
+    bad = {2: {"gen_ai.usage.input_tokens": float("inf")},
+           4: {"gen_ai.usage.input_tokens": "lots"},
+           6: {"gen_ai.server.time_to_first_token": 1e308},
+           8: {"gen_ai.input.messages": "[" * 50_000}}
+    try:
+        with capture_spans() as spans:
+            for i in range(10):
+                with tracer.start_as_current_span(f"call-{i}") as span:
+                    span.set_attributes({"gen_ai.system": "openai", "gen_ai.usage.input_tokens": 5,
+                                         "gen_ai.usage.output_tokens": 2, **bad.get(i, {})})
+            assert provider.force_flush(10_000)  # the ten spans, in one export call
+    finally:
+        provider.shutdown()
+    assert sorted(spans.names()) == [f"call-{i}" for i in range(10)]
+    assert not any(fallom.stats()["dropped"].values())
+    tokens = {r["name"]: (view(r).prompt_tokens, view(r).completion_tokens) for r in spans}
+    assert tokens["call-2"] == tokens["call-4"] == (None, 2)  # the bad count, left out
+    assert tokens["call-0"] == tokens["call-6"] == tokens["call-8"] == (5, 2)
+    assert "time_to_first_token_ms" not in spans.by_name("call-6")
+    json.dumps(list(spans), allow_nan=False)  # inf went out as text, as captured values do
