@@ -6,11 +6,12 @@ readers apply; the provider and LiteLLM's cost come from its hidden params.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
+from .. import _state
 from ._base import Endpoint, Provider
 from ._read import get
-from .openai import ChatAccumulator, _prepare_stream, read_chat_completion
+from .openai import ChatAccumulator, read_chat_completion
 
 __all__ = ["PROVIDER", "read_model_response"]
 
@@ -29,6 +30,20 @@ def read_model_response(response: Any) -> Dict[str, Any]:
 class StreamAccumulator(ChatAccumulator):
     def fields(self) -> Dict[str, Any]:
         return {**super().fields(), "provider": "litellm"}
+
+
+def _prepare_stream(endpoint: Endpoint, kwargs: Dict[str, Any],
+                    resource: Any) -> Tuple[Dict[str, Any], bool]:
+    """Ask for the usage chunk unless the user set ``stream_options``; it is then hidden.
+
+    LiteLLM translates ``stream_options`` for each provider it routes to (Anthropic,
+    Bedrock, Gemini, ...), so asking is safe whatever the model; only
+    ``init(openai_stream_usage=False)`` turns it off.
+    """
+    if kwargs.get("stream_options") is None and \
+            _state.STATE.settings.openai_stream_usage is not False:
+        return {**kwargs, "stream_options": {"include_usage": True}}, True
+    return kwargs, False
 
 
 # LiteLLM answers in the OpenAI chat format: the backend reads it as such.
