@@ -4,7 +4,9 @@
 :class:`Runtime` and swap it in with one assignment (:func:`swap`); readers
 take ``_state.STATE`` once and use that object throughout, so no reader ever
 sees half of one configuration and half of another. The hot path reads the
-derived fields (``active``, ``capture``, ``limits``, ...) directly.
+derived fields (``active``, ``capture``, ``limits``, ...) directly. A span keeps
+the runtime it started in, so its record is built, redacted and handed on as that
+``init()`` said, whatever came after (only the test kit's processors are read live).
 """
 
 from __future__ import annotations
