@@ -22,8 +22,11 @@ from .exporters._spool import Spool
 __all__ = ["flush", "init", "shutdown", "stats"]
 
 _lock = threading.RLock()
-_retired_stats: Dict[str, Any] = merge_stats([])  # counts of processors already closed
-_closing: List[SpanProcessor] = []  # replaced, still counted live until folded in
+# Every processor of an earlier init(), read live: a span bound to that runtime may still
+# end (and be counted as dropped for shutdown) after its processors were closed.
+_retired: List[SpanProcessor] = []
+_folded: Dict[str, Any] = merge_stats([])  # the oldest retired ones, beyond _KEEP_LIVE
+_KEEP_LIVE = 64  # a program calling init() over and over keeps only these alive
 _stats_lock = threading.Lock()
 
 
@@ -86,7 +89,7 @@ def init(
         old = _state.swap(lambda current: current.replace(
             settings=settings, initialized=True, processors=processors, otel_parent=otel_parent,
             activate=activate, experiments=experiments))
-        _closing.extend(old.processors)
+        _retire(old.processors)
         _record.reset_warnings()
         if settings.propagate_threads:
             install_thread_propagation()
@@ -155,17 +158,22 @@ def _set_log_level(settings: Settings) -> None:
             logger.addHandler(handler)
 
 
+def _retire(processors: Sequence[SpanProcessor]) -> None:
+    """Keep counting ``processors`` live; fold the oldest beyond ``_KEEP_LIVE`` (under
+    ``_stats_lock``)."""
+    global _folded
+    _retired.extend(processors)
+    while len(_retired) > _KEEP_LIVE:
+        oldest = _retired.pop(0)
+        if hasattr(oldest, "stats"):
+            _folded = merge_stats([_folded, oldest.stats()])
+
+
 def _close(processors: Sequence[SpanProcessor], timeout: float) -> None:
     """Shut ``processors`` down; their counts stay in ``stats()`` throughout."""
-    global _retired_stats
     deadline = time.monotonic() + timeout
     for processor in processors:
         processor.shutdown(max(0.0, deadline - time.monotonic()))
-        with _stats_lock:
-            if hasattr(processor, "stats"):
-                _retired_stats = merge_stats([_retired_stats, processor.stats()])
-            if processor in _closing:
-                _closing.remove(processor)
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -182,20 +190,20 @@ def shutdown(timeout: Optional[float] = None) -> None:
     with _lock, _stats_lock:
         old = _state.swap(lambda current: current.replace(
             initialized=False, processors=(), experiments=None))
-        _closing.extend(old.processors)
+        _retire(old.processors)
     _experiments.stop(old.experiments)
     _close(old.processors, old.settings.shutdown_timeout if timeout is None else timeout)
 
 
 def reset(timeout: float = 2.0) -> None:
     """Back to the state of a fresh import: shut down, default settings, zero counters."""
-    global _retired_stats
+    global _folded
     shutdown(timeout)
     _state.swap(lambda current: _state.Runtime())
     _exit.release_signals()
     with _stats_lock:
-        _retired_stats = merge_stats([])
-        _closing.clear()
+        _retired.clear()
+        _folded = merge_stats([])
     REPORTS.clear()
     module = sys.modules.get("fallom._otel_in")
     if module is not None:
@@ -207,10 +215,10 @@ def reset(timeout: float = 2.0) -> None:
 def stats() -> Dict[str, Any]:
     """Delivery counters: ``sent``, ``retried``, ``batches``, ``cut``, ``dropped`` by
     reason, and ``reports`` (A/B assignment reports: sent, dropped by reason)."""
-    with _stats_lock:  # live, closing and closed processors, each counted once
-        live = [*_state.STATE.all_processors(), *_closing]
+    with _stats_lock:  # live and retired processors, each counted once
+        live = [*_state.STATE.all_processors(), *_retired]
         parts = [p.stats() for p in live if hasattr(p, "stats")]
-        merged = merge_stats([_retired_stats, *parts, _foreign_drops()])
+        merged = merge_stats([_folded, *parts, _foreign_drops()])
     merged["reports"] = {"sent": REPORTS.get("sent"),
                          "dropped": {reason: REPORTS.get(f"dropped.{reason}")
                                      for reason in ("queue_full", "unreachable")}}

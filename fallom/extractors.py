@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
+from . import _state
 from ._capture import snapshot
 from ._guard import report_internal_error
 from .providers import anthropic, google, litellm, openai
@@ -115,6 +116,8 @@ def _register_builtins() -> None:
 def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) -> None:
     """Copy extracted ``fields`` onto ``span``; unknown keys become attributes."""
     try:
+        runtime = getattr(span, "_rt", None)  # the span's own limits, not the default ones
+        limits = runtime.limits if runtime is not None else _state.STATE.limits
         for key, value in fields.items():
             if value is None:
                 continue
@@ -127,9 +130,9 @@ def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) 
                     span.set_output(value)
             elif key == "raw_response":
                 if capture_output:
-                    span.raw_response = snapshot(value)
+                    span.raw_response = snapshot(value, limits)
             elif key == "raw_usage":
-                span.raw_usage = snapshot(value)
+                span.raw_usage = snapshot(value, limits)
             elif key == "input":
                 span.set_input(value)
             elif key == "attributes":

@@ -72,3 +72,5 @@ def test_a_span_ends_where_it_started_not_in_the_next_runtime() -> None:
 
     assert [(r["name"], r["config_key"]) for r in second.records] == [("after", "second")]
     assert first.records == []  # its pipeline was closed before the span ended
+    # counted where the user looks, though its processor was closed before it ended
+    assert fallom.stats()["dropped"]["shutdown"] == 1
