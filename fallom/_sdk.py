@@ -172,8 +172,14 @@ def _retire(processors: Sequence[SpanProcessor]) -> None:
 def _close(processors: Sequence[SpanProcessor], timeout: float) -> None:
     """Shut ``processors`` down; their counts stay in ``stats()`` throughout."""
     deadline = time.monotonic() + timeout
+    interrupted = False
     for processor in processors:
-        processor.shutdown(max(0.0, deadline - time.monotonic()))
+        try:
+            processor.shutdown(0.0 if interrupted else max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:  # Ctrl-C: the others give up at once too; re-raised below
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def flush(timeout: float = 5.0) -> bool:

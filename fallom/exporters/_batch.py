@@ -261,13 +261,18 @@ class BatchProcessor(SpanProcessor):
         self._call_exporter("drain_until", deadline)
         thread = self._thread
         self._wake.set()
-        if thread is not None:
-            thread.join(max(timeout, 0.0))
-        if thread is not None and thread.is_alive() and self.spooler is not None:
-            self._call_exporter("interrupt")  # out of time: what fails now goes to the spool
-            thread.join(1.0)
+        interrupted = False
+        try:
+            if thread is not None:
+                thread.join(max(timeout, 0.0))
+            if thread is not None and thread.is_alive() and self.spooler is not None:
+                self._call_exporter("interrupt")  # out of time: what fails now is spooled
+                thread.join(1.0)
+        except KeyboardInterrupt:  # Ctrl-C: the drain ends now, saying what it left
+            interrupted = True
         left = 0
-        if thread is not None and thread.is_alive():
+        # an interrupted join() leaves is_alive() False for a live thread (CPython 3.11)
+        if thread is not None and (interrupted or thread.is_alive()):
             with self._lock:
                 self._abandoned = True
                 left = self._inflight
@@ -284,15 +289,17 @@ class BatchProcessor(SpanProcessor):
         else:
             self._call_exporter("shutdown")
         left = max(left, self.counters.get("dropped.shutdown") - dropped_before)
-        self._say_what_was_left(timeout, left)
+        self._say_what_was_left(timeout, left, interrupted)
+        if interrupted:
+            raise KeyboardInterrupt
 
-    def _say_what_was_left(self, timeout: float, left: int) -> None:
+    def _say_what_was_left(self, timeout: float, left: int, interrupted: bool) -> None:
         """At exit, one line each: what was given up, and what waits on disk."""
         failure = getattr(self.exporter, "last_failure", None)
         cause = f" (last: {failure})" if failure else ""
+        when = "interrupted" if interrupted else f"gave up delivering after {timeout:g} s"
         if left:
-            sys.stderr.write(f"fallom: gave up delivering after {timeout:g} s; {left} spans "
-                             f"undelivered{cause}\n")
+            sys.stderr.write(f"fallom: {when}; {left} spans undelivered{cause}\n")
         if self.spooler is not None:
             held = self.spooler.close(max(1.0, timeout))
             if held:
