@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Dict, Iterable, List, Mapping, Optional, TextIO
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -68,6 +68,7 @@ def preview(value: Any, more: str) -> str:
 class _Glyphs:
     def __init__(self, unicode: bool) -> None:
         self.dot, self.arrow, self.more = (" · ", " → ", "…") if unicode else (" | ", " -> ", "...")
+        self.again = "↻ " if unicode else "(again) "
 
 
 def _full(value: Any) -> str:
@@ -76,8 +77,8 @@ def _full(value: Any) -> str:
     return clean(json.dumps(value, ensure_ascii=False, default=str, indent=2), lines=True)
 
 
-def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
-           full: bool = False) -> Text:
+def _label(record: Record, *, root: bool, glyphs: _Glyphs, full: bool = False,
+           note: Optional[Text] = None) -> Text:
     view = RecordView(record)
     failed = record.get("status") == "ERROR"
     line = Text(no_wrap=True, overflow="ellipsis")
@@ -104,8 +105,8 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
         line.append(clean(dot + dot.join(details)), style="cyan")
     if failed and record.get("error_message"):
         line.append(dot + clean(record["error_message"]), style="red")
-    if unfinished:
-        line.append(" (unfinished trace)", style="yellow")
+    if note is not None:  # the trace is unfinished, or cut
+        line.append_text(note)
     parts = []
     if full:  # whole values, each on its own lines
         for title, present, value in (("input", view.has_input, view.input),
@@ -123,37 +124,100 @@ def _label(record: Record, *, root: bool, unfinished: bool, glyphs: _Glyphs,
     return line if glyphs.more != "..." else ascii_only(line)
 
 
+MAX_DEPTH = 32  # levels drawn in one tree; deeper spans continue in a tree of their own
+
+
 def render_traces(records: Iterable[Record], *, unfinished: bool = False,
-                  unicode: bool = True, full: bool = False) -> List[Tree]:
+                  unicode: bool = True, full: bool = False,
+                  max_depth: int = MAX_DEPTH) -> List[Tree]:
     """One tree per trace; spans whose parent is absent become roots of their own.
 
+    Built without recursion, whatever the depth: a subtree deeper than ``max_depth``
+    levels continues in a tree of its own, after this one. Spans whose parent links form
+    a cycle are shown from one span of the cycle, and cut where a span would repeat.
     ``unicode=False`` keeps every character ASCII, for consoles that cannot
     encode more (rich then draws ASCII guides too).
     """
-    glyphs = _Glyphs(unicode)
-    records = list(records)
-    ids = {r.get("span_id") for r in records}
-    children: Dict[Optional[str], List[Record]] = defaultdict(list)
-    roots: List[Record] = []
-    for record in sorted(records, key=lambda r: str(r.get("start_time", ""))):
-        parent = record.get("parent_span_id")
-        if parent and parent in ids:
-            children[parent].append(record)
-        else:
-            roots.append(record)
+    return _Forest(list(records), _Glyphs(unicode), full, max(1, max_depth)).trees(unfinished)
 
-    def build(tree: Tree, record: Record) -> None:
-        for child in children.get(record.get("span_id"), []):
-            build(tree.add(_label(child, root=False, unfinished=False, glyphs=glyphs,
-                                  full=full)), child)
 
-    trees = []
-    for root in roots:
-        tree = Tree(_label(root, root=True, unfinished=unfinished, glyphs=glyphs, full=full),
-                    guide_style="dim")
-        build(tree, root)
-        trees.append(tree)
-    return trees
+class _Forest:
+    """The trees of a set of spans, linked by parent span id."""
+
+    def __init__(self, records: List[Record], glyphs: _Glyphs, full: bool,
+                 max_depth: int) -> None:
+        self.glyphs, self.full, self.max_depth = glyphs, full, max_depth
+        self.records = sorted(records, key=lambda r: str(r.get("start_time", "")))
+        self.by_id = {r.get("span_id"): r for r in self.records}
+        self.children: Dict[Any, List[Record]] = defaultdict(list)
+        self.roots: List[Record] = []
+        for record in self.records:
+            parent = record.get("parent_span_id")
+            if parent and parent in self.by_id:
+                self.children[parent].append(record)
+            else:
+                self.roots.append(record)
+        self.shown: Set[int] = set()
+
+    def trees(self, unfinished: bool) -> List[Tree]:
+        trees: List[Tree] = []
+        for root in self.roots:
+            trees += self._grow(root, Text(" (unfinished trace)", style="yellow")
+                                if unfinished else None)
+        for record in self.records:  # what is left hangs from a cycle of parent links
+            if id(record) not in self.shown:
+                trees += self._grow(self._on_cycle(record), Text(
+                    " (its parent links form a cycle)", style="yellow"))
+        return trees
+
+    def _on_cycle(self, record: Record) -> Record:
+        """A span of the cycle ``record`` hangs from, found by following parents."""
+        seen: Set[int] = set()
+        at = record
+        while id(at) not in seen:
+            seen.add(id(at))
+            parent = self.by_id.get(at.get("parent_span_id"))
+            if parent is None or id(parent) in self.shown:
+                return record
+            at = parent
+        return at
+
+    def _grow(self, start: Record, note: Optional[Text]) -> List[Tree]:
+        """``start``'s tree, then a tree for each subtree cut at the depth limit."""
+        trees: List[Tree] = []
+        pending = [(start, 0, note)]
+        while pending:
+            record, depth, note = pending.pop(0)
+            tree = Tree(self._label(record, root=depth == 0, note=note), guide_style="dim")
+            trees.append(tree)
+            self.shown.add(id(record))
+            stack = [(tree, record, 0)]
+            while stack:
+                node, parent, level = stack.pop()
+                kids = self.children.get(parent.get("span_id"), [])
+                if kids and level + 1 >= self.max_depth:
+                    node.add(Text(f"{self.glyphs.more} continues below", style="dim"))
+                    pending.append((parent, depth + level, Text(
+                        f" (continued from above, depth {depth + level})", style="dim")))
+                    continue
+                grown = []
+                for child in kids:
+                    if id(child) in self.shown:  # a cycle: cut where the span repeats
+                        node.add(self._again(child))
+                        continue
+                    self.shown.add(id(child))
+                    grown.append((node.add(self._label(child, root=False)), child, level + 1))
+                stack.extend(reversed(grown))
+        return trees
+
+    def _label(self, record: Record, root: bool, note: Optional[Text] = None) -> Text:
+        return _label(record, root=root, glyphs=self.glyphs, full=self.full, note=note)
+
+    def _again(self, record: Record) -> Text:
+        line = Text(f"{self.glyphs.again}{clean(record.get('name', '?'))}: shown above "
+                    "(the parent links form a cycle)", style="yellow", no_wrap=True,
+                    overflow="ellipsis")
+        return line if self.glyphs.more != "..." else ascii_only(line)
 
 
 def print_traces(records: Iterable[Record], console: Optional[Console] = None, *,
@@ -161,8 +225,9 @@ def print_traces(records: Iterable[Record], console: Optional[Console] = None, *
     """Print ``records`` as trees (to stderr unless a console is given); ``full`` prints
     whole inputs and outputs, wrapped, instead of one-line previews."""
     console = console or make_console()
+    depth = max(2, min(MAX_DEPTH, (console.width - 24) // 4))  # 4 columns of guide a level
     for tree in render_traces(records, unfinished=unfinished, unicode=is_unicode(console),
-                              full=full):
+                              full=full, max_depth=depth):
         console.print(tree, crop=not full, soft_wrap=False, overflow="ellipsis",
                       no_wrap=not full)
 

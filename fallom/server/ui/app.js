@@ -174,25 +174,51 @@ async function pollTraces() {  // new traces arrive without moving what the user
 }
 
 // -- one trace: the waterfall ---------------------------------------------------------------
+// Rows [span, depth, again] in tree order, built without recursion whatever the depth.
+// Spans whose parent links form a cycle are shown from one span of the cycle, and the
+// cycle is cut where a span would repeat: that row has again = true.
 function spanTree(spans) {
-  const ids = new Set(spans.map((s) => s.span_id));
+  const ordered = [...spans].sort((a, b) => startMicros(a.start_time) - startMicros(b.start_time));
+  const byId = new Map(ordered.map((s) => [s.span_id, s]));
   const children = new Map();
   const roots = [];
-  const ordered = [...spans].sort((a, b) => startMicros(a.start_time) - startMicros(b.start_time));
   for (const span of ordered) {
-    if (span.parent_span_id && ids.has(span.parent_span_id)) {
+    if (span.parent_span_id && byId.has(span.parent_span_id)) {
       if (!children.has(span.parent_span_id)) children.set(span.parent_span_id, []);
       children.get(span.parent_span_id).push(span);
     } else roots.push(span);
   }
   const rows = [];
-  const walk = (span, depth) => {
-    rows.push([span, depth]);
-    for (const child of children.get(span.span_id) || []) walk(child, depth + 1);
+  const shown = new Set();
+  const grow = (start) => {
+    const stack = [[start, 0]];
+    while (stack.length) {
+      const [span, depth] = stack.pop();
+      if (shown.has(span)) {
+        rows.push([span, depth, true]);
+        continue;
+      }
+      shown.add(span);
+      rows.push([span, depth, false]);
+      const kids = children.get(span.span_id) || [];
+      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1]);
+    }
   };
-  roots.forEach((root) => walk(root, 0));
+  roots.forEach(grow);
+  for (const span of ordered) {  // what is left hangs from a cycle of parent links
+    if (shown.has(span)) continue;
+    const seen = new Set();
+    let at = span;
+    while (!seen.has(at) && !shown.has(byId.get(at.parent_span_id))) {
+      seen.add(at);
+      at = byId.get(at.parent_span_id);
+    }
+    grow(seen.has(at) ? at : span);
+  }
   return rows;
 }
+
+const INDENT_LEVELS = 40;  // deeper rows stay at this indent, their depth in the title
 
 const duration = (s) => s.precise_duration_ms ?? s.duration_ms ?? 0;
 
@@ -204,7 +230,7 @@ async function traceView(traceId) {
   const total = Math.max(end - t0, 1);
   const panel = el("div", { class: "panel", id: "span-panel" });
   let selected = 0;
-  const elements = rows.map(([span, depth], index) => {
+  const elements = rows.map(([span, depth, again], index) => {
     const isLlm = span.kind === "llm" || (!span.kind && span.model);
     const left = ((startMicros(span.start_time) - t0) / total) * 100;
     const width = ((duration(span) * 1000) / total) * 100;
@@ -217,11 +243,13 @@ async function traceView(traceId) {
                             "data-left": left.toFixed(4), "data-width": width.toFixed(4) });
     bar.style.left = `${left}%`;
     bar.style.width = `${width}%`;
-    const label = el("div", { class: `label${span.status === "ERROR" ? " error" : ""}` },
-      span.name, el("span", { class: "meta" }, meta.join(" · ")));
-    label.style.paddingLeft = `${6 + depth * 14}px`;
-    return el("div", { class: "row", "data-span-id": span.span_id, onclick: () => select(index) },
-      label, el("div", { class: "track" }, bar));
+    const label = el("div", { class: `label${span.status === "ERROR" ? " error" : ""}`,
+                              title: `depth ${depth}` },
+      again ? `↻ ${span.name}` : span.name,
+      el("span", { class: "meta" }, again ? "shown above: the parent links form a cycle" : meta.join(" · ")));
+    label.style.paddingLeft = `${6 + Math.min(depth, INDENT_LEVELS) * 14}px`;
+    return el("div", { class: again ? "row again" : "row", "data-span-id": span.span_id,
+                       onclick: () => select(index) }, label, el("div", { class: "track" }, bar));
   });
   const select = (index) => {
     elements[selected].classList.remove("selected");
