@@ -10,9 +10,11 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
+
+from ._config import is_loopback_url
 
 __all__ = ["default_db_path", "main"]
 
@@ -50,13 +52,16 @@ def _serve(args: argparse.Namespace) -> int:
     from .server._app import ServeLimits
     from .server._catalog import CatalogError
 
-    if args.api_key is not None and any(not key.strip() for key in args.api_key):
-        sys.stderr.write("fallom serve: --api-key must not be empty\n")
+    try:
+        keys = _api_keys(args)
+    except ValueError as exc:
+        sys.stderr.write(f"fallom serve: {exc}\n")
         return 2
     db = Path(args.db) if args.db else default_db_path()
     limits = ServeLimits(max_body=args.max_body, max_decompressed=args.max_decompressed,
                          max_records=args.max_records, max_values=args.max_values,
-                         max_connections=args.max_connections, idle_timeout=args.idle_timeout)
+                         max_connections=args.max_connections, idle_timeout=args.idle_timeout,
+                         request_timeout=args.request_timeout)
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -65,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         server = FallomServer(host=args.host, port=args.port, db=str(db), config=args.config,
-                              api_keys=args.api_key or (), limits=limits)
+                              api_keys=keys, limits=limits)
     except sqlite3.DatabaseError as exc:
         sys.stderr.write(f"fallom serve: cannot use {db} as the database: {exc}\n")
         return 2
@@ -74,15 +79,43 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     _stop_on_signals()  # before it says it is up: a stop right after that must work
     try:
-        # A key given on the command line is never printed (it would land in service logs);
-        # without one any key is accepted, and a generated one is shown once to copy.
-        _announce(server.url, db, None if args.api_key else f"local-{secrets.token_hex(8)}")
+        # A key given is never printed (it would land in service logs); without one any
+        # key is accepted, and a generated one is shown once to copy.
+        _announce(server.url, db, None if keys else f"local-{secrets.token_hex(8)}")
         server.serve_forever()
     except KeyboardInterrupt:
         print("fallom serve: stopped", file=sys.stderr)
     finally:
         server.httpd.server_close()
     return 0
+
+
+KEY_ENV = "FALLOM_SERVE_API_KEY"
+
+
+def _api_keys(args: argparse.Namespace) -> List[str]:
+    """The accepted keys: --api-key, each line of --api-key-file, $FALLOM_SERVE_API_KEY.
+
+    The file and the variable keep a key out of the process list, where any local
+    user reads command lines. ValueError says what is wrong.
+    """
+    keys = list(args.api_key or [])
+    if any(not key.strip() for key in keys):
+        raise ValueError("--api-key must not be empty")
+    if args.api_key_file:
+        try:
+            text = Path(args.api_key_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ValueError(f"cannot read --api-key-file {args.api_key_file}: {reason}"
+                             ) from None
+        found = [line.strip() for line in text.splitlines() if line.strip()]
+        if not found:
+            raise ValueError(f"--api-key-file {args.api_key_file} holds no key")
+        keys += found
+    if os.environ.get(KEY_ENV, "").strip():
+        keys.append(os.environ[KEY_ENV].strip())
+    return keys
 
 
 def _announce(url: str, db: Path, key: Optional[str]) -> None:
@@ -93,7 +126,7 @@ def _announce(url: str, db: Path, key: Optional[str]) -> None:
     for name, value in [("FALLOM_API_KEY", key)] * (key is not None) + exports:
         print(f"export {name}={value}")
     if key is None:
-        print("# and FALLOM_API_KEY: one of the keys given with --api-key", file=sys.stderr)
+        print("# and FALLOM_API_KEY: one of the keys the server was given", file=sys.stderr)
     sys.stdout.flush()
 
 
@@ -143,7 +176,7 @@ def _row(trace: Dict[str, Any], more: str) -> List[str]:
     tokens = trace.get("total_tokens")
     row = [str(trace.get("trace_id")), str(trace.get("start_time") or "")[:23],
            str(trace.get("root_name") or "?"), ",".join(trace.get("models") or []) or "-",
-           "-" if duration is None else f"{duration:.1f}ms", str(tokens) if tokens else "-",
+           "-" if duration is None else f"{duration:.1f}ms", "-" if tokens is None else str(tokens),
            str(trace.get("session_id") or "-"), status]
     return [clean(cell) for cell in row]  # stored text must not drive the terminal
 
@@ -160,7 +193,13 @@ def _query(args: argparse.Namespace) -> Dict[str, str]:
 
 def _traces(args: argparse.Namespace) -> int:
     url = (args.url or os.environ.get("FALLOM_TRACES_URL") or "http://127.0.0.1:8787").rstrip("/")
-    key = args.api_key or os.environ.get("FALLOM_API_KEY") or "local"
+    given = args.api_key or os.environ.get("FALLOM_API_KEY")
+    if given and not args.allow_insecure_http and urlsplit(url).scheme.lower() != "https" \
+            and not is_loopback_url(url):
+        sys.stderr.write(f"fallom traces: refusing to send the API key in clear to {url}: "
+                         "use an https:// URL (or --allow-insecure-http to send it anyway)\n")
+        return 2
+    key = given or "local"  # a server without --api-key takes any key
     console = _output()
     try:
         if args.action and args.action[0] == "show":
@@ -236,9 +275,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="run a local Fallom backend on SQLite",
         description="A local Fallom backend: traces (fallom records and OTLP), configs, "
-                    "prompts, on one SQLite file. Auth: with --api-key only those keys are "
-                    "accepted (as 'Authorization: Bearer KEY'); without it any key is, so the "
-                    "server then listens on loopback only.",
+                    "prompts, on one SQLite file. Auth: with a key (--api-key, --api-key-file "
+                    f"or ${KEY_ENV}) only the keys given are accepted (as 'Authorization: "
+                    "Bearer KEY'); without it any key is, so the server then listens on "
+                    "loopback only and answers only requests addressed to a loopback name.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (IPv6: ::1)")
     serve.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
@@ -246,7 +286,10 @@ def _parser() -> argparse.ArgumentParser:
                                     f"now {default_db_path()})")
     serve.add_argument("--config", help="configs and prompts file (TOML or JSON)")
     serve.add_argument("--api-key", action="append",
-                       help="accepted key (repeatable); required off loopback")
+                       help="accepted key (repeatable; visible to local users in the process "
+                            f"list: prefer --api-key-file or ${KEY_ENV}); required off loopback")
+    serve.add_argument("--api-key-file", metavar="PATH",
+                       help="a file of accepted keys, one a line")
     defaults = ServeDefaults()
     for name, kind, text in (
             ("max-body", int, "bytes per request body"),
@@ -254,7 +297,9 @@ def _parser() -> argparse.ArgumentParser:
             ("max-records", int, "records (or OTLP spans) per request"),
             ("max-values", int, "JSON values per request"),
             ("max-connections", int, "open connections; more get a 503"),
-            ("idle-timeout", float, "seconds before a silent connection is closed")):
+            ("idle-timeout", float, "seconds before a silent connection is closed"),
+            ("request-timeout", float, "seconds a client has to send a request's headers "
+                                       "(and its body, without a valid key)")):
         serve.add_argument(f"--{name}", type=_positive(kind), metavar="N", help=text,
                            default=getattr(defaults, name.replace("-", "_")))
     serve.set_defaults(run=_serve)
@@ -266,6 +311,9 @@ def _parser() -> argparse.ArgumentParser:
     traces.add_argument("--url", help="server URL (default: $FALLOM_TRACES_URL, "
                                       "else http://127.0.0.1:8787)")
     traces.add_argument("--api-key", help="default: $FALLOM_API_KEY")
+    traces.add_argument("--allow-insecure-http", action="store_true",
+                        help="send the API key over plain http to a host that is not this "
+                             "machine (anyone on the path can read it)")
     traces.add_argument("--session", help="only this session's traces")
     traces.add_argument("--customer", help="only this customer's traces")
     traces.add_argument("--config", help="only traces of this config key")

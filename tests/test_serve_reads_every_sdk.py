@@ -101,8 +101,11 @@ def test_records_of_the_published_python_sdk(server: Any) -> None:
     assert by_name[("responses.create", "OK")]["total_tokens"] == 11
     assert by_name[("chat.completions.create", "ERROR")]["total_tokens"] is None
     listing = get(server.url, "/api/traces?limit=100")["traces"]
-    assert sum(t["total_tokens"] for t in listing) == sum(
+    assert sum(t["total_tokens"] or 0 for t in listing) == sum(
         s["total_tokens"] or 0 for s in stored)
+    counted = {s["trace_id"] for s in stored if s["total_tokens"] is not None}
+    assert {t["trace_id"] for t in listing if t["total_tokens"] is None} == {
+        s["trace_id"] for s in stored} - counted  # unknown, not 0
 
 
 def test_records_of_the_typescript_sdk(server: Any) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
 import re
 import socket
+import sqlite3
+import sys
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -26,6 +30,9 @@ __all__ = ["FallomServer", "ServeLimits", "serve"]
 INGEST_HEADER = "Fallom-Ingest"
 _PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d{1,18})")
 _TRACE = re.compile(r"/api/traces/([0-9a-f]{32})")
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" too, which int() refuses
+# a Host header: a name or an address, IPv6 in brackets, then perhaps a port
+_HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::[0-9]{1,5})?")
 logger = logging.getLogger("fallom.serve")
 _ASSETS = {"/": ("index.html", "text/html; charset=utf-8"),
            "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -52,6 +59,9 @@ class ServeLimits(NamedTuple):
     max_values: int = 1_000_000  # JSON values per request (bounds memory while parsing)
     max_connections: int = 64  # open connections; more get a 503 at once
     idle_timeout: float = 30.0  # seconds a connection may sit without sending
+    # seconds to send a request's head (and its body, without a valid key), however
+    # slowly: a client trickling bytes cannot hold a connection longer
+    request_timeout: float = 10.0
 
 
 class _RefusedError(Exception):
@@ -66,6 +76,39 @@ _BUSY_BODY = b'{"error": "too many open connections"}'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
          % (len(_BUSY_BODY), _BUSY_BODY))
+
+
+def _loopback_name(host: Optional[str]) -> bool:
+    """Whether a Host header names this machine (no header at all: not a browser)."""
+    if host is None:
+        return True
+    match = _HOST.fullmatch(host.strip())
+    return match is not None and is_loopback_host((match.group(1) or match.group(2)).lower())
+
+
+class _Deadline(io.RawIOBase):
+    """A connection's bytes: each read waits at most the idle timeout, and none goes past
+    the deadline of the request being read, however slowly its bytes trickle in."""
+
+    def __init__(self, sock: socket.socket, idle: float) -> None:
+        super().__init__()
+        self._sock, self._idle = sock, idle
+        self.deadline: Optional[float] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wait = self._idle
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.monotonic())
+            if wait <= 0:
+                raise socket.timeout("the request took too long to arrive")
+        self._sock.settimeout(wait)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(self._idle)  # what writes wait for
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -94,6 +137,10 @@ class _HTTPServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self.limit.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
+            super().handle_error(request, client_address)  # a client that left is no news
 
 
 class FallomServer:
@@ -134,6 +181,13 @@ class FallomServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.store.close()
+
+    def host_allowed(self, host: Optional[str]) -> bool:
+        """With no key configured, only requests addressed to a loopback name: a page of
+        another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its
+        own name as Host."""
+        return bool(self.api_keys) or _loopback_name(host)
 
     def authorized(self, header: Optional[str]) -> bool:
         """``Bearer KEY`` (the scheme in any case); any key when none is configured."""
@@ -164,6 +218,12 @@ def _log_once(exc: BaseException) -> None:
         logger.error("fallom serve: a request failed: %s", key, exc_info=exc)
 
 
+def _storage_full(exc: Exception) -> bool:
+    """SQLite could not write: a full disk or a file size limit, which may pass."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("full" in text or "i/o" in text)
+
+
 def _handler_for(server: FallomServer) -> type:
     limits = server.limits
 
@@ -176,10 +236,30 @@ def _handler_for(server: FallomServer) -> type:
         def log_message(self, *args: Any) -> None:
             pass
 
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # the socket's own reader, replaced by one with deadlines
+            self.reader = _Deadline(self.connection, limits.idle_timeout)
+            self.rfile = self.buffered = io.BufferedReader(self.reader)
+
+        def handle_one_request(self) -> None:
+            """Between requests a connection may idle; once a request starts, it has
+            ``request_timeout`` to arrive."""
+            self.reader.deadline = None
+            try:
+                started = self.buffered.peek(1)
+            except OSError:  # the idle timeout, or the client left
+                started = b""
+            if not started:
+                self.close_connection = True
+                return
+            self.reader.deadline = time.monotonic() + limits.request_timeout
+            super().handle_one_request()
+
         def do_GET(self) -> None:
             asset = _ASSETS.get(urlsplit(self.path).path)
-            if asset is not None:  # the page itself holds no data: no key needed
-                self._asset(*asset)
+            if asset is not None and server.host_allowed(self.headers.get("Host")):
+                self._asset(*asset)  # the page itself holds no data: no key needed
             else:
                 self._answer(lambda: _get(server, self.path))
 
@@ -198,22 +278,39 @@ def _handler_for(server: FallomServer) -> type:
 
         def _answer(self, work: Any) -> None:
             """Every request gets an HTTP answer: 4xx for the client, 5xx for us."""
+            headers: Tuple[Tuple[str, str], ...] = ()
             try:
-                if not server.authorized(self.headers.get("Authorization")):
-                    self._discard_body()
-                    status, payload = 401, {"error": "missing or wrong API key"}
-                else:
-                    status, payload = work()
+                status, payload = self._gate() or work()
             except _RefusedError as refused:
                 self.close_connection = True  # what is left of the body is not read
                 status, payload = refused.status, {"error": str(refused)}
+            except ConnectionError:  # the client left: nobody to answer
+                self.close_connection = True
+                return
             except Exception as exc:
                 _log_once(exc)
                 status, payload = 500, {"error": f"the server failed: {type(exc).__name__}"}
+                if _storage_full(exc):  # the sender keeps its spans and tries again later
+                    status, headers = 503, (("Retry-After", "30"),)
+                    payload = {"error": f"the server cannot store: {exc}"}
             try:
-                self._reply(status, payload)
+                self._reply(status, payload, headers)
             except OSError:
                 self.close_connection = True
+
+        def _gate(self) -> Optional[Tuple[int, Any]]:
+            """The answer to a request refused before its body is read, if it is."""
+            host = self.headers.get("Host")
+            if not server.host_allowed(host):
+                self.close_connection = True
+                return 403, {"error": f"Host {host!r} is not a loopback name: without "
+                                      "--api-key fallom serve answers only requests sent "
+                                      "to localhost, 127.0.0.1 or [::1]"}
+            if not server.authorized(self.headers.get("Authorization")):
+                self._discard_body()  # within the request's deadline
+                return 401, {"error": "missing or wrong API key"}
+            self.reader.deadline = None  # a client with a key sends its body at its pace
+            return None
 
         def _length(self) -> int:
             """The body's length; -1 for a chunked body (read by :meth:`_chunked`)."""
@@ -226,16 +323,19 @@ def _handler_for(server: FallomServer) -> type:
             if value is None:
                 return 0
             value = value.strip()
-            if not value.isdigit():
+            if not _DIGITS.fullmatch(value):
                 raise _RefusedError(400, "Content-Length must be a non-negative integer")
-            length = int(value)
-            if length > limits.max_body:
+            if len(value) > 18 or int(value) > limits.max_body:
                 raise _RefusedError(413, f"body over {limits.max_body} bytes")
-            return length
+            return int(value)
 
         def _body(self) -> bytes:
             length = self._length()
-            raw = self._chunked() if length < 0 else self.rfile.read(length)
+            try:
+                raw = self._chunked() if length < 0 else self.rfile.read(length)
+            except socket.timeout as exc:
+                raise _RefusedError(408, f"the body stopped arriving before its end: {exc}"
+                                    ) from None
             if len(raw) < length:
                 raise _RefusedError(400, "the body ended before Content-Length")
             return raw
@@ -273,13 +373,16 @@ def _handler_for(server: FallomServer) -> type:
             return _post(server, urlsplit(self.path).path, self._body(),
                          self.headers.get("Content-Encoding"), self.headers.get("Content-Type"))
 
-        def _reply(self, status: int, payload: Any) -> None:
+        def _reply(self, status: int, payload: Any,
+                   headers: Sequence[Tuple[str, str]] = ()) -> None:
             if isinstance(payload, bytes):  # an OTLP protobuf reply
                 data, kind = payload, OTLP_PROTOBUF
             else:
                 data, kind = json.dumps(payload).encode(), "application/json"
             self.send_response(status)
             self.send_header("Content-Type", kind)
+            for name, value in headers:
+                self.send_header(name, value)
             if urlsplit(self.path).path == "/v1/traces":
                 self.send_header(INGEST_HEADER, "batch, gzip")  # what this server takes
             self.send_header("Content-Length", str(len(data)))
@@ -296,16 +399,32 @@ def _decode(raw: bytes, encoding: Optional[str], limits: ServeLimits) -> bytes:
     codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
     for coding in reversed(codings):
         if coding in ("gzip", "x-gzip"):
-            decompressor = zlib.decompressobj(31)
-            try:
-                raw = decompressor.decompress(raw, limits.max_decompressed + 1)
-            except zlib.error as exc:
-                raise _RefusedError(400, f"malformed gzip body: {exc}") from None
-            if len(raw) > limits.max_decompressed:
-                raise _RefusedError(413, f"decompressed body over {limits.max_decompressed} bytes")
+            raw = _gunzip(raw, limits.max_decompressed)
         elif coding != "identity":
             raise _RefusedError(415, f"Content-Encoding {coding!r} is not supported (use gzip)")
     return raw
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Every member of a gzip body (as ``gzip.decompress`` reads it), at most ``limit``
+    bytes of them."""
+    out: List[bytes] = []
+    size = 0
+    while True:
+        decompressor = zlib.decompressobj(31)
+        try:
+            part = decompressor.decompress(raw, limit + 1 - size)
+        except zlib.error as exc:
+            raise _RefusedError(400, f"malformed gzip body: {exc}") from None
+        size += len(part)
+        if size > limit:
+            raise _RefusedError(413, f"decompressed body over {limit} bytes")
+        if not decompressor.eof:
+            raise _RefusedError(400, "malformed gzip body: it ends inside a member")
+        out.append(part)
+        raw = decompressor.unused_data
+        if not raw.strip(b"\0"):  # trailing zeros pad some files: gzip reads past them
+            return b"".join(out)
 
 
 def _parse(raw: bytes, limits: ServeLimits) -> Any:
@@ -408,7 +527,7 @@ def _number(query: Dict[str, str], name: str) -> Optional[int]:
     text = query.get(name)
     if text is None or text == "":
         return None
-    if not text.isdigit() or len(text) > 15:
+    if not _DIGITS.fullmatch(text) or len(text) > 15:
         raise _RefusedError(400, f"{name} must be a non-negative integer")
     return int(text)
 

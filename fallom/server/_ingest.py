@@ -27,6 +27,9 @@ _STRINGS = ("session_id", "customer_id", "config_key", "start_time", "end_time",
             "model", "error_message", "prompt_key", "prompt_ab_test_key")
 _INT_MAX = 2**63 - 1
 _NUMBER_MAX = 1e15  # milliseconds: some 30,000 years
+# Nesting a record, or the JSON of one of its fallom.raw.* attributes, may have: every
+# reader (this server, fallom traces, the page) parses it back within the recursion limit.
+MAX_DEPTH = 128
 
 
 def _number_reason(field: str, value: Any) -> Optional[str]:
@@ -110,6 +113,37 @@ def _reason(record: Any) -> Optional[str]:
     attributes = record.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         return "attributes must be an object"
+    return _depth_reason(record)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` deep (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else ()
+        if children and depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _depth_reason(record: Dict[str, Any]) -> Optional[str]:
+    if _deeper_than(record, MAX_DEPTH):
+        return f"nested more than {MAX_DEPTH} levels deep"
+    for key, value in (record.get("attributes") or {}).items():
+        if not key.startswith("fallom.raw.") or not isinstance(value, str) \
+                or value.count("[") + value.count("{") <= MAX_DEPTH:  # cannot be that deep
+            continue
+        try:
+            too_deep = _deeper_than(json.loads(value), MAX_DEPTH)
+        except RecursionError:
+            too_deep = True
+        except ValueError:  # not JSON: kept as the text it is
+            continue
+        if too_deep:
+            return f"attributes.{key}: JSON nested more than {MAX_DEPTH} levels deep"
     return None
 
 

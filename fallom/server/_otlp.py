@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from .._genai import SpanData, to_record
@@ -19,6 +20,7 @@ __all__ = ["OTLP_PROTOBUF", "ProtobufMissingError", "is_otlp", "records_from_otl
 OTLP_PROTOBUF = "application/x-protobuf"
 _ERROR_CODES = (2, "STATUS_CODE_ERROR")
 _MAX_VALUE_DEPTH = 16
+_DIGITS = re.compile(r"[0-9]{1,19}")  # str.isdigit() takes "²" too
 
 
 class ProtobufMissingError(Exception):
@@ -50,7 +52,8 @@ def records_from_otlp(body: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[
     for span in _spans(body):
         try:
             records.append(to_record(_span_data(span), None, True, "default"))
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError,
+                RecursionError) as exc:  # the span's values, not this server: refused alone
             errors.append(f"span {span.get('name')!r}: {exc}" if isinstance(span, dict)
                           else "a span is not an object")
     return records, errors
@@ -116,7 +119,7 @@ def _nanos(value: Any, field: str) -> int:
     """Nanoseconds since the epoch: an integer, or a string of digits as OTLP/JSON sends."""
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
         return value
-    if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
         return int(value)
     raise ValueError(f"{field} must be an integer of nanoseconds")
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .._wire import RecordView
 
@@ -29,7 +31,10 @@ def since_key(text: str) -> str:
         raise ValueError(f"{text[:40]!r} is not an ISO 8601 date or time, such as 2026-11-30 "
                          "or 2026-11-30T09:30:00Z") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise ValueError(f"{text[:40]!r} is out of range in UTC") from None
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 
@@ -73,6 +78,13 @@ def readable(record: Dict[str, Any]) -> Dict[str, Any]:
     Whatever SDK sent it: v2 records keep them in ``fallom.raw.*`` attributes,
     records of earlier fallom versions as top-level fields.
     """
+    try:
+        return _readable(record)
+    except RecursionError:  # stored before ingest refused such nesting: shown without it
+        return _readable(_without_deep_raw(record))
+
+
+def _readable(record: Dict[str, Any]) -> Dict[str, Any]:
     view = RecordView(record)
     out = dict(record)
     out["prompt_tokens"], out["completion_tokens"], out["total_tokens"] = view.usage
@@ -89,7 +101,22 @@ def readable(record: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def _without_deep_raw(record: Dict[str, Any]) -> Dict[str, Any]:
+    """``record`` with each ``fallom.raw.*`` value JSON cannot read back (too deep) noted."""
+    attributes = dict(record.get("attributes") or {})
+    for key, value in attributes.items():
+        if key.startswith("fallom.raw.") and isinstance(value, str):
+            try:
+                json.loads(value)
+            except RecursionError:
+                attributes[key] = json.dumps("(not shown: JSON nested too deeply)")
+            except ValueError:
+                pass
+    return {**record, "attributes": attributes}
+
+
 _BUSY_S = 30.0  # how long a statement waits for another connection's lock
+_POOL = 8  # idle connections kept open for the next request
 
 
 def _use_wal(db: sqlite3.Connection) -> None:
@@ -107,14 +134,70 @@ def _use_wal(db: sqlite3.Connection) -> None:
             time.sleep(0.005)
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """End a failed transaction, if SQLite has not already (it does on a full disk):
+    the error that failed it is the one to report, not "cannot rollback"."""
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction taken at once; committed, or rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+
+
+# A span whose session was left to default (its trace id, or none) takes the session of
+# its trace's root, and one with no customer the root's: OpenTelemetry apps often set
+# session.id and user.id on the root span only. Children usually arrive first (the root
+# ends last), so this runs for the children already stored when the root arrives too.
+_DEFAULTED = ("(session_id IS NULL OR session_id = trace_id) AND :session IS NOT NULL "
+              "AND :session != trace_id")
+_NO_CUSTOMER = "customer_id IS NULL AND :customer IS NOT NULL"
+_INHERIT = f"""
+    UPDATE spans SET
+        session_id = CASE WHEN {_DEFAULTED} THEN :session ELSE session_id END,
+        customer_id = CASE WHEN {_NO_CUSTOMER} THEN :customer ELSE customer_id END,
+        record = CASE
+            WHEN ({_DEFAULTED}) AND ({_NO_CUSTOMER})
+                THEN json_set(record, '$.session_id', :session, '$.customer_id', :customer)
+            WHEN {_DEFAULTED} THEN json_set(record, '$.session_id', :session)
+            WHEN {_NO_CUSTOMER} THEN json_set(record, '$.customer_id', :customer)
+            ELSE record END
+    WHERE trace_id = :trace AND parent_span_id IS NOT NULL
+      AND (({_DEFAULTED}) OR ({_NO_CUSTOMER}))"""
+_ROOT = ("SELECT session_id, customer_id FROM spans WHERE trace_id = ? "
+         "AND parent_span_id IS NULL ORDER BY start_time LIMIT 1")
+
+
+def _may_inherit(row: Sequence[Any]) -> bool:
+    """Whether storing ``row`` can start an inheritance in its trace, either way."""
+    trace, parent, session, customer = row[1], row[2], row[4], row[5]
+    if parent is None:
+        return (session is not None and session != trace) or customer is not None
+    return session is None or session == trace or customer is None
+
+
 class Store:
-    """One SQLite file in WAL mode; a connection per thread, writes serialised."""
+    """One SQLite file in WAL mode; a small pool of connections, writes serialised."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
+        self._idle: List[Tuple[Tuple[int, int], sqlite3.Connection]] = []
+        self._pool = threading.Lock()
+        self._closed = False
         self._write = threading.Lock()
-        self._create(self._db())
+        with self._connection() as db:
+            self._create(db)
 
     @staticmethod
     def _create(db: sqlite3.Connection) -> None:
@@ -123,8 +206,7 @@ class Store:
         In one write transaction, so two servers starting on the same new file
         do not both add a column: the second waits, then finds them all.
         """
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
@@ -133,34 +215,71 @@ class Store:
                 field = "time_to_first_token_ms" if column == "ttft_ms" else column
                 db.execute(f"ALTER TABLE spans ADD COLUMN {column} {_ADDED_TYPES[column]}")
                 db.execute(f"UPDATE spans SET {column} = json_extract(record, '$.{field}')")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
-    def _db(self) -> sqlite3.Connection:
-        db: Optional[sqlite3.Connection] = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=_BUSY_S, isolation_level=None)
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=_BUSY_S, isolation_level=None,
+                             check_same_thread=False)  # used by one thread at a time
+        try:
             _use_wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
-            self._local.db = db
+        except BaseException:
+            db.close()
+            raise
         return db
+
+    def _file(self) -> Tuple[int, int]:
+        """Which file is at ``path`` now: a connection to a deleted or replaced one is
+        not reused (writes to it would be lost with it)."""
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return (-1, -1)
+        return (found.st_dev, found.st_ino)
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection from the pool: one per request thread would hold three file
+        descriptors each until the collector found it, however many threads came and went."""
+        file = self._file()
+        with self._pool:
+            stale = [db for at, db in self._idle if at != file]
+            self._idle = [entry for entry in self._idle if entry[0] == file]
+            db = self._idle.pop()[1] if self._idle else None
+        for old in stale:
+            old.close()
+        if db is None:
+            db = self._open()
+            file = self._file()
+        try:
+            yield db
+        finally:
+            with self._pool:
+                kept = not self._closed and len(self._idle) < _POOL
+                if kept:
+                    self._idle.append((file, db))
+            if not kept:
+                db.close()
+
+    def close(self) -> None:
+        """Close every connection: the idle ones now, those in use when given back."""
+        with self._pool:
+            idle, self._idle, self._closed = self._idle, [], True
+        for _, db in idle:
+            db.close()
 
     # -- spans -----------------------------------------------------------------------
     def add_rows(self, rows: Sequence[Tuple[Any, ...]]) -> int:
         """Store prepared rows, each once by span id; committed before this returns."""
-        with self._write:
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                before = db.total_changes
-                db.executemany(_INSERT, rows)
-                stored = db.total_changes - before
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+        traces = sorted({row[1] for row in rows if _may_inherit(row)})
+        with self._write, self._connection() as db, _transaction(db):
+            before = db.total_changes
+            db.executemany(_INSERT, rows)
+            stored = db.total_changes - before
+            for trace in traces:
+                root = db.execute(_ROOT, (trace,)).fetchone()
+                if root is not None:
+                    db.execute(_INHERIT, {"trace": trace, "session": root[0],
+                                          "customer": root[1]})
         return stored
 
     def traces(self, *, session_id: Optional[str] = None, customer_id: Optional[str] = None,
@@ -172,13 +291,15 @@ class Store:
                limit: int = 50, offset: int = 0) -> List[Dict[str, Any]]:
         """Traces newest first, one summary each; every filter is optional.
 
-        ``since`` is an ISO 8601 date or time (ValueError if it is not one).
+        A filter picks traces; each summary is over all the trace's spans. Tokens
+        are null when no span of the trace counted any. ``since`` is an ISO 8601
+        date or time (ValueError if it is not one).
         """
         where, args = [], []
         for column, value in (("session_id", session_id), ("customer_id", customer_id),
                               ("config_key", config_key)):
             if value:
-                where.append(f"{column} = ?")
+                where.append(f"trace_id IN (SELECT trace_id FROM spans WHERE {column} = ?)")
                 args.append(value)
         having: List[str] = []
         later: List[Any] = []
@@ -199,48 +320,48 @@ class Store:
             having.append("MIN(start_time) >= ?")
             later.append(since_key(since))
         for minimum, expression in ((min_duration_ms, "MAX(duration_ms)"),
-                                    (min_tokens, "SUM(COALESCE(total_tokens, 0))"),
+                                    (min_tokens, "SUM(total_tokens)"),
                                     (min_spans, "COUNT(*)")):
             if minimum is not None:
                 having.append(f"{expression} >= ?")
                 later.append(minimum)
         sql = f"""
-            SELECT trace_id, MIN(start_time), SUM(COALESCE(total_tokens, 0)),
+            SELECT trace_id, MIN(start_time), SUM(total_tokens),
                    MAX(status = 'ERROR'), COUNT(*),
                    MAX(CASE WHEN parent_span_id IS NULL THEN name END),
                    MAX(CASE WHEN parent_span_id IS NULL THEN duration_ms END),
                    MAX(session_id), MAX(customer_id), MAX(config_key),
-                   GROUP_CONCAT(DISTINCT model), MAX(error_message), MAX(duration_ms)
+                   json_group_array(DISTINCT model), MAX(error_message), MAX(duration_ms)
             FROM spans {"WHERE " + " AND ".join(where) if where else ""}
             GROUP BY trace_id {"HAVING " + " AND ".join(having) if having else ""}
             ORDER BY MIN(start_time) {"ASC" if oldest_first else "DESC"} LIMIT ? OFFSET ?"""
-        rows = self._db().execute(sql, (*args, *later, max(0, min(limit, 1000)),
-                                        max(0, offset))).fetchall()
+        rows = self.query(sql, (*args, *later, max(0, min(limit, 1000)), max(0, offset)))
         return [{"trace_id": r[0], "start_time": r[1], "total_tokens": r[2],
                  "status": "ERROR" if r[3] else "OK", "spans": r[4], "root_name": r[5],
                  "duration_ms": r[6] if r[6] is not None else r[12], "session_id": r[7],
                  "customer_id": r[8], "config_key": r[9],
-                 "models": sorted(r[10].split(",")) if r[10] else [],
+                 "models": sorted(m for m in json.loads(r[10]) if m is not None),
                  "error_message": r[11]} for r in rows]
 
     def query(self, sql: str, args: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
         """Rows of a read-only query (for the views of the web UI)."""
-        return self._db().execute(sql, tuple(args)).fetchall()
+        with self._connection() as db:
+            return db.execute(sql, tuple(args)).fetchall()
 
     def trace(self, trace_id: str) -> List[Dict[str, Any]]:
-        rows = self._db().execute(
-            "SELECT record FROM spans WHERE trace_id = ? ORDER BY start_time", (trace_id,))
-        return [readable(json.loads(r[0])) for r in rows.fetchall()]
+        rows = self.query("SELECT record FROM spans WHERE trace_id = ? ORDER BY start_time",
+                          (trace_id,))
+        return [readable(json.loads(r[0])) for r in rows]
 
     # -- assignments and versions ---------------------------------------------------------
     def add_assignment(self, body: Dict[str, Any]) -> None:
-        with self._write:
-            self._db().execute("INSERT OR REPLACE INTO assignments VALUES (?,?,?,?)", (
+        with self._write, self._connection() as db:
+            db.execute("INSERT OR REPLACE INTO assignments VALUES (?,?,?,?)", (
                 str(body.get("config_key")), str(body.get("config_version")),
                 str(body.get("session_id")), str(body.get("assigned_model"))))
 
     def assignments(self) -> List[Tuple[str, str, str, str]]:
-        return list(self._db().execute("SELECT * FROM assignments").fetchall())
+        return list(self.query("SELECT * FROM assignments"))
 
     def version_of(self, kind: str, key: str, body: Dict[str, Any]) -> int:
         """The version number of ``body``: the latest one if unchanged, else a new one.
@@ -249,8 +370,7 @@ class Store:
         the order of object-shaped variants decides assignments.
         """
         text = json.dumps(body)
-        with self._write:
-            db = self._db()
+        with self._write, self._connection() as db:
             row = db.execute("SELECT version, body FROM versions WHERE kind = ? AND key = ? "
                              "ORDER BY version DESC LIMIT 1", (kind, key)).fetchone()
             if row is not None and row[1] == text:
@@ -260,6 +380,6 @@ class Store:
             return version
 
     def version(self, kind: str, key: str, version: int) -> Optional[Dict[str, Any]]:
-        row = self._db().execute("SELECT body FROM versions WHERE kind = ? AND key = ? AND "
-                                 "version = ?", (kind, key, version)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        rows = self.query("SELECT body FROM versions WHERE kind = ? AND key = ? AND "
+                          "version = ?", (kind, key, version))
+        return dict(json.loads(rows[0][0])) if rows else None

@@ -23,7 +23,7 @@ def sessions(store: Store, *, customer_id: Optional[str] = None, limit: int = 50
     """Sessions newest first: traces, customer, tokens, errors and time span of each.
 
     A trace outside any session has its trace id as session id (DESIGN §3);
-    those are left out here.
+    those are left out here. Tokens are null when no span counted any.
     """
     where, args = ["session_id IS NOT NULL", "session_id != trace_id"], []
     if customer_id:
@@ -31,7 +31,7 @@ def sessions(store: Store, *, customer_id: Optional[str] = None, limit: int = 50
         args.append(customer_id)
     rows = store.query(f"""
         SELECT session_id, MAX(customer_id), MAX(config_key), COUNT(DISTINCT trace_id),
-               COUNT(*), SUM(COALESCE(total_tokens, 0)), SUM(status = 'ERROR'),
+               COUNT(*), SUM(total_tokens), SUM(status = 'ERROR'),
                MIN(start_time), MAX(start_time)
         FROM spans WHERE {" AND ".join(where)}
         GROUP BY session_id ORDER BY MAX(start_time) DESC LIMIT ? OFFSET ?""",
