@@ -111,7 +111,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]
 
 def open_page(browser: Any, url: str, route: str = "#/traces") -> None:
     browser.get(f"{url}/?load={uuid.uuid4().hex}{route}")  # a fresh page, not a hash change
-    if browser.execute_script("return !!document.getElementById('api-key')"):
+    asked = "return !!document.getElementById('api-key')"
+    wait(browser, f"{asked} || document.body.dataset.ready === {json.dumps(route)}")
+    if browser.execute_script(asked):
         box = browser.find_element("id", "api-key")
         box.send_keys(KEY)
         box.submit()
@@ -290,3 +292,27 @@ def test_new_traces_arrive_while_the_page_is_open(browser: Any, served: Dict[str
          timeout=10)
     assert browser.execute_script(
         "return document.querySelectorAll('#trace-rows tr').length") == before + 1
+
+
+def test_a_deep_chain_and_a_cycle_of_parents_are_drawn_whole(
+        browser: Any, served: Dict[str, Any]) -> None:
+    trace_id = uuid.uuid4().hex
+
+    def span(name: str, number: int, parent: Any) -> Dict[str, Any]:
+        linked = {} if parent is None else {"parent_span_id": f"{0xd00d0000 + parent:016x}"}
+        return {"trace_id": trace_id, "span_id": f"{0xd00d0000 + number:016x}", "name": name,
+                **linked,
+                "start_time": f"1999-01-01T00:00:00.{number:06d}Z", "duration_ms": 1,
+                "status": "OK"}
+
+    chain = [span(f"level-{i}", i, i - 1 if i > 1 else None) for i in range(1, 1201)]
+    cycle = [span("loop-a", 5001, 5003), span("loop-b", 5002, 5001), span("loop-c", 5003, 5002)]
+    requests.post(f"{served['url']}/v1/traces", json={"traces": chain + cycle}, timeout=10,
+                  headers={"Authorization": f"Bearer {KEY}"}).raise_for_status()
+    open_page(browser, served["url"], f"#/trace/{trace_id}")
+    rows = browser.execute_script("""
+        return [...document.querySelectorAll('#waterfall .row')].map(r =>
+          [r.querySelector('.label').firstChild.textContent, r.classList.contains('again')])""")
+    assert [name for name, again in rows if not again] == [
+        *(f"level-{i}" for i in range(1, 1201)), "loop-a", "loop-b", "loop-c"]
+    assert [name for name, again in rows if again] == ["↻ loop-a"]  # cut at the repeat
