@@ -170,10 +170,10 @@ class BatchProcessor(SpanProcessor):
         finally:
             with self._lock:
                 self._inflight, abandoned = 0, self._abandoned
-        if isinstance(result, ExportResult) and result.failed and self.spooler is not None:
-            self._spool_failed(result)
         if abandoned:
             return  # counted as given up at shutdown already
+        if isinstance(result, ExportResult) and result.failed and self.spooler is not None:
+            self._spool_failed(result)
         if isinstance(result, ExportResult) and result.sent:
             self._replay_at = 0.0  # the backend answers: what the spool holds can go now
         if not self.counters.count(result, len(records)):
@@ -211,8 +211,10 @@ class BatchProcessor(SpanProcessor):
 
         def send(parts: List[bytes]) -> bool:
             result: ExportResult = send_encoded(parts, retries=False)
+            if result.failed and not result.sent:
+                return False  # the whole chunk stays on disk for the next try: count nothing
             self.counters.add("replayed", result.sent)
-            if result.sent and result.failed:  # part went: the rest waits in the spool again
+            if result.failed:  # part went: the rest waits in the spool again
                 for reason, failed in result.failed:
                     spooler.keep(reason, failed)
                 result.dropped = {reason: count - result.failed_count(reason)
@@ -222,13 +224,13 @@ class BatchProcessor(SpanProcessor):
                 self.counters.drop(reason, count - result.failed_count(reason))
             return not result.failed_count()
 
+        # the next try waits, unless this one finishes (an error in it too)
+        self._replay_at = time.monotonic() + self._replay_backoff
+        self._replay_backoff = min(self._replay_backoff * 2, 5.0)
         replayed = spooler.replay(send, self.max_batch_size)
         self.counters.drop("spool_corrupt", replayed.corrupt)
         if replayed.done:
             self._replay_at, self._replay_backoff = 0.0, 1.0
-        else:
-            self._replay_at = time.monotonic() + self._replay_backoff
-            self._replay_backoff = min(self._replay_backoff * 2, 5.0)
         if replayed.sent:
             logger.debug("fallom: replayed %d spans from the spool", replayed.sent)
 
@@ -236,6 +238,8 @@ class BatchProcessor(SpanProcessor):
     def force_flush(self, timeout: float) -> bool:
         """True when everything queued before the call was delivered in time."""
         deadline = time.monotonic() + max(timeout, 0.0)
+        if self._closed:
+            return False  # shut down: nothing more will be delivered
         if self._thread is not None or self._queue:
             marker = _FlushMarker()
             self._queue.append(marker)
@@ -262,12 +266,14 @@ class BatchProcessor(SpanProcessor):
         thread = self._thread
         self._wake.set()
         interrupted = False
+        # with a spool, the last part of the budget is for handing what fails to it
+        grace = min(1.0, timeout / 4) if self.spooler is not None else 0.0
         try:
             if thread is not None:
-                thread.join(max(timeout, 0.0))
+                thread.join(max(timeout - grace, 0.0))
             if thread is not None and thread.is_alive() and self.spooler is not None:
                 self._call_exporter("interrupt")  # out of time: what fails now is spooled
-                thread.join(1.0)
+                thread.join(grace)
         except KeyboardInterrupt:  # Ctrl-C: the drain ends now, saying what it left
             interrupted = True
         left = 0
@@ -279,8 +285,8 @@ class BatchProcessor(SpanProcessor):
             self.counters.drop("shutdown", left)  # the batch in flight, once
             self._call_exporter("interrupt")  # out of time: a wait in progress ends now
             # every span still queued, foreign ones included: only flush markers are not
-            waiting = [item for item in self._queue if not isinstance(item, _FlushMarker)]
-            self._queue.clear()
+            waiting = [item for item in _take_all(self._queue)
+                       if not isinstance(item, _FlushMarker)]
             if self.spooler is not None:
                 self.spooler.take_all(waiting)
             else:
@@ -301,7 +307,7 @@ class BatchProcessor(SpanProcessor):
         if left:
             sys.stderr.write(f"fallom: {when}; {left} spans undelivered{cause}\n")
         if self.spooler is not None:
-            held = self.spooler.close(max(1.0, timeout))
+            held = self.spooler.close(1.0)  # local disk writes: quick, whatever the budget
             if held:
                 sys.stderr.write(f"fallom: {held} undelivered spans wait in the spool "
                                  f"{self.spooler.directory} for the next run{cause}\n")
@@ -323,3 +329,12 @@ class BatchProcessor(SpanProcessor):
         if callable(reset):
             reset()
 
+
+def _take_all(queue: Deque[Any]) -> List[Any]:
+    """Empty ``queue`` with ``popleft`` (atomic), safe while another thread pops it too."""
+    items = []
+    while True:
+        try:
+            items.append(queue.popleft())
+        except IndexError:
+            return items

@@ -73,8 +73,14 @@ class Spool:
         return f"Spool({self.directory!r})"
 
     def _after_fork(self) -> None:
-        """A child must not append to its parent's segment."""
+        """A child must not append to its parent's segment, nor keep its descriptor: the
+        parent's lock on it would then last as long as the child."""
         self._lock = threading.Lock()
+        if self._fd is not None:
+            try:
+                os.close(self._fd)  # the parent's descriptor keeps its lock
+            except OSError:
+                pass
         self._fd, self._size = None, 0
 
     # -- writing -----------------------------------------------------------------------
@@ -141,10 +147,12 @@ class Spool:
     def _segment(self) -> int:
         if self._fd is None:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
-            path = os.path.join(self.directory, name)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # ours while we write it
+            name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"
+            path = os.path.join(self.directory, name + _SUFFIX)
+            creating = os.path.join(self.directory, name + ".new")
+            fd = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # ours while we write it...
+            os.replace(creating, path)  # ...before a replay can see it as a segment
             self._fd, self._path, self._size = fd, path, 0
         return self._fd
 
@@ -226,9 +234,9 @@ class Spool:
                 handle.seek(offset)
                 data = handle.read()
             lines = data.split(b"\n")
-            corrupt = 1 if lines[-1] else 0  # what follows the last newline is torn
+            torn = 1 if lines[-1] else 0  # what follows the last newline: counted once, below
             lines = lines[:-1]
-            sent = 0
+            sent = corrupt = 0
             for start in range(0, len(lines), batch):
                 chunk = lines[start:start + batch]
                 good = [line for line in chunk if _is_record(line)]
@@ -237,9 +245,12 @@ class Spool:
                 corrupt += sum(1 for line in chunk if line) - len(good)
                 offset += sum(len(line) + 1 for line in chunk)
                 sent += len(good)
-                _write_offset(path, offset)
+                try:
+                    _write_offset(path, offset)
+                except OSError:  # a full disk: stop here rather than resend this chunk at once
+                    return Replayed(sent, corrupt, False)
             _remove(path)
-            return Replayed(sent, corrupt, True)
+            return Replayed(sent, corrupt + torn, True)
         finally:
             os.close(fd)
 

@@ -66,7 +66,7 @@ class Spooler:
         if len(inbox) >= self.limit or self._closed:
             return False
         inbox.append(span)
-        if len(inbox) == 1 or self._thread is None:
+        if not self._wake.is_set():  # a read without a lock; set() is taken once per wake
             self._poke()
         return True
 
