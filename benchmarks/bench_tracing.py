@@ -135,6 +135,8 @@ def main() -> None:
         for _ in range(count):
             ask("what is the capital of France?", temperature=0.1)
 
+    make_fallom(1)  # the worker starts, drains and then waits out batch_interval:
+    fallom.flush(5)  # it cannot build records in the middle of the measurement
     mem_fallom = retained_bytes(make_fallom)
     fallom.shutdown(0)
 
