@@ -214,15 +214,10 @@ class BatchProcessor(SpanProcessor):
             if result.failed and not result.sent:
                 return False  # the whole chunk stays on disk for the next try: count nothing
             self.counters.add("replayed", result.sent)
-            if result.failed:  # part went: the rest waits in the spool again
-                for reason, failed in result.failed:
-                    spooler.keep(reason, failed)
-                result.dropped = {reason: count - result.failed_count(reason)
-                                  for reason, count in result.dropped.items()}
-                result.failed = []
+            self._spool_failed(result)  # part went: the rest waits in the spool again
             for reason, count in result.dropped.items():  # refused for good: not retried
-                self.counters.drop(reason, count - result.failed_count(reason))
-            return not result.failed_count()
+                self.counters.drop(reason, count)
+            return True
 
         # the next try waits, unless this one finishes (an error in it too)
         self._replay_at = time.monotonic() + self._replay_backoff

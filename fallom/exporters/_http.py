@@ -212,13 +212,13 @@ class HttpExporter:
             if status == _REQUEST_FAILED:
                 result.drop("export_error", len(parts))
                 return True
-            passing = status in RETRYABLE or status == _CONNECTION_FAILED or status >= 500
-            if not passing:
+            retryable = status in RETRYABLE or status == _CONNECTION_FAILED
+            if not retryable and status < 500:  # the client's fault: refused for good
                 self._log_status(status)
                 result.drop("payload_too_large" if status == 413 else "http_status", len(parts))
                 return True
             self.last_failure = reply.cause
-            if status not in RETRYABLE and status != _CONNECTION_FAILED:  # 500, 501, ...
+            if not retryable:  # 500, 501, ...: a passing fault, not worth a retry
                 self._log_failure(reply.cause, retrying=False)
                 result.give_up("http_status", parts)
                 return False

@@ -22,7 +22,7 @@ import os
 import secrets
 import threading
 import time
-from typing import Callable, List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 from .._fork import register
 from .._guard import logger
@@ -90,8 +90,8 @@ class Spool:
             return Written(0)
         with self._lock:
             try:
-                evicted = self._make_room(sum(len(part) + 1 for part in parts))
-                room = self.max_bytes - self._used()
+                evicted, used = self._make_room(sum(len(part) + 1 for part in parts))
+                room = self.max_bytes - used
                 fitting = []
                 for part in parts:
                     room -= len(part) + 1
@@ -169,22 +169,25 @@ class Spool:
             except OSError:
                 pass
 
-    def _used(self) -> int:
-        """Bytes not yet delivered: sealed segments past their offsets, and our own."""
-        return sum(_size(p) - _read_offset(p) for p in self._sealed_segments()) + self._size
-
-    def _make_room(self, need: int) -> int:
-        """Drop the oldest sealed segments no one holds until ``need`` bytes fit."""
-        if self._used() + need <= self.max_bytes:
-            return 0
-        if self._size:
-            self._seal()  # our own records are the oldest to drop next, after older ones
+    def _make_room(self, need: int) -> Tuple[int, int]:
+        """Drop the oldest sealed segments no one holds until ``need`` bytes fit; the
+        records dropped, and the bytes still waiting (sealed segments and our own)."""
+        sizes = {path: _pending_bytes(path) for path in self._sealed_segments()}
+        used = sum(sizes.values()) + self._size
+        if used + need <= self.max_bytes:
+            return 0, used
+        if self._size:  # our own records are the oldest to drop next, after older ones
+            sizes[self._path] = self._size
+            self._seal()
         dropped = 0
-        for path in self._sealed_segments():
-            if self._used() + need <= self.max_bytes:
+        for path in sorted(sizes):  # segment names start with their creation time
+            if used + need <= self.max_bytes:
                 break
-            dropped += _drop_unless_held(path)
-        return dropped
+            records = _drop_unless_held(path)
+            if records is not None:
+                used -= sizes[path]
+                dropped += records
+        return dropped, used
 
     # -- replaying ---------------------------------------------------------------------
     def pending(self) -> bool:
@@ -265,17 +268,18 @@ def _is_record(line: bytes) -> bool:
         return False
 
 
-def _drop_unless_held(path: str) -> int:
-    """Remove a sealed segment unless a replay holds it; the records it still held."""
+def _drop_unless_held(path: str) -> Optional[int]:
+    """Remove a sealed segment unless a replay holds it: the records it still held, or None
+    when it is not ours to remove (held, or gone already)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return 0
+        return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return 0  # being replayed (or written) right now
+            return None  # being replayed (or written) right now
         lines = _lines_after(path, _read_offset(path))
         _remove(path)
         return lines
@@ -283,9 +287,10 @@ def _drop_unless_held(path: str) -> int:
         os.close(fd)
 
 
-def _size(path: str) -> int:
+def _pending_bytes(path: str) -> int:
+    """Bytes of a segment not yet delivered: past its offset."""
     try:
-        return os.path.getsize(path)
+        return os.path.getsize(path) - _read_offset(path)
     except OSError:
         return 0
 
