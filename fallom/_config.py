@@ -149,21 +149,26 @@ def _parse_url(value: Any, name: str) -> str:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{name} must be an http(s) URL with a host, got {value!r}")
-    if "@" in parts.netloc or "\\" in value or _client_host(value) != parts.hostname:
+    if _agreed_host(value) is None:
         raise ValueError(f"{name} must not hold a user name, password or backslash (the key "
                          "goes in api_key), got a URL with one")
     return parts._replace(scheme=parts.scheme).geturl().rstrip("/")
 
 
-def _client_host(url: str) -> str:
-    """The host the HTTP client (urllib3, under requests) will connect to."""
+def _agreed_host(url: str) -> Optional[str]:
+    """The URL's host where the standard library and the HTTP client (urllib3, under
+    requests) read the same one and it holds no user info or backslash; else None."""
     from urllib3.util import parse_url
 
     try:
-        host = parse_url(url.strip()).host or ""
+        parts = urlsplit(url.strip())
+        client = parse_url(url.strip()).host or ""
     except ValueError:
-        return ""
-    return host[1:-1] if host.startswith("[") else host.lower()
+        return None
+    client = client[1:-1] if client.startswith("[") else client.lower()
+    if "@" in parts.netloc or "\\" in url or not parts.hostname or client != parts.hostname:
+        return None
+    return client
 
 
 def _parse_key(value: Any, name: str) -> str:
@@ -185,13 +190,8 @@ def is_loopback_host(host: str) -> bool:
 def is_loopback_url(url: str) -> bool:
     """True for a URL on this machine, where plain http is safe: both the standard
     library and the HTTP client must read its host so, and it may hold no user info."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        return False
-    return "@" not in parts.netloc and "\\" not in url and is_loopback_host(host) \
-        and _client_host(url) == host
+    host = _agreed_host(url)
+    return host is not None and is_loopback_host(host)
 
 
 _BOOLS = ("capture_content", "debug", "tracing", "propagate_threads", "allow_insecure_http",
