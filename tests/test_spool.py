@@ -63,10 +63,11 @@ def test_a_full_queue_spools_instead_of_dropping(traces_server: TracesServer,
     assert inputs(traces_server) == list(range(2_000))
 
 
-def _child(server: TracesServer, spool: Path, *lines: str) -> str:
+def _child(url: str, spool: Path, *lines: str) -> str:
+    """A child process's script: fallom with a spool, ``call(i)`` traced, then ``lines``."""
     return textwrap.dedent(f"""
         import os, sys, time, fallom
-        fallom.init(api_key="k", traces_url="{server.url}", batch=True,
+        fallom.init(api_key="k", traces_url="{url}", batch=True,
                     spool_dir={str(spool)!r}, export_retry_timeout=0.2, batch_interval=0.1,
                     handle_signals=False)
 
@@ -80,7 +81,7 @@ def test_kill_9_then_the_next_process_delivers(traces_server: TracesServer,
                                                tmp_path: Path) -> None:
     traces_server.default = ("status", 503)
     writer = subprocess.Popen([sys.executable, "-c", _child(
-        traces_server, tmp_path, "for i in range(300): call(i)", "fallom.flush(10)",
+        traces_server.url, tmp_path, "for i in range(300): call(i)", "fallom.flush(10)",
         "print(fallom.stats()['spooled'], flush=True)", "time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -96,7 +97,7 @@ def test_kill_9_then_the_next_process_delivers(traces_server: TracesServer,
     assert segments
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in segments)
     readers = [subprocess.Popen([sys.executable, "-c", _child(
-        traces_server, tmp_path, "deadline = time.time() + 20",
+        traces_server.url, tmp_path, "deadline = time.time() + 20",
         "while time.time() < deadline and any(n.endswith('.seg') for n in os.listdir("
         f"{str(tmp_path)!r})): time.sleep(0.05)")]) for _ in range(2)]
     for reader in readers:  # two processes replay the same spool at once

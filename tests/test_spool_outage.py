@@ -9,7 +9,6 @@ import resource
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -20,6 +19,7 @@ from fallom.testing import view
 
 from ._traces_server import TracesServer
 from .test_models import wait_for
+from .test_spool import _child
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX file locks")
 
@@ -87,17 +87,7 @@ def test_a_500_is_spooled_not_dropped(traces_server: TracesServer, tmp_path: Pat
 
 
 def _spool_child(url: str, spool: Path, *lines: str) -> List[str]:
-    code = textwrap.dedent(f"""
-        import os, sys, time, fallom
-        fallom.init(api_key="k", traces_url="{url}", spool_dir={str(spool)!r},
-                    export_retry_timeout=0.2, batch_interval=0.1, handle_signals=False,
-                    shutdown_timeout=2)
-
-        @fallom.trace_llm
-        def call(i):
-            return i
-    """) + "\n".join(lines) + "\n"
-    return [sys.executable, "-c", code]
+    return [sys.executable, "-c", _child(url, spool, *lines)]
 
 
 def test_the_next_process_drains_the_whole_spool_exactly_once(
