@@ -4,13 +4,13 @@ Everything here is safe on your code's path: it never raises into it, never
 waits on the network, and costs microseconds per traced call.
 """
 
-from . import models, prompts
-from ._api import current_span, span, trace_llm
-from ._sdk import flush, init, shutdown, stats
-from ._session import FallomSession, SessionContext, session
-from ._span import NoOpSpan, Span
-from ._threads import bind_context
-from ._version import __version__
+from fallom import models, prompts
+from fallom._api import current_span, span, trace_llm
+from fallom._sdk import flush, init, shutdown, stats
+from fallom._session import FallomSession, SessionContext, session
+from fallom._span import NoOpSpan, Span
+from fallom._threads import bind_context
+from fallom._version import __version__
 
 __all__ = [
     "FallomExporter",
@@ -37,7 +37,7 @@ def __getattr__(name: str) -> object:
     """``FallomExporter`` imports OpenTelemetry, so only when asked for."""
     if name == "FallomExporter":
         try:
-            from ._otel_in import FallomExporter
+            from fallom._otel_in import FallomExporter
         except ImportError as exc:
             raise ImportError("FallomExporter needs the otel extra: pip install 'fallom[otel]'"
                               ) from exc

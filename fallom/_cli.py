@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from ._config import is_loopback_url
+from fallom._config import is_loopback_url
 
 __all__ = ["default_db_path", "main"]
 
@@ -48,9 +48,9 @@ def _serve(args: argparse.Namespace) -> int:
     """Run the server; a problem at start is one ``fallom serve: ...`` line and exit 2."""
     import sqlite3
 
-    from .server import FallomServer
-    from .server._app import ServeLimits
-    from .server._catalog import CatalogError
+    from fallom.server import FallomServer
+    from fallom.server._app import ServeLimits
+    from fallom.server._catalog import CatalogError
 
     try:
         keys = _api_keys(args)
@@ -151,7 +151,7 @@ def _error(response: requests.Response) -> str:
 
 
 def _since(text: str) -> str:
-    from .server._store import since_key
+    from fallom.server._store import since_key
 
     try:
         return since_key(text)
@@ -161,13 +161,13 @@ def _since(text: str) -> str:
 
 def _output() -> Any:
     """A console for stdout: colour only when stdout is a terminal, no width cut otherwise."""
-    from .console import make_console
+    from fallom.console import make_console
 
     return make_console(sys.stdout, width=None if sys.stdout.isatty() else 100_000)
 
 
 def _row(trace: Dict[str, Any], more: str) -> List[str]:
-    from .console import clean, preview
+    from fallom.console import clean, preview
 
     duration = trace.get("duration_ms")
     status = str(trace.get("status"))
@@ -209,7 +209,7 @@ def _traces(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(trace, indent=2))
             else:
-                from .console import print_traces
+                from fallom.console import print_traces
 
                 print_traces(trace["spans"], console, full=args.full)
             return 0
@@ -229,7 +229,7 @@ def _traces(args: argparse.Namespace) -> int:
 def _table(traces: List[Dict[str, Any]], console: Any) -> None:
     from rich.text import Text
 
-    from .console import ascii_only, is_unicode
+    from fallom.console import ascii_only, is_unicode
 
     more = "…" if is_unicode(console) else "..."
     rows = [["TRACE", "START", "NAME", "MODEL", "DURATION", "TOKENS", "SESSION", "STATUS"]]
@@ -268,7 +268,7 @@ def _positive(kind: Any) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .server._app import ServeLimits as ServeDefaults
+    from fallom.server._app import ServeLimits as ServeDefaults
 
     parser = argparse.ArgumentParser(prog="fallom", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)

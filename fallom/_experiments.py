@@ -9,12 +9,12 @@ from urllib.parse import quote
 
 import cachetools
 
-from . import _state
-from ._assign import Config, ConfigError, parse_config, weight_of
-from ._config import Settings
-from ._fork import at_fork, register
-from ._guard import logger
-from ._remote import Fetcher, RemoteStore
+from fallom import _state
+from fallom._assign import Config, ConfigError, parse_config, weight_of
+from fallom._config import Settings
+from fallom._fork import at_fork, register
+from fallom._guard import logger
+from fallom._remote import Fetcher, RemoteStore
 
 __all__ = ["ABTest", "Experiments", "Template", "current", "required", "start", "stop",
            "version_number"]

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
-from . import _attributes as attr
-from ._capture import Limits, clip, to_jsonable
-from ._json import json_text
-from ._record import iso_time, output_json, timings_json, usage_json
-from ._span import token_count
-from ._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
+from fallom import _attributes as attr
+from fallom._capture import Limits, clip, to_jsonable
+from fallom._json import json_text
+from fallom._record import iso_time, output_json, timings_json, usage_json
+from fallom._span import token_count
+from fallom._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
 __all__ = ["SessionLike", "SpanData", "to_record"]
 

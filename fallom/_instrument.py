@@ -16,15 +16,15 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Generator, Mapping,
 
 import wrapt
 
-from . import _context, _state, extractors
-from ._attributes import HTTP_STATUS
-from ._capture import SCALAR_TYPES, snapshot
-from ._context import CURRENT_SPAN
-from ._guard import report_internal_error, report_misuse
-from ._record import Binder, BoundArgs
-from ._span import SharedAttributes, Span
-from ._state import ACTIVE_FLAG
-from ._suppress import SUPPRESSED
+from fallom import _context, _state, extractors
+from fallom._attributes import HTTP_STATUS
+from fallom._capture import SCALAR_TYPES, snapshot
+from fallom._context import CURRENT_SPAN
+from fallom._guard import report_internal_error, report_misuse
+from fallom._record import Binder, BoundArgs
+from fallom._span import SharedAttributes, Span
+from fallom._state import ACTIVE_FLAG
+from fallom._suppress import SUPPRESSED
 
 _reset = CURRENT_SPAN.reset
 
@@ -165,7 +165,7 @@ def release(token: Any) -> None:
     try:
         _reset(token)
     except TypeError:  # a pair: made with OpenTelemetry's context entered too
-        from ._otel_context import deactivate_pair
+        from fallom._otel_context import deactivate_pair
 
         try:
             deactivate_pair(token)

@@ -14,8 +14,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from . import _state
-from ._context import CURRENT_SPAN
+from fallom import _state
+from fallom._context import CURRENT_SPAN
 
 __all__ = ["ACTIVATE", "REPARENT", "deactivate_pair"]
 

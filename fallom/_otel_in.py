@@ -15,14 +15,14 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from . import _genai, _state
-from ._context import CURRENT_SESSION
-from ._genai import SpanData
-from ._guard import report_internal_error
-from ._record import _apply_redact
-from ._session import SessionContext
-from ._state import Runtime
-from .exporters._base import SpanProcessor, Stats
+from fallom import _genai, _state
+from fallom._context import CURRENT_SESSION
+from fallom._genai import SpanData
+from fallom._guard import report_internal_error
+from fallom._record import _apply_redact
+from fallom._session import SessionContext
+from fallom._state import Runtime
+from fallom.exporters._base import SpanProcessor, Stats
 
 __all__ = ["FallomExporter", "ForeignSpan"]
 
@@ -95,7 +95,7 @@ class FallomExporter(SpanExporter):
         return None
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        from ._sdk import flush
+        from fallom._sdk import flush
 
         return flush(timeout_millis / 1000)
 

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from .testing import CapturedSpans, capture_spans
+from fallom.testing import CapturedSpans, capture_spans
 
 __all__ = ["fallom_spans"]
 

@@ -16,10 +16,10 @@ from typing import Any, Callable, Deque, Dict, Hashable, Iterable, List, Optiona
 import cachetools
 import requests
 
-from ._fork import register
-from ._guard import logger, report_internal_error
-from ._suppress import suppress_here
-from .exporters._base import Stats
+from fallom._fork import register
+from fallom._guard import logger, report_internal_error
+from fallom._suppress import suppress_here
+from fallom.exporters._base import Stats
 
 __all__ = ["REPORTS", "Fetcher", "RemoteStore", "Reporter"]
 

@@ -8,16 +8,16 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _exit, _experiments, _ids, _record, _state
-from ._config import Settings, resolve_settings
-from ._context import CURRENT_SPAN
-from ._fork import at_fork
-from ._guard import logger
-from ._remote import REPORTS
-from ._threads import install_thread_propagation
-from .exporters._base import SpanProcessor, merge_stats
-from .exporters._batch import BatchProcessor
-from .exporters._spool import Spool
+from fallom import _exit, _experiments, _ids, _record, _state
+from fallom._config import Settings, resolve_settings
+from fallom._context import CURRENT_SPAN
+from fallom._fork import at_fork
+from fallom._guard import logger
+from fallom._remote import REPORTS
+from fallom._threads import install_thread_propagation
+from fallom.exporters._base import SpanProcessor, merge_stats
+from fallom.exporters._batch import BatchProcessor
+from fallom.exporters._spool import Spool
 
 __all__ = ["flush", "init", "shutdown", "stats"]
 
@@ -108,18 +108,18 @@ def _build_processors(settings: Settings) -> List[SpanProcessor]:
                               interval=settings.batch_interval, spool=spool)
 
     if not settings.local_mode and settings.tracing:
-        from .exporters._http import HttpExporter
+        from fallom.exporters._http import HttpExporter
 
         spool = Spool(settings.spool_dir, settings.spool_max_bytes) \
             if settings.spool_dir else None
         processors.append(batch(HttpExporter.from_settings(settings), spool))
     if settings.debug and settings.tracing:
-        from .exporters._console import ConsoleProcessor
+        from fallom.exporters._console import ConsoleProcessor
 
         processors.append(ConsoleProcessor())
     processors.extend(batch(exporter) for exporter in settings.exporters)
     if settings.otlp_endpoint:  # a destination the user named: sent even in local mode
-        from .exporters._otlp import OtlpExporter
+        from fallom.exporters._otlp import OtlpExporter
 
         otlp = batch(OtlpExporter(settings.otlp_endpoint, settings.otlp_headers,
                                   settings.export_timeout))
@@ -133,7 +133,7 @@ def _otel_hooks(enabled: bool) -> Tuple[Callable[[Any], Any], Optional[Callable[
     if not enabled:
         return CURRENT_SPAN.set, None
     try:
-        from . import _otel_context
+        from fallom import _otel_context
     except ImportError as exc:
         raise ImportError("otel_context needs the otel extra: pip install 'fallom[otel]'"
                           ) from exc

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, Iterable, Mapping, Optional, TypeVar
 
-from ._capture import to_jsonable
-from ._context import CURRENT_SESSION, enter, leave
-from ._guard import report_internal_error
+from fallom._capture import to_jsonable
+from fallom._context import CURRENT_SESSION, enter, leave
+from fallom._guard import report_internal_error
 
 __all__ = ["FallomSession", "SessionContext", "session"]
 
@@ -99,7 +99,7 @@ class FallomSession:
     def get_model(self, fallback: Optional[str] = None, version: Optional[int] = None,
                   context: Optional[Mapping[str, Any]] = None) -> str:
         """This session's model under its config; targeting sees ``customer_id`` and ``context``."""
-        from . import models
+        from fallom import models
 
         return models.get(self.config_key, self.session_id, fallback=fallback, version=version,
                           customer_id=self.customer_id, context=context)
@@ -107,22 +107,22 @@ class FallomSession:
     # -- provider clients ------------------------------------------------------
     def wrap_openai(self, client: C) -> C:
         """Trace ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` or any OpenAI-compatible client."""
-        from .providers import openai
-        from .providers._proxy import wrap_client
+        from fallom.providers import openai
+        from fallom.providers._proxy import wrap_client
 
         return wrap_client(client, openai.PROVIDER, self._context)
 
     def wrap_anthropic(self, client: C) -> C:
         """Trace ``Anthropic`` / ``AsyncAnthropic``: ``messages.create`` and ``messages.stream``."""
-        from .providers import anthropic
-        from .providers._proxy import wrap_client
+        from fallom.providers import anthropic
+        from fallom.providers._proxy import wrap_client
 
         return wrap_client(client, anthropic.PROVIDER, self._context)
 
     def wrap_google_ai(self, model_or_client: C) -> C:
         """Trace a google-genai ``Client`` or a google-generativeai ``GenerativeModel``."""
-        from .providers import google
-        from .providers._proxy import ClientProxy, wrap_client
+        from fallom.providers import google
+        from fallom.providers._proxy import ClientProxy, wrap_client
 
         target: Any = model_or_client
         while isinstance(target, ClientProxy):
@@ -134,20 +134,20 @@ class FallomSession:
 
     def wrap_litellm(self, module: C) -> C:
         """Trace ``litellm.completion`` / ``acompletion`` (pass the ``litellm`` module)."""
-        from .providers import litellm
-        from .providers._proxy import wrap_client
+        from fallom.providers import litellm
+        from fallom.providers._proxy import wrap_client
 
         return wrap_client(module, litellm.PROVIDER, self._context)
 
     def langchain_callback(self) -> Any:
         """A LangChain callback handler recording runs under this session."""
-        from .integrations.langchain import FallomCallbackHandler
+        from fallom.integrations.langchain import FallomCallbackHandler
 
         return FallomCallbackHandler(self._context)
 
     def trace_model(self, model: C) -> C:
         """Trace a model object, whatever it is; see ``fallom.integrations.models``."""
-        from .integrations.models import trace_model
+        from fallom.integrations.models import trace_model
 
         return trace_model(self, model)  # type: ignore[no-any-return]
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from . import _state
-from ._capture import snapshot
-from ._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
-from ._guard import logger, report_internal_error, report_misuse
-from ._ids import clock, ids
+from fallom import _state
+from fallom._capture import snapshot
+from fallom._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
+from fallom._guard import logger, report_internal_error, report_misuse
+from fallom._ids import clock, ids
 
 if TYPE_CHECKING:
-    from ._session import SessionContext
-    from ._state import Runtime
+    from fallom._session import SessionContext
+    from fallom._state import Runtime
 
 __all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span", "token_count"]
 

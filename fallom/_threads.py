@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import wrapt
 
-from . import _state
+from fallom import _state
 
 __all__ = ["bind_context", "install_thread_propagation"]
 

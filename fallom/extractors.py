@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
-from . import _state
-from ._capture import snapshot
-from ._guard import report_internal_error
-from .providers import anthropic, google, litellm, openai
+from fallom import _state
+from fallom._capture import snapshot
+from fallom._guard import report_internal_error
+from fallom.providers import anthropic, google, litellm, openai
 
 __all__ = ["Extractor", "apply", "extract", "lookup", "register"]
 

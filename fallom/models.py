@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from . import _experiments
-from ._assign import choose
-from ._guard import report_internal_error
+from fallom import _experiments
+from fallom._assign import choose
+from fallom._guard import report_internal_error
 
 __all__ = ["get"]
 

@@ -14,11 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from . import _experiments, _state
-from ._assign import bucket, pick_by_bucket
-from ._context import CURRENT_PROMPT
-from ._guard import logger, report_internal_error
-from ._span import PromptMark
+from fallom import _experiments, _state
+from fallom._assign import bucket, pick_by_bucket
+from fallom._context import CURRENT_PROMPT
+from fallom._guard import logger, report_internal_error
+from fallom._span import PromptMark
 
 __all__ = ["Prompt", "get", "get_ab", "render"]
 

@@ -11,9 +11,9 @@ import contextlib
 import itertools
 from typing import Any, Dict, Iterator, List
 
-from . import _ids, _state
-from ._wire import RecordView
-from .exporters._simple import InMemoryExporter, SimpleProcessor
+from fallom import _ids, _state
+from fallom._wire import RecordView
+from fallom.exporters._simple import InMemoryExporter, SimpleProcessor
 
 __all__ = ["CapturedSpans", "RecordView", "capture_spans", "deterministic", "reset", "view"]
 
@@ -70,7 +70,7 @@ def reset(timeout: float = 2.0) -> None:
     Shuts fallom down (delivering what is queued within ``timeout``), then
     restores default settings, zero counters, random ids and the real clocks.
     """
-    from ._sdk import reset as _reset
+    from fallom._sdk import reset as _reset
 
     _reset(timeout)
 

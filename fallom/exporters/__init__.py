@@ -8,9 +8,16 @@ hand records to exporters: the Fallom HTTP endpoint (``_http``), OTLP
 saying what became of each record; pass it to ``fallom.init(exporters=[...])``.
 """
 
-from ._base import DROP_REASONS, Exporter, ExportResult, Record, SpanProcessor, Stats
-from ._batch import BatchProcessor
-from ._simple import InMemoryExporter, SimpleProcessor
+from fallom.exporters._base import (
+    DROP_REASONS,
+    Exporter,
+    ExportResult,
+    Record,
+    SpanProcessor,
+    Stats,
+)
+from fallom.exporters._batch import BatchProcessor
+from fallom.exporters._simple import InMemoryExporter, SimpleProcessor
 
 __all__ = [
     "BatchProcessor",

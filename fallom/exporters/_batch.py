@@ -13,15 +13,15 @@ import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Union
 
-from .._fork import register
-from .._guard import logger, report_internal_error
-from .._record import to_record
-from .._span import Span
-from .._suppress import suppress_here
-from ._base import Exporter, ExportResult, SpanProcessor, Stats
-from ._encode import fit_record
-from ._spool import Spool
-from ._spooler import Spooler
+from fallom._fork import register
+from fallom._guard import logger, report_internal_error
+from fallom._record import to_record
+from fallom._span import Span
+from fallom._suppress import suppress_here
+from fallom.exporters._base import Exporter, ExportResult, SpanProcessor, Stats
+from fallom.exporters._encode import fit_record
+from fallom.exporters._spool import Spool
+from fallom.exporters._spooler import Spooler
 
 __all__ = ["BatchProcessor"]
 

@@ -11,12 +11,12 @@ from typing import Any, Dict, List, Optional
 
 from rich.console import Console
 
-from .._fork import register
-from .._guard import report_internal_error
-from .._record import to_record
-from .._span import Span
-from ..console import make_console, print_traces
-from ._base import SpanProcessor
+from fallom._fork import register
+from fallom._guard import report_internal_error
+from fallom._record import to_record
+from fallom._span import Span
+from fallom.console import make_console, print_traces
+from fallom.exporters._base import SpanProcessor
 
 __all__ = ["ConsoleProcessor"]
 

@@ -27,11 +27,11 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import requests
 
-from .._config import Settings, is_loopback_url
-from .._guard import logger
-from .._suppress import suppress_here
-from ._base import ExportResult, Record
-from ._encode import batch_body, fit_record, gzip, split_batches
+from fallom._config import Settings, is_loopback_url
+from fallom._guard import logger
+from fallom._suppress import suppress_here
+from fallom.exporters._base import ExportResult, Record
+from fallom.exporters._encode import batch_body, fit_record, gzip, split_batches
 
 __all__ = ["HttpExporter", "ingest_tokens", "retry_after_seconds"]
 

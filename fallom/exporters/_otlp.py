@@ -12,12 +12,12 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from .. import _attributes as attr
-from .._guard import logger
-from .._json import repaired
-from .._version import __version__
-from .._wire import RecordView
-from ._base import ExportResult
+from fallom import _attributes as attr
+from fallom._guard import logger
+from fallom._json import repaired
+from fallom._version import __version__
+from fallom._wire import RecordView
+from fallom.exporters._base import ExportResult
 
 try:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

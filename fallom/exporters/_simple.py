@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List
 
-from .._fork import register
-from .._guard import report_internal_error
-from .._record import to_record
-from .._span import Span
-from ._base import Exporter, Record, SpanProcessor, Stats
+from fallom._fork import register
+from fallom._guard import report_internal_error
+from fallom._record import to_record
+from fallom._span import Span
+from fallom.exporters._base import Exporter, Record, SpanProcessor, Stats
 
 __all__ = ["InMemoryExporter", "SimpleProcessor"]
 

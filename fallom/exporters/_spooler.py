@@ -14,10 +14,10 @@ import collections
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
-from .._fork import register
-from .._guard import report_internal_error
-from ._base import Stats
-from ._spool import Replayed, Spool
+from fallom._fork import register
+from fallom._guard import report_internal_error
+from fallom.exporters._base import Stats
+from fallom.exporters._spool import Replayed, Spool
 
 __all__ = ["Spooler"]
 

@@ -14,13 +14,13 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from .. import _attributes as attr
-from .. import _state
-from .._fork import register
-from .._guard import report_internal_error
-from .._session import SessionContext
-from .._span import Span
-from ..providers._read import get
+from fallom import _attributes as attr
+from fallom import _state
+from fallom._fork import register
+from fallom._guard import report_internal_error
+from fallom._session import SessionContext
+from fallom._span import Span
+from fallom.providers._read import get
 
 __all__ = ["FallomCallbackHandler"]
 
@@ -91,7 +91,7 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             return
         try:
             if fields:
-                from .. import extractors
+                from fallom import extractors
 
                 extractors.apply(span, fields)
             if outputs is not None and not (fields and "output" in fields):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import types
 from typing import TYPE_CHECKING, Any, Dict
 
-from .. import extractors
-from ..providers._base import Endpoint, Provider
-from ..providers._proxy import ClientProxy, wrap_client
+from fallom import extractors
+from fallom.providers._base import Endpoint, Provider
+from fallom.providers._proxy import ClientProxy, wrap_client
 
 if TYPE_CHECKING:
-    from .._session import FallomSession
+    from fallom._session import FallomSession
 
 __all__ = ["GENERIC_METHODS", "trace_model"]
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optio
 
 import wrapt
 
-from .. import _attributes as attr
-from ._read import get
+from fallom import _attributes as attr
+from fallom.providers._read import get
 
 __all__ = ["Accumulator", "Endpoint", "ObjectProxy", "Provider", "request_attributes"]
 

@@ -12,17 +12,17 @@ import inspect
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from .. import _attributes as attr
-from .. import _ids, _state
-from .._guard import report_internal_error
-from .._instrument import await_within, call_within
-from .._span import Span
-from .._suppress import SUPPRESSED
-from ._base import Endpoint, ObjectProxy, Provider
-from ._stream import StreamState, TracedStream, observe_events
+from fallom import _attributes as attr
+from fallom import _ids, _state
+from fallom._guard import report_internal_error
+from fallom._instrument import await_within, call_within
+from fallom._span import Span
+from fallom._suppress import SUPPRESSED
+from fallom.providers._base import Endpoint, ObjectProxy, Provider
+from fallom.providers._stream import StreamState, TracedStream, observe_events
 
 if TYPE_CHECKING:
-    from .._session import SessionContext
+    from fallom._session import SessionContext
 
 __all__ = ["Binding", "traced_call"]
 

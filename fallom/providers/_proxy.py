@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, TypeVar
 
 import wrapt
 
-from ._base import ObjectProxy, Provider
-from ._call import Binding, traced_call
+from fallom.providers._base import ObjectProxy, Provider
+from fallom.providers._call import Binding, traced_call
 
 if TYPE_CHECKING:
-    from .._session import SessionContext
+    from fallom._session import SessionContext
 
 __all__ = ["ClientProxy", "wrap_client"]
 

@@ -10,10 +10,10 @@ import weakref
 from types import TracebackType
 from typing import Any, AsyncIterator, Iterator, Optional
 
-from .. import extractors
-from .._guard import report_internal_error
-from .._span import Span
-from ._base import Accumulator, ObjectProxy
+from fallom import extractors
+from fallom._guard import report_internal_error
+from fallom._span import Span
+from fallom.providers._base import Accumulator, ObjectProxy
 
 __all__ = ["StreamState", "TracedStream", "observe_events"]
 

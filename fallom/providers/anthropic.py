@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Tuple
 
-from ._base import Accumulator, Endpoint, Provider
-from ._read import compact, get, items
+from fallom.providers._base import Accumulator, Endpoint, Provider
+from fallom.providers._read import compact, get, items
 
 __all__ = ["PROVIDER", "read_message"]
 

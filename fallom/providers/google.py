@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Tuple
 
-from ._base import Accumulator, Endpoint, Provider, request_attributes
-from ._read import compact, get, items
+from fallom.providers._base import Accumulator, Endpoint, Provider, request_attributes
+from fallom.providers._read import compact, get, items
 
 __all__ = ["GENERATIVE_MODEL", "PROVIDER", "read_generate_content"]
 

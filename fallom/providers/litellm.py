@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from .. import _state
-from ._base import Endpoint, Provider
-from ._read import get
-from .openai import ChatAccumulator, read_chat_completion
+from fallom import _state
+from fallom.providers._base import Endpoint, Provider
+from fallom.providers._read import get
+from fallom.providers.openai import ChatAccumulator, read_chat_completion
 
 __all__ = ["PROVIDER", "read_model_response"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Tuple
 
-from .. import _attributes as attr
-from .. import _state
-from ._base import Accumulator, Endpoint, Provider
-from ._read import compact, get, items
+from fallom import _attributes as attr
+from fallom import _state
+from fallom.providers._base import Accumulator, Endpoint, Provider
+from fallom.providers._read import compact, get, items
 
 __all__ = ["PROVIDER", "read_chat_completion", "read_completion", "read_embeddings",
            "read_response"]

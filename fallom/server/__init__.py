@@ -1,5 +1,5 @@
 """``fallom serve``: a local Fallom backend on SQLite, for development and tests."""
 
-from ._app import FallomServer, serve
+from fallom.server._app import FallomServer, serve
 
 __all__ = ["FallomServer", "serve"]

@@ -18,12 +18,18 @@ from importlib import resources
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .._config import is_loopback_host
-from . import _views as views
-from ._catalog import Catalog
-from ._ingest import Row, prepare, storable, summarise
-from ._otlp import OTLP_PROTOBUF, ProtobufMissingError, from_protobuf, is_otlp, records_from_otlp
-from ._store import Store
+from fallom._config import is_loopback_host
+from fallom.server import _views as views
+from fallom.server._catalog import Catalog
+from fallom.server._ingest import Row, prepare, storable, summarise
+from fallom.server._otlp import (
+    OTLP_PROTOBUF,
+    ProtobufMissingError,
+    from_protobuf,
+    is_otlp,
+    records_from_otlp,
+)
+from fallom.server._store import Store
 
 __all__ = ["FallomServer", "ServeLimits", "serve"]
 

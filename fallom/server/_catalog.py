@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
-from .._assign import ConfigError, parse_config, weight_of
-from ._store import Store
+from fallom._assign import ConfigError, parse_config, weight_of
+from fallom.server._store import Store
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -12,8 +12,8 @@ import statistics
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ._catalog import Catalog
-from ._store import Store
+from fallom.server._catalog import Catalog
+from fallom.server._store import Store
 
 __all__ = ["call_stats", "experiments", "prompts", "sessions"]
 
