@@ -68,11 +68,11 @@ def fallom_run(url: str, count: int = COUNT) -> Tuple[float, float]:
     """A service at its sustainable maximum: the producer never lets the queue pass
     5,000 records (it yields while the worker catches up), so memory stays bounded
     and the figure is the pipeline's throughput, not the size of a backlog."""
-    from fallom import _state
+    from fallom.tracing import _runtime
 
     fallom.init(api_key="bench", traces_url=url)
     before = fallom.stats()  # counters are cumulative over init() calls
-    queue = _state.STATE.processors[0]._queue  # type: ignore[attr-defined]
+    queue = _runtime.STATE.processors[0]._queue  # type: ignore[attr-defined]
     start, cpu = time.perf_counter(), time.process_time()
     for i in range(count):
         chat(PAYLOAD["messages"], temperature=0.2)

@@ -5,12 +5,12 @@ waits on the network, and costs microseconds per traced call.
 """
 
 from fallom import models, prompts
-from fallom._api import current_span, span, trace_llm
 from fallom._sdk import flush, init, shutdown, stats
-from fallom._session import FallomSession, SessionContext, session
-from fallom._span import NoOpSpan, Span
-from fallom._threads import bind_context
 from fallom._version import __version__
+from fallom.tracing._api import current_span, span, trace_llm
+from fallom.tracing._session import FallomSession, SessionContext, session
+from fallom.tracing._span import NoOpSpan, Span
+from fallom.tracing._threads import bind_context
 
 __all__ = [
     "FallomExporter",
@@ -37,7 +37,7 @@ def __getattr__(name: str) -> object:
     """``FallomExporter`` imports OpenTelemetry, so only when asked for."""
     if name == "FallomExporter":
         try:
-            from fallom._otel_in import FallomExporter
+            from fallom.integrations._otel_in import FallomExporter
         except ImportError as exc:
             raise ImportError("FallomExporter needs the otel extra: pip install 'fallom[otel]'"
                               ) from exc

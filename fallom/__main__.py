@@ -2,7 +2,7 @@
 
 import sys
 
-from fallom._cli import main
+from fallom.cli._main import main
 
 __all__ = ["main"]
 

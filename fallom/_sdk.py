@@ -8,16 +8,18 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from fallom import _exit, _experiments, _ids, _record, _state
-from fallom._config import Settings, resolve_settings
-from fallom._context import CURRENT_SPAN
-from fallom._fork import at_fork
-from fallom._guard import logger
-from fallom._remote import REPORTS
-from fallom._threads import install_thread_propagation
+from fallom.experiments import _stores
+from fallom.experiments._remote import REPORTS
 from fallom.exporters._base import SpanProcessor, merge_stats
 from fallom.exporters._batch import BatchProcessor
 from fallom.exporters._spool import Spool
+from fallom.infra import _exit
+from fallom.infra._config import Settings, resolve_settings
+from fallom.infra._fork import at_fork
+from fallom.infra._guard import logger
+from fallom.tracing import _ids, _record, _runtime
+from fallom.tracing._context import CURRENT_SPAN
+from fallom.tracing._threads import install_thread_propagation
 
 __all__ = ["flush", "init", "shutdown", "stats"]
 
@@ -84,9 +86,9 @@ def init(
     settings = resolve_settings(dict(locals()))
     activate, otel_parent = _otel_hooks(settings.otel_context)
     processors = tuple(_build_processors(settings))
-    experiments = _experiments.start(settings)  # the first config and prompt fetches start now
+    experiments = _stores.start(settings)  # the first config and prompt fetches start now
     with _lock, _stats_lock:  # stats() sees the old processors live or closing, never neither
-        old = _state.swap(lambda current: current.replace(
+        old = _runtime.swap(lambda current: current.replace(
             settings=settings, initialized=True, processors=processors, otel_parent=otel_parent,
             activate=activate, experiments=experiments))
         _retire(old.processors)
@@ -95,7 +97,7 @@ def init(
             install_thread_propagation()
         _exit.install(shutdown, settings.handle_signals)
     _set_log_level(settings)
-    _experiments.stop(old.experiments)
+    _stores.stop(old.experiments)
     _close(old.processors, settings.shutdown_timeout)
 
 
@@ -133,7 +135,7 @@ def _otel_hooks(enabled: bool) -> Tuple[Callable[[Any], Any], Optional[Callable[
     if not enabled:
         return CURRENT_SPAN.set, None
     try:
-        from fallom import _otel_context
+        from fallom.tracing import _otel_context
     except ImportError as exc:
         raise ImportError("otel_context needs the otel extra: pip install 'fallom[otel]'"
                           ) from exc
@@ -186,7 +188,7 @@ def flush(timeout: float = 5.0) -> bool:
     """Deliver what is queued; True when all of it was delivered within ``timeout``."""
     deadline = time.monotonic() + timeout
     ok = True
-    for processor in _state.STATE.all_processors():
+    for processor in _runtime.STATE.all_processors():
         ok = processor.force_flush(max(0.0, deadline - time.monotonic())) and ok
     return ok
 
@@ -194,10 +196,10 @@ def flush(timeout: float = 5.0) -> bool:
 def shutdown(timeout: Optional[float] = None) -> None:
     """Flush within ``timeout`` (default ``shutdown_timeout``), then stop every thread."""
     with _lock, _stats_lock:
-        old = _state.swap(lambda current: current.replace(
+        old = _runtime.swap(lambda current: current.replace(
             initialized=False, processors=(), experiments=None))
         _retire(old.processors)
-    _experiments.stop(old.experiments)
+    _stores.stop(old.experiments)
     _close(old.processors, old.settings.shutdown_timeout if timeout is None else timeout)
 
 
@@ -205,13 +207,13 @@ def reset(timeout: float = 2.0) -> None:
     """Back to the state of a fresh import: shut down, default settings, zero counters."""
     global _folded
     shutdown(timeout)
-    _state.swap(lambda current: _state.Runtime())
+    _runtime.swap(lambda current: _runtime.Runtime())
     _exit.release_signals()
     with _stats_lock:
         _retired.clear()
         _folded = merge_stats([])
     REPORTS.clear()
-    module = sys.modules.get("fallom._otel_in")
+    module = sys.modules.get("fallom.integrations._otel_in")
     if module is not None:
         module.FOREIGN.clear()
     _ids.reset()
@@ -222,7 +224,7 @@ def stats() -> Dict[str, Any]:
     """Delivery counters: ``sent``, ``retried``, ``batches``, ``cut``, ``dropped`` by
     reason, and ``reports`` (A/B assignment reports: sent, dropped by reason)."""
     with _stats_lock:  # live and retired processors, each counted once
-        live = [*_state.STATE.all_processors(), *_retired]
+        live = [*_runtime.STATE.all_processors(), *_retired]
         parts = [p.stats() for p in live if hasattr(p, "stats")]
         merged = merge_stats([_folded, *parts, _foreign_drops()])
     merged["reports"] = {"sent": REPORTS.get("sent"),
@@ -232,5 +234,5 @@ def stats() -> Dict[str, Any]:
 
 
 def _foreign_drops() -> Dict[str, Any]:
-    module = sys.modules.get("fallom._otel_in")
+    module = sys.modules.get("fallom.integrations._otel_in")
     return module.FOREIGN.snapshot() if module is not None else {}

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
-from fallom._wire import RecordView
+from fallom.protocol._wire import RecordView
 
 __all__ = ["clean", "preview", "print_traces", "render_traces"]
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
-from fallom import _state
-from fallom._capture import snapshot
-from fallom._guard import report_internal_error
+from fallom.infra._guard import report_internal_error
+from fallom.protocol._capture import snapshot
 from fallom.providers import anthropic, google, litellm, openai
+from fallom.tracing import _runtime
 
 __all__ = ["Extractor", "apply", "extract", "lookup", "register"]
 
@@ -117,7 +117,7 @@ def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) 
     """Copy extracted ``fields`` onto ``span``; unknown keys become attributes."""
     try:
         runtime = getattr(span, "_rt", None)  # the span's own limits, not the default ones
-        limits = runtime.limits if runtime is not None else _state.STATE.limits
+        limits = runtime.limits if runtime is not None else _runtime.STATE.limits
         for key, value in fields.items():
             if value is None:
                 continue

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from fallom import _experiments
-from fallom._assign import choose
-from fallom._guard import report_internal_error
+from fallom.experiments import _stores
+from fallom.experiments._assign import choose
+from fallom.infra._guard import report_internal_error
 
 __all__ = ["get"]
 
@@ -27,14 +27,14 @@ def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
     naming the key. Assignments are reported to Fallom in the background.
     """
     if type(config_key) is not str or not config_key:  # checks cost a call only when wrong
-        _experiments.required(config_key, "config_key")
+        _stores.required(config_key, "config_key")
     if type(session_id) is not str:  # "" hashes like any string
-        _experiments.required(session_id, "session_id", empty=True)
+        _stores.required(session_id, "session_id", empty=True)
     if version is not None:
-        version = _experiments.version_number(version)
+        version = _stores.version_number(version)
     model: Optional[str] = None
     try:
-        experiments = _experiments.current()
+        experiments = _stores.current()
         if experiments is not None:
             store = experiments.configs
             config = store.latest(config_key) if version is None else store.pinned(

@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from fallom import _experiments, _state
-from fallom._assign import bucket, pick_by_bucket
-from fallom._context import CURRENT_PROMPT
-from fallom._guard import logger, report_internal_error
-from fallom._span import PromptMark
+from fallom.experiments import _stores
+from fallom.experiments._assign import bucket, pick_by_bucket
+from fallom.infra._guard import logger, report_internal_error
+from fallom.tracing import _runtime
+from fallom.tracing._context import CURRENT_PROMPT
+from fallom.tracing._span import PromptMark
 
 __all__ = ["Prompt", "get", "get_ab", "render"]
 
@@ -55,7 +56,7 @@ def render(template: str, variables: Optional[Mapping[str, Any]]) -> str:
 
 
 def _template(key: str, version: Optional[int]) -> Any:
-    experiments = _experiments.current()
+    experiments = _stores.current()
     if experiments is None:
         return None
     store = experiments.prompts
@@ -81,11 +82,11 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
     Raises ``ValueError`` naming the key when it is not available.
     """
     if type(prompt_key) is not str or not prompt_key:  # checks cost a call only when wrong
-        _experiments.required(prompt_key, "prompt_key")
+        _stores.required(prompt_key, "prompt_key")
     if variables is not None and type(variables) is not dict:
         variables = _variables(variables)
     if version is not None:
-        version = _experiments.version_number(version)
+        version = _stores.version_number(version)
     template = None
     try:
         template = _template(prompt_key, version)
@@ -101,12 +102,12 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
 def get_ab(ab_test_key: str, session_id: str, *,
            variables: Optional[Mapping[str, Any]] = None) -> Prompt:
     """The prompt this session gets in A/B test ``ab_test_key`` (sticky per session)."""
-    _experiments.required(ab_test_key, "ab_test_key")
-    _experiments.required(session_id, "session_id", empty=True)
+    _stores.required(ab_test_key, "ab_test_key")
+    _stores.required(session_id, "session_id", empty=True)
     variables = _variables(variables)
     found: Optional[Prompt] = None
     try:
-        experiments = _experiments.current()
+        experiments = _stores.current()
         test = experiments.ab_tests.latest(ab_test_key) if experiments is not None else None
         if test is not None:
             index = pick_by_bucket(test.weights, bucket(session_id))
@@ -126,6 +127,6 @@ def get_ab(ab_test_key: str, session_id: str, *,
 
 def _why_none() -> str:
     """Before ``init()`` no prompt can be known: say so, not just that this one is missing."""
-    if _state.STATE.initialized:
+    if _runtime.STATE.initialized:
         return ""
     return ": fallom.init() was not called (prompts are fetched from prompts_url once it is)"

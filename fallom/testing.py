@@ -11,9 +11,9 @@ import contextlib
 import itertools
 from typing import Any, Dict, Iterator, List
 
-from fallom import _ids, _state
-from fallom._wire import RecordView
 from fallom.exporters._simple import InMemoryExporter, SimpleProcessor
+from fallom.protocol._wire import RecordView
+from fallom.tracing import _ids, _runtime
 
 __all__ = ["CapturedSpans", "RecordView", "capture_spans", "deterministic", "reset", "view"]
 
@@ -56,11 +56,11 @@ def capture_spans() -> Iterator[CapturedSpans]:
     """Collect every record finished inside the block, synchronously."""
     records = CapturedSpans()
     processor = SimpleProcessor(_ListExporter(records))
-    _state.swap(lambda rt: rt.replace(test_processors=(*rt.test_processors, processor)))
+    _runtime.swap(lambda rt: rt.replace(test_processors=(*rt.test_processors, processor)))
     try:
         yield records
     finally:
-        _state.swap(lambda rt: rt.replace(
+        _runtime.swap(lambda rt: rt.replace(
             test_processors=tuple(p for p in rt.test_processors if p is not processor)))
 
 

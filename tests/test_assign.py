@@ -9,11 +9,11 @@ from typing import Any, List, Optional
 
 import pytest
 
-from fallom._assign import ConfigError, bucket, choose, js_object_values, parse_config
+from fallom.experiments._assign import ConfigError, bucket, choose, js_object_values, parse_config
 
 
 def reference(session_id: str, weights: List[float], salt: Optional[str] = None) -> int:
-    """Written from DESIGN §3 alone, independently of fallom._assign."""
+    """Written from DESIGN §3 alone, independently of fallom.experiments._assign."""
     seed = (salt + ":" + session_id) if salt else session_id
     point = int(hashlib.md5(seed.encode()).hexdigest()[:8], 16) % 1000000
     running = 0.0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import fallom
-from fallom import _experiments
+from fallom.experiments import _stores
 
 from ._config_server import ConfigServer
 from .test_models import KEY, start, wait_for
@@ -65,7 +65,7 @@ def test_an_idle_fetcher_sleeps(config_server: ConfigServer) -> None:
     config_server.add_config("agent", [{"model": "m", "weight": 100}])
     start(config_server, cache_ttl=3600)
     assert fallom.models.get("agent", "s") == "m"
-    experiments = _experiments.current()
+    experiments = _stores.current()
     assert experiments is not None
     thread = experiments.fetcher._thread
     assert wait_for(lambda: config_server.count("/prompt-ab-tests") >= 1)
@@ -76,7 +76,7 @@ def test_an_idle_fetcher_sleeps(config_server: ConfigServer) -> None:
 
 
 def test_no_stores_means_no_wakeups(config_server: ConfigServer) -> None:
-    from fallom._remote import Fetcher
+    from fallom.experiments._remote import Fetcher
 
     fetcher = Fetcher(KEY)
     try:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fallom
-from fallom._capture import Limits, to_jsonable
+from fallom.protocol._capture import Limits, to_jsonable
 from fallom.testing import CapturedSpans, view
 
 

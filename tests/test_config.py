@@ -7,17 +7,17 @@ import threading
 import pytest
 
 import fallom
-from fallom import _state
-from fallom._config import resolve_settings
+from fallom.infra._config import resolve_settings
+from fallom.tracing import _runtime
 
 
 def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FALLOM_TRACES_URL", "https://env.example.com")
     monkeypatch.setenv("FALLOM_CAPTURE_CONTENT", "no")
     fallom.init(traces_url="https://arg.example.com/")
-    assert _state.STATE.settings.traces_url == "https://arg.example.com"
-    assert _state.STATE.settings.capture_content is False
-    assert _state.STATE.settings.configs_url == "https://configs.fallom.com"
+    assert _runtime.STATE.settings.traces_url == "https://arg.example.com"
+    assert _runtime.STATE.settings.capture_content is False
+    assert _runtime.STATE.settings.configs_url == "https://configs.fallom.com"
 
 
 @pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("YES", True),
@@ -30,8 +30,8 @@ def test_boolean_spellings(monkeypatch: pytest.MonkeyPatch, text: str, value: bo
 def test_each_init_resolves_afresh() -> None:
     fallom.init(capture_content=False, sample_rate=0.5)
     fallom.init()
-    assert _state.STATE.settings.capture_content is True
-    assert _state.STATE.settings.sample_rate == 1.0
+    assert _runtime.STATE.settings.capture_content is True
+    assert _runtime.STATE.settings.sample_rate == 1.0
 
 
 @pytest.mark.parametrize(("kwargs", "named"), [
@@ -74,8 +74,8 @@ def test_unknown_keyword_is_a_type_error() -> None:
 
 def test_missing_key_is_local_mode_and_never_raises() -> None:
     fallom.init(traces_url="https://traces.example.com")
-    assert _state.STATE.settings.local_mode
-    assert not any(type(p).__name__ == "BatchProcessor" for p in _state.STATE.processors)
+    assert _runtime.STATE.settings.local_mode
+    assert not any(type(p).__name__ == "BatchProcessor" for p in _runtime.STATE.processors)
     assert fallom.flush(0.1) is True
 
 

@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 
 import fallom
-from fallom import _state
 from fallom.console import print_traces
 from fallom.exporters._console import ConsoleProcessor
 from fallom.testing import capture_spans, deterministic
+from fallom.tracing import _runtime
 
 
 def make_console(width: int = 80, encoding: str = "utf-8") -> Console:
@@ -35,7 +35,7 @@ def attach(width: int = 80, encoding: str = "utf-8", **init: object) -> Console:
     """init(), then print every finished trace to a fresh in-memory console."""
     fallom.init(**init)  # type: ignore[arg-type]
     console = make_console(width, encoding)
-    _state.swap(lambda rt: rt.replace(test_processors=(ConsoleProcessor(console),)))
+    _runtime.swap(lambda rt: rt.replace(test_processors=(ConsoleProcessor(console),)))
     return console
 
 
@@ -180,7 +180,7 @@ def test_unfinished_traces_are_printed_at_shutdown(console: Console) -> None:
     with fallom.span("child"):
         pass
     assert output(console) == ""
-    _state.STATE.test_processors[0].shutdown(1.0)
+    _runtime.STATE.test_processors[0].shutdown(1.0)
     assert "child (span)" in output(console)
     assert "(unfinished trace)" in output(console)
     root.__exit__(None, None, None)
@@ -230,7 +230,7 @@ def test_the_package_never_calls_print() -> None:
 
     root = pathlib.Path(fallom.__file__).parent
     for path in root.rglob("*.py"):
-        if path.name == "_cli.py":  # the `fallom` command's own output, not diagnostics
+        if path.parent.name == "cli":  # the `fallom` command's own output, not diagnostics
             continue
         tree = ast.parse(path.read_text())
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)

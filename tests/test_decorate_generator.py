@@ -9,8 +9,8 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 import fallom
-from fallom import _ids
 from fallom.testing import CapturedSpans, view
+from fallom.tracing import _ids
 
 from ._helpers import assert_same_identity
 

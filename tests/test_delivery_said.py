@@ -14,7 +14,7 @@ import pytest
 
 import fallom
 from fallom import prompts
-from fallom._config import is_loopback_url
+from fallom.infra._config import is_loopback_url
 
 from ._serve_process import launch, stop
 from ._traces_server import TracesServer

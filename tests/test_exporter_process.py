@@ -113,9 +113,9 @@ def test_the_api_key_never_leaks(traces_server: TracesServer) -> None:
         for i in range(4):
             call(i)
             fallom.flush(5)
-        print(repr(fallom._state.STATE.settings))
+        print(repr(fallom.tracing._runtime.STATE.settings))
         print(fallom.stats())
-        for p in fallom._state.STATE.processors:
+        for p in fallom.tracing._runtime.STATE.processors:
             print(repr(p), repr(getattr(p, "exporter", None)))
     """
     result = run(code, traces_server)

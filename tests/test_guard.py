@@ -8,7 +8,7 @@ import pytest
 
 import fallom
 from fallom import extractors
-from fallom._guard import report_internal_error
+from fallom.infra._guard import report_internal_error
 from fallom.testing import CapturedSpans, capture_spans, view
 
 from ._records import own_attributes

@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterator, List
 import pytest
 
 import fallom
-from fallom import _experiments
-from fallom._remote import Fetcher, RemoteStore
+from fallom.experiments import _stores
+from fallom.experiments._remote import Fetcher, RemoteStore
 
 from ._config_server import ConfigServer
 
@@ -42,7 +42,7 @@ def make_store(config_server: ConfigServer) -> Iterator[Callable[..., RemoteStor
     def make(clock: Callable[[], float], ttl: float = 10.0) -> RemoteStore:
         fetchers.append(Fetcher(KEY))
         return RemoteStore(fetchers[-1], "configs", f"{config_server.url}/configs",
-                           _experiments.parse_configs, ttl=ttl, clock=clock)
+                           _stores.parse_configs, ttl=ttl, clock=clock)
 
     yield make
     for fetcher in fetchers:

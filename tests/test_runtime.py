@@ -284,7 +284,7 @@ def test_reset_forgets_settings_and_counters(traces_server: TracesServer) -> Non
     reset()
     assert fallom.stats()["sent"] == 0
     assert not fallom.current_span().is_recording()
-    from fallom import _state
+    from fallom.tracing import _runtime
 
-    assert _state.STATE.settings.capture_content is True
-    assert not _state.STATE.processors
+    assert _runtime.STATE.settings.capture_content is True
+    assert not _runtime.STATE.processors

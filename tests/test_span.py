@@ -9,8 +9,8 @@ import re
 import pytest
 
 import fallom
-from fallom import _ids
 from fallom.testing import CapturedSpans, view
+from fallom.tracing import _ids
 
 from ._records import own_attributes
 

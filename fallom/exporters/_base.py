@@ -15,10 +15,10 @@ from typing import (
     runtime_checkable,
 )
 
-from fallom._fork import register
+from fallom.infra._fork import register
 
 if TYPE_CHECKING:
-    from fallom._span import Span
+    from fallom.tracing._span import Span
 
 __all__ = ["DROP_REASONS", "ExportResult", "Exporter", "Record", "SpanProcessor", "Stats"]
 

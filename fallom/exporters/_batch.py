@@ -13,15 +13,15 @@ import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Union
 
-from fallom._fork import register
-from fallom._guard import logger, report_internal_error
-from fallom._record import to_record
-from fallom._span import Span
-from fallom._suppress import suppress_here
 from fallom.exporters._base import Exporter, ExportResult, SpanProcessor, Stats
 from fallom.exporters._encode import fit_record
 from fallom.exporters._spool import Spool
 from fallom.exporters._spooler import Spooler
+from fallom.infra._fork import register
+from fallom.infra._guard import logger, report_internal_error
+from fallom.tracing._record import to_record
+from fallom.tracing._span import Span
+from fallom.tracing._suppress import suppress_here
 
 __all__ = ["BatchProcessor"]
 

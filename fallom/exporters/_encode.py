@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from typing import Any, Dict, Iterator, List, Tuple
 
-from fallom._json import dumps, encode_record
+from fallom.protocol._json import dumps, encode_record
 
 __all__ = ["batch_body", "dumps", "fit_record", "gzip", "split_batches"]
 

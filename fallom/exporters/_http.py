@@ -27,11 +27,11 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import requests
 
-from fallom._config import Settings, is_loopback_url
-from fallom._guard import logger
-from fallom._suppress import suppress_here
 from fallom.exporters._base import ExportResult, Record
 from fallom.exporters._encode import batch_body, fit_record, gzip, split_batches
+from fallom.infra._config import Settings, is_loopback_url
+from fallom.infra._guard import logger
+from fallom.tracing._suppress import suppress_here
 
 __all__ = ["HttpExporter", "ingest_tokens", "retry_after_seconds"]
 

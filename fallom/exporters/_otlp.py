@@ -12,12 +12,12 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Optional
 
-from fallom import _attributes as attr
-from fallom._guard import logger
-from fallom._json import repaired
 from fallom._version import __version__
-from fallom._wire import RecordView
 from fallom.exporters._base import ExportResult
+from fallom.infra._guard import logger
+from fallom.protocol import _names as attr
+from fallom.protocol._json import repaired
+from fallom.protocol._wire import RecordView
 
 try:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

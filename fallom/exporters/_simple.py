@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List
 
-from fallom._fork import register
-from fallom._guard import report_internal_error
-from fallom._record import to_record
-from fallom._span import Span
 from fallom.exporters._base import Exporter, Record, SpanProcessor, Stats
+from fallom.infra._fork import register
+from fallom.infra._guard import report_internal_error
+from fallom.tracing._record import to_record
+from fallom.tracing._span import Span
 
 __all__ = ["InMemoryExporter", "SimpleProcessor"]
 

@@ -24,8 +24,8 @@ import threading
 import time
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
-from fallom._fork import register
-from fallom._guard import logger
+from fallom.infra._fork import register
+from fallom.infra._guard import logger
 
 try:
     import fcntl

@@ -14,10 +14,10 @@ import collections
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
-from fallom._fork import register
-from fallom._guard import report_internal_error
 from fallom.exporters._base import Stats
 from fallom.exporters._spool import Replayed, Spool
+from fallom.infra._fork import register
+from fallom.infra._guard import report_internal_error
 
 __all__ = ["Spooler"]
 

@@ -14,13 +14,13 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 
-from fallom import _attributes as attr
-from fallom import _state
-from fallom._fork import register
-from fallom._guard import report_internal_error
-from fallom._session import SessionContext
-from fallom._span import Span
+from fallom.infra._fork import register
+from fallom.infra._guard import report_internal_error
+from fallom.protocol import _names as attr
 from fallom.providers._read import get
+from fallom.tracing import _runtime
+from fallom.tracing._session import SessionContext
+from fallom.tracing._span import Span
 
 __all__ = ["FallomCallbackHandler"]
 
@@ -67,13 +67,13 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
     # -- span bookkeeping --------------------------------------------------------------
     def _start(self, run_id: UUID, parent_run_id: Optional[UUID], name: str, kind: str,
                inputs: Any = None, attributes: Optional[Dict[str, Any]] = None) -> None:
-        if not _state.STATE.active:
+        if not _runtime.STATE.active:
             return
         try:
             with self._lock:
                 parent = self._runs.get(parent_run_id) if parent_run_id else None
             span = Span(name, kind, {**(attributes or {}), "fallom.integration": "langchain"},
-                        _state.STATE, parent)
+                        _runtime.STATE, parent)
             if self.session is not None:
                 span.session = self.session
             if inputs is not None:

@@ -10,7 +10,7 @@ from fallom.providers._base import Endpoint, Provider
 from fallom.providers._proxy import ClientProxy, wrap_client
 
 if TYPE_CHECKING:
-    from fallom._session import FallomSession
+    from fallom.tracing._session import FallomSession
 
 __all__ = ["GENERIC_METHODS", "trace_model"]
 

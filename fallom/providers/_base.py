@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optio
 
 import wrapt
 
-from fallom import _attributes as attr
+from fallom.protocol import _names as attr
 from fallom.providers._read import get
 
 __all__ = ["Accumulator", "Endpoint", "ObjectProxy", "Provider", "request_attributes"]

@@ -12,17 +12,17 @@ import inspect
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from fallom import _attributes as attr
-from fallom import _ids, _state
-from fallom._guard import report_internal_error
-from fallom._instrument import await_within, call_within
-from fallom._span import Span
-from fallom._suppress import SUPPRESSED
+from fallom.infra._guard import report_internal_error
+from fallom.protocol import _names as attr
 from fallom.providers._base import Endpoint, ObjectProxy, Provider
 from fallom.providers._stream import StreamState, TracedStream, observe_events
+from fallom.tracing import _ids, _runtime
+from fallom.tracing._instrument import await_within, call_within
+from fallom.tracing._span import Span
+from fallom.tracing._suppress import SUPPRESSED
 
 if TYPE_CHECKING:
-    from fallom._session import SessionContext
+    from fallom.tracing._session import SessionContext
 
 __all__ = ["Binding", "traced_call"]
 
@@ -40,7 +40,7 @@ class Binding:
 def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tuple[Any, ...],
            kwargs: Dict[str, Any]) -> Span:
     provider = binding.provider
-    span = Span(f"{provider.name}.{'.'.join(path)}", endpoint.kind, None, _state.STATE)
+    span = Span(f"{provider.name}.{'.'.join(path)}", endpoint.kind, None, _runtime.STATE)
     if binding.session is not None:
         span.session = binding.session  # the wrapper's session, whatever the context
     model = kwargs.get("model") or binding.default_model
@@ -71,7 +71,7 @@ def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tu
 def traced_call(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, wrapped: Any,
                 args: Tuple[Any, ...], kwargs: Dict[str, Any], resource: Any = None) -> Any:
     """Call ``wrapped`` under an LLM span; never changes what it returns or raises."""
-    if not _state.STATE.active or SUPPRESSED.get():
+    if not _runtime.STATE.active or SUPPRESSED.get():
         return wrapped(*args, **kwargs)
     hide = stream = False
     try:

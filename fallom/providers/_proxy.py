@@ -17,7 +17,7 @@ from fallom.providers._base import ObjectProxy, Provider
 from fallom.providers._call import Binding, traced_call
 
 if TYPE_CHECKING:
-    from fallom._session import SessionContext
+    from fallom.tracing._session import SessionContext
 
 __all__ = ["ClientProxy", "wrap_client"]
 

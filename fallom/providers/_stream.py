@@ -11,9 +11,9 @@ from types import TracebackType
 from typing import Any, AsyncIterator, Iterator, Optional
 
 from fallom import extractors
-from fallom._guard import report_internal_error
-from fallom._span import Span
+from fallom.infra._guard import report_internal_error
 from fallom.providers._base import Accumulator, ObjectProxy
+from fallom.tracing._span import Span
 
 __all__ = ["StreamState", "TracedStream", "observe_events"]
 

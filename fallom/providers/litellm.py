@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from fallom import _state
 from fallom.providers._base import Endpoint, Provider
 from fallom.providers._read import get
 from fallom.providers.openai import ChatAccumulator, read_chat_completion
+from fallom.tracing import _runtime
 
 __all__ = ["PROVIDER", "read_model_response"]
 
@@ -41,7 +41,7 @@ def _prepare_stream(endpoint: Endpoint, kwargs: Dict[str, Any],
     ``init(openai_stream_usage=False)`` turns it off.
     """
     if kwargs.get("stream_options") is None and \
-            _state.STATE.settings.openai_stream_usage is not False:
+            _runtime.STATE.settings.openai_stream_usage is not False:
         return {**kwargs, "stream_options": {"include_usage": True}}, True
     return kwargs, False
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Tuple
 
-from fallom import _attributes as attr
-from fallom import _state
+from fallom.protocol import _names as attr
 from fallom.providers._base import Accumulator, Endpoint, Provider
 from fallom.providers._read import compact, get, items
+from fallom.tracing import _runtime
 
 __all__ = ["PROVIDER", "read_chat_completion", "read_completion", "read_embeddings",
            "read_response"]
@@ -206,7 +206,7 @@ def accepts_stream_usage(resource: Any) -> bool:
     OpenAI-compatible servers may answer 400 to it, so they are not asked
     (``init(openai_stream_usage=True)`` asks every server).
     """
-    forced = _state.STATE.settings.openai_stream_usage
+    forced = _runtime.STATE.settings.openai_stream_usage
     if forced is not None:
         return forced
     client = getattr(resource, "_client", None)

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from fallom._config import is_loopback_host
+from fallom.infra._config import is_loopback_host
 from fallom.server import _views as views
 from fallom.server._catalog import Catalog
 from fallom.server._ingest import Row, prepare, storable, summarise

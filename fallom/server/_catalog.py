@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
-from fallom._assign import ConfigError, parse_config, weight_of
+from fallom.experiments._assign import ConfigError, parse_config, weight_of
 from fallom.server._store import Store
 
 if sys.version_info >= (3, 11):

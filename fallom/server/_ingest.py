@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from fallom._wire import RecordView
+from fallom.protocol._wire import RecordView
 
 __all__ = ["Row", "prepare", "storable", "summarise"]
 

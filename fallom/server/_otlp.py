@@ -13,7 +13,7 @@ import binascii
 import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from fallom._genai import SpanData, to_record
+from fallom.protocol._genai import SpanData, to_record
 
 __all__ = ["OTLP_PROTOBUF", "ProtobufMissingError", "is_otlp", "records_from_otlp", "from_protobuf"]
 

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from fallom._wire import RecordView
+from fallom.protocol._wire import RecordView
 
 __all__ = ["Store", "readable", "since_key"]
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 import wrapt
 
-from fallom import _state
+from fallom.tracing import _runtime
 
 __all__ = ["bind_context", "install_thread_propagation"]
 
@@ -23,7 +23,7 @@ _installed = False
 
 
 def _submit(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if not _state.STATE.settings.propagate_threads or not args:
+    if not _runtime.STATE.settings.propagate_threads or not args:
         return wrapped(*args, **kwargs)
     return wrapped(contextvars.copy_context().run, *args, **kwargs)
 

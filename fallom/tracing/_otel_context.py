@@ -14,8 +14,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from fallom import _state
-from fallom._context import CURRENT_SPAN
+from fallom.tracing import _runtime
+from fallom.tracing._context import CURRENT_SPAN
 
 __all__ = ["ACTIVATE", "REPARENT", "deactivate_pair"]
 
@@ -46,7 +46,7 @@ def _reparent(span: Any, parent: Optional[Any]) -> None:
     if parent is not None and parent._trace_id == ctx.trace_id:
         span.sampled = parent.sampled
     else:
-        span.sampled = (ctx.trace_id & _MASK) < _state.STATE.sample_threshold
+        span.sampled = (ctx.trace_id & _MASK) < _runtime.STATE.sample_threshold
 
 
 ACTIVATE = _activate  # the runtime's activate with otel_context=True

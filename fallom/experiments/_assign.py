@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
-from fallom._wire import is_number
+from fallom.protocol._wire import is_number
 
 __all__ = ["Config", "ConfigError", "Variant", "bucket", "choose", "fields_for",
            "js_object_values", "parse_config", "pick_by_bucket", "target", "weight_of"]

@@ -14,12 +14,12 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Optional, Tuple
 
-from fallom import _context
-from fallom._capture import Limits
-from fallom._config import Settings
-from fallom._context import CURRENT_SPAN
-from fallom._fork import at_fork
 from fallom.exporters._base import SpanProcessor
+from fallom.infra._config import Settings
+from fallom.infra._fork import at_fork
+from fallom.protocol._capture import Limits
+from fallom.tracing import _context
+from fallom.tracing._context import CURRENT_SPAN
 
 __all__ = ["ACTIVE_FLAG", "STATE", "Runtime", "SpanProcessor", "swap"]
 

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional
 
-from fallom._fork import at_fork
+from fallom.infra._fork import at_fork
 
 __all__ = ["logger", "report_internal_error", "report_misuse"]
 

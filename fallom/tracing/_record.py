@@ -13,12 +13,12 @@ import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from fallom import extractors
-from fallom._capture import Limits, clip, resolve
-from fallom._fork import at_fork
-from fallom._guard import logger, report_internal_error
-from fallom._json import json_text
-from fallom._span import _UNSET, Span
-from fallom._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
+from fallom.infra._fork import at_fork
+from fallom.infra._guard import logger, report_internal_error
+from fallom.protocol._capture import Limits, clip, resolve
+from fallom.protocol._json import json_text
+from fallom.protocol._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
+from fallom.tracing._span import _UNSET, Span
 
 __all__ = ["Binder", "BoundArgs", "iso_time", "output_json", "reset_warnings", "timings_json",
            "to_record", "usage_json"]

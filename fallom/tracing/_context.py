@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from contextvars_extras import ContextVarsRegistry
 
 if TYPE_CHECKING:
-    from fallom._session import SessionContext
-    from fallom._span import Span
+    from fallom.tracing._session import SessionContext
+    from fallom.tracing._span import Span
 
 __all__ = ["CURRENT_PROMPT", "CURRENT_SESSION", "CURRENT_SPAN", "ENTRIES", "FallomContext",
            "activate", "current", "enter", "leave"]

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from fallom import _state
-from fallom._capture import snapshot
-from fallom._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
-from fallom._guard import logger, report_internal_error, report_misuse
-from fallom._ids import clock, ids
+from fallom.infra._guard import logger, report_internal_error, report_misuse
+from fallom.protocol._capture import snapshot
+from fallom.tracing import _runtime
+from fallom.tracing._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
+from fallom.tracing._ids import clock, ids
 
 if TYPE_CHECKING:
-    from fallom._session import SessionContext
-    from fallom._state import Runtime
+    from fallom.tracing._runtime import Runtime
+    from fallom.tracing._session import SessionContext
 
 __all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span", "token_count"]
 
@@ -281,7 +281,7 @@ class Span:
                 processor.on_end(self)
             # The test kit's are the live ones: capture_spans() collects the spans that
             # end inside its block, wherever they started.
-            for processor in _state.STATE.test_processors:
+            for processor in _runtime.STATE.test_processors:
                 processor.on_end(self)
         except Exception as exc:
             report_internal_error(exc, "Span.end")

@@ -27,7 +27,7 @@ import signal
 import threading
 from typing import Any, Callable, Optional
 
-from fallom._fork import at_fork
+from fallom.infra._fork import at_fork
 
 __all__ = ["install", "release_signals"]
 

@@ -15,14 +15,15 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from fallom import _genai, _state
-from fallom._context import CURRENT_SESSION
-from fallom._genai import SpanData
-from fallom._guard import report_internal_error
-from fallom._record import _apply_redact
-from fallom._session import SessionContext
-from fallom._state import Runtime
 from fallom.exporters._base import SpanProcessor, Stats
+from fallom.infra._guard import report_internal_error
+from fallom.protocol import _genai
+from fallom.protocol._genai import SpanData
+from fallom.tracing import _runtime
+from fallom.tracing._context import CURRENT_SESSION
+from fallom.tracing._record import _apply_redact
+from fallom.tracing._runtime import Runtime
+from fallom.tracing._session import SessionContext
 
 __all__ = ["FallomExporter", "ForeignSpan"]
 
@@ -72,7 +73,7 @@ class FallomExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Hand each span on; one that cannot be converted is counted, never its batch."""
-        rt = _state.STATE  # read once: an init() meanwhile changes nothing in this call
+        rt = _runtime.STATE  # read once: an init() meanwhile changes nothing in this call
         if not rt.initialized and not rt.test_processors:
             FOREIGN.drop("shutdown", len(spans))  # fallom was shut down (or never started)
             return SpanExportResult.SUCCESS

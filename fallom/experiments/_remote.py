@@ -16,10 +16,10 @@ from typing import Any, Callable, Deque, Dict, Hashable, Iterable, List, Optiona
 import cachetools
 import requests
 
-from fallom._fork import register
-from fallom._guard import logger, report_internal_error
-from fallom._suppress import suppress_here
 from fallom.exporters._base import Stats
+from fallom.infra._fork import register
+from fallom.infra._guard import logger, report_internal_error
+from fallom.tracing._suppress import suppress_here
 
 __all__ = ["REPORTS", "Fetcher", "RemoteStore", "Reporter"]
 

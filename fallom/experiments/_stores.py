@@ -9,12 +9,12 @@ from urllib.parse import quote
 
 import cachetools
 
-from fallom import _state
-from fallom._assign import Config, ConfigError, parse_config, weight_of
-from fallom._config import Settings
-from fallom._fork import at_fork, register
-from fallom._guard import logger
-from fallom._remote import Fetcher, RemoteStore
+from fallom.experiments._assign import Config, ConfigError, parse_config, weight_of
+from fallom.experiments._remote import Fetcher, RemoteStore
+from fallom.infra._config import Settings
+from fallom.infra._fork import at_fork, register
+from fallom.infra._guard import logger
+from fallom.tracing import _runtime
 
 __all__ = ["ABTest", "Experiments", "Template", "current", "required", "start", "stop",
            "version_number"]
@@ -180,7 +180,7 @@ class Experiments:
 
 def current() -> Optional[Experiments]:
     """The stores of the current runtime (None in local mode or before ``init()``)."""
-    experiments: Optional[Experiments] = _state.STATE.experiments
+    experiments: Optional[Experiments] = _runtime.STATE.experiments
     return experiments
 
 

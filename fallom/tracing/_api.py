@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar, Union, overload
 
-from fallom import _context
-from fallom._context import CURRENT_SPAN
-from fallom._instrument import CallOptions, begin, fail, instrument, release
-from fallom._span import NOOP_SPAN, NoOpSpan, Span
+from fallom.tracing import _context
+from fallom.tracing._context import CURRENT_SPAN
+from fallom.tracing._instrument import CallOptions, begin, fail, instrument, release
+from fallom.tracing._span import NOOP_SPAN, NoOpSpan, Span
 
 __all__ = ["current_span", "span", "trace_llm"]
 

@@ -256,7 +256,7 @@ def _warn_about_mistakes(settings: Settings, names: Mapping[str, str],
     """Say what would otherwise fail in silence: a misspelt variable, a URL with no key."""
     import difflib
 
-    from fallom._guard import logger
+    from fallom.infra._guard import logger
 
     known = (*_ENV.values(), *_OTHER_ENV)
     for variable in sorted(env):
@@ -285,7 +285,7 @@ def _resolve_otlp(values: dict[str, Any], names: dict[str, str], args: Mapping[s
     names["otlp_endpoint"] = name
     headers = args.get("otlp_headers")
     if headers is None:
-        from fallom._otel_headers import parse_headers
+        from fallom.infra._otel_headers import parse_headers
 
         headers = parse_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS"))
     if not isinstance(headers, Mapping):

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, Iterable, Mapping, Optional, TypeVar
 
-from fallom._capture import to_jsonable
-from fallom._context import CURRENT_SESSION, enter, leave
-from fallom._guard import report_internal_error
+from fallom.infra._guard import report_internal_error
+from fallom.protocol._capture import to_jsonable
+from fallom.tracing._context import CURRENT_SESSION, enter, leave
 
 __all__ = ["FallomSession", "SessionContext", "session"]
 

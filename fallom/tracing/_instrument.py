@@ -16,15 +16,16 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Generator, Mapping,
 
 import wrapt
 
-from fallom import _context, _state, extractors
-from fallom._attributes import HTTP_STATUS
-from fallom._capture import SCALAR_TYPES, snapshot
-from fallom._context import CURRENT_SPAN
-from fallom._guard import report_internal_error, report_misuse
-from fallom._record import Binder, BoundArgs
-from fallom._span import SharedAttributes, Span
-from fallom._state import ACTIVE_FLAG
-from fallom._suppress import SUPPRESSED
+from fallom import extractors
+from fallom.infra._guard import report_internal_error, report_misuse
+from fallom.protocol._capture import SCALAR_TYPES, snapshot
+from fallom.protocol._names import HTTP_STATUS
+from fallom.tracing import _context, _runtime
+from fallom.tracing._context import CURRENT_SPAN
+from fallom.tracing._record import Binder, BoundArgs
+from fallom.tracing._runtime import ACTIVE_FLAG
+from fallom.tracing._span import SharedAttributes, Span
+from fallom.tracing._suppress import SUPPRESSED
 
 _reset = CURRENT_SPAN.reset
 
@@ -82,7 +83,7 @@ class CallOptions:
 def begin(opts: CallOptions, instance: Any, args: tuple[Any, ...],
           kwargs: dict[str, Any]) -> Optional[Span]:
     """Start the span of one call, capturing its arguments; None when off or broken."""
-    rt = _state.STATE
+    rt = _runtime.STATE
     if not rt.active or SUPPRESSED.get():
         return None
     try:
@@ -165,7 +166,7 @@ def release(token: Any) -> None:
     try:
         _reset(token)
     except TypeError:  # a pair: made with OpenTelemetry's context entered too
-        from fallom._otel_context import deactivate_pair
+        from fallom.tracing._otel_context import deactivate_pair
 
         try:
             deactivate_pair(token)

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from fallom._config import is_loopback_url
+from fallom.infra._config import is_loopback_url
 
 __all__ = ["default_db_path", "main"]
 
