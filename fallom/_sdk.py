@@ -10,15 +10,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fallom.experiments import _stores
 from fallom.experiments._remote import REPORTS
-from fallom.exporters._base import SpanProcessor, merge_stats
 from fallom.exporters._batch import BatchProcessor
 from fallom.exporters._spool import Spool
 from fallom.infra import _exit
 from fallom.infra._config import Settings, resolve_settings
+from fallom.infra._counters import merge_stats
 from fallom.infra._fork import at_fork
 from fallom.infra._guard import logger
 from fallom.tracing import _ids, _record, _runtime
 from fallom.tracing._context import CURRENT_SPAN
+from fallom.tracing._processor import SpanProcessor
 from fallom.tracing._threads import install_thread_propagation
 
 __all__ = ["flush", "init", "shutdown", "stats"]
@@ -186,11 +187,7 @@ def _close(processors: Sequence[SpanProcessor], timeout: float) -> None:
 
 def flush(timeout: float = 5.0) -> bool:
     """Deliver what is queued; True when all of it was delivered within ``timeout``."""
-    deadline = time.monotonic() + timeout
-    ok = True
-    for processor in _runtime.STATE.all_processors():
-        ok = processor.force_flush(max(0.0, deadline - time.monotonic())) and ok
-    return ok
+    return _runtime.STATE.flush(timeout)
 
 
 def shutdown(timeout: Optional[float] = None) -> None:
@@ -225,7 +222,7 @@ def stats() -> Dict[str, Any]:
     reason, and ``reports`` (A/B assignment reports: sent, dropped by reason)."""
     with _stats_lock:  # live and retired processors, each counted once
         live = [*_runtime.STATE.all_processors(), *_retired]
-        parts = [p.stats() for p in live if hasattr(p, "stats")]
+        parts = [p.stats() for p in live]
         merged = merge_stats([_folded, *parts, _foreign_drops()])
     merged["reports"] = {"sent": REPORTS.get("sent"),
                          "dropped": {reason: REPORTS.get(f"dropped.{reason}")

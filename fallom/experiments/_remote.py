@@ -16,7 +16,7 @@ from typing import Any, Callable, Deque, Dict, Hashable, Iterable, List, Optiona
 import cachetools
 import requests
 
-from fallom.exporters._base import Stats
+from fallom.infra._counters import Stats
 from fallom.infra._fork import register
 from fallom.infra._guard import logger, report_internal_error
 from fallom.tracing._suppress import suppress_here

@@ -1,49 +1,15 @@
-"""The export pipeline's parts: processors, exporters, their results and counters."""
+"""The exporter's side of the pipeline: the interface, its results, how they are counted."""
 
 from __future__ import annotations
 
-import threading
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Dict,
-    List,
-    Mapping,
-    Optional,
-    Protocol,
-    Tuple,
-    runtime_checkable,
-)
+from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple
 
-from fallom.infra._fork import register
+from fallom.infra._counters import Stats
 
-if TYPE_CHECKING:
-    from fallom.tracing._span import Span
-
-__all__ = ["DROP_REASONS", "ExportResult", "Exporter", "Record", "SpanProcessor", "Stats"]
+__all__ = ["BaseExporter", "EncodingExporter", "ExportResult", "Exporter", "Record",
+           "as_exporter", "count_result"]
 
 Record = Dict[str, Any]
-
-DROP_REASONS = (
-    "queue_full", "http_status", "retries_exhausted", "payload_too_large", "shutdown",
-    "redacted", "export_error", "spool_full", "rejected", "spool_corrupt",
-)
-
-
-class SpanProcessor:
-    """Receives each finished span on the thread that ended it; must be cheap."""
-
-    skips_foreign = False  # True: spans from FallomExporter are not handed to it
-
-    def on_end(self, span: Span) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def force_flush(self, timeout: float) -> bool:
-        return True
-
-    def shutdown(self, timeout: float) -> None:
-        return None
-
 
 class ExportResult:
     """What one ``export()`` call did: the built-in exporters say it record by record.
@@ -93,88 +59,118 @@ class ExportResult:
         return f"ExportResult(sent={self.sent}, dropped={self.dropped})"
 
 
-@runtime_checkable
 class Exporter(Protocol):
-    """Takes finished records, on a background thread; returns True when delivered
-    (or an :class:`ExportResult` saying what happened to each).
+    """Everything the batch processor calls on an exporter, on its background thread.
 
-    An exporter may also define ``drain_until(deadline)`` (shutdown started:
-    retry no later than that ``time.monotonic()`` value), ``interrupt()``
-    (out of time: cut any wait short), ``shutdown()`` (called after the final drain) and
-    ``after_fork()`` (drop connections inherited from the parent).
+    ``export`` returns True when the records were delivered, False when not, or an
+    :class:`ExportResult` saying what became of each. The hooks: ``drain_until``
+    (shutdown started: retry no later than that ``time.monotonic()`` value),
+    ``interrupt`` (out of time: cut any wait short), ``shutdown`` (after the final
+    drain) and ``after_fork`` (drop connections inherited from the parent);
+    ``last_failure`` says why the latest delivery failed, for the exit line.
     """
+
+    last_failure: Optional[str]
 
     def export(self, records: List[Record]) -> Any: ...
 
+    def drain_until(self, deadline: float) -> None: ...
 
-class Stats:
-    """Counters of what was sent, retried and dropped (by reason); thread-safe."""
+    def interrupt(self) -> None: ...
 
-    __slots__ = ("__weakref__", "_counts", "_lock")
+    def shutdown(self) -> None: ...
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Dict[str, int] = {}
-        register(self)
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-
-    def add(self, name: str, amount: int = 1) -> None:
-        if amount:
-            with self._lock:
-                self._counts[name] = self._counts.get(name, 0) + amount
-
-    def drop(self, reason: str, amount: int = 1) -> None:
-        self.add(f"dropped.{reason}", amount)
-
-    def count(self, result: Any, total: int) -> bool:
-        """Count what an exporter said of ``total`` records; True when all were sent."""
-        if isinstance(result, ExportResult):
-            for name in result.COUNTS:
-                self.add(name, getattr(result, name))
-            for reason, amount in result.dropped.items():
-                self.drop(reason, amount)
-            return result.ok
-        if result:
-            self.add("sent", total)
-            self.add("batches")
-            return True
-        self.drop("export_error", total)
-        return False
-
-    def clear(self) -> None:
-        with self._lock:
-            self._counts.clear()
-
-    def get(self, name: str) -> int:
-        return self._counts.get(name, 0)
-
-    def dropped(self) -> int:
-        with self._lock:
-            return sum(v for k, v in self._counts.items() if k.startswith("dropped."))
-
-    def snapshot(self) -> Dict[str, Any]:
-        with self._lock:
-            counts = dict(self._counts)
-        dropped = {r: counts.pop(f"dropped.{r}", 0) for r in DROP_REASONS}
-        return {
-            "sent": counts.get("sent", 0),
-            "retried": counts.get("retried", 0),
-            "batches": counts.get("batches", 0),
-            "cut": counts.get("cut", 0),
-            "spooled": counts.get("spooled", 0),
-            "replayed": counts.get("replayed", 0),
-            "dropped": dropped,
-        }
+    def after_fork(self) -> None: ...
 
 
-def merge_stats(parts: List[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Sum the snapshots of several processors into one."""
-    total: Dict[str, Any] = Stats().snapshot()
-    for part in parts:
-        for key in ("sent", "retried", "batches", "cut", "spooled", "replayed"):
-            total[key] += part.get(key, 0)
-        for reason, count in part.get("dropped", {}).items():
-            total["dropped"][reason] = total["dropped"].get(reason, 0) + count
-    return total
+class BaseExporter:
+    """The hooks of :class:`Exporter`, each doing nothing: subclass and write ``export``."""
+
+    last_failure: Optional[str] = None
+
+    def export(self, records: List[Record]) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def drain_until(self, deadline: float) -> None:
+        return None
+
+    def interrupt(self) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+    def after_fork(self) -> None:
+        return None
+
+
+class EncodingExporter(BaseExporter):
+    """An exporter sent records already encoded, each at most ``max_batch_bytes``.
+
+    The batch processor encodes on its worker, so a record the exporter gives up is
+    handed to the spool as the very bytes it would have sent.
+    """
+
+    max_batch_bytes: int = 4_000_000
+
+    def export_encoded(self, parts: List[bytes], result: Optional[ExportResult] = None, *,
+                       retries: bool = True) -> ExportResult:  # pragma: no cover - interface
+        """Deliver ``parts``, adding to ``result``; ``retries=False``: one attempt each."""
+        raise NotImplementedError
+
+
+class _Adapted(BaseExporter):
+    """A user's exporter (any object with ``export``) as an :class:`Exporter`: the hooks
+    it defines are found once, here, and the ones it lacks do nothing."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self._hooks: Dict[str, Callable[..., Any]] = {
+            name: method for name in ("drain_until", "interrupt", "shutdown", "after_fork")
+            if callable(method := getattr(target, name, None))}
+
+    @property
+    def last_failure(self) -> Optional[str]:  # type: ignore[override]  # read from the target
+        failure = getattr(self.target, "last_failure", None)
+        return failure if isinstance(failure, str) else None
+
+    def export(self, records: List[Record]) -> Any:
+        return self.target.export(records)
+
+    def drain_until(self, deadline: float) -> None:
+        self._call("drain_until", deadline)
+
+    def interrupt(self) -> None:
+        self._call("interrupt")
+
+    def shutdown(self) -> None:
+        self._call("shutdown")
+
+    def after_fork(self) -> None:
+        self._call("after_fork")
+
+    def _call(self, hook: str, *args: Any) -> None:
+        method = self._hooks.get(hook)
+        if method is not None:
+            method(*args)
+
+
+def as_exporter(exporter: Any) -> Exporter:
+    """``exporter`` itself when it has every hook, else an adapter giving it the rest."""
+    return exporter if isinstance(exporter, BaseExporter) else _Adapted(exporter)
+
+
+def count_result(stats: Stats, result: Any, total: int) -> bool:
+    """Count what an exporter said of ``total`` records; True when all were sent."""
+    if isinstance(result, ExportResult):
+        for name in result.COUNTS:
+            stats.add(name, getattr(result, name))
+        for reason, amount in result.dropped.items():
+            stats.drop(reason, amount)
+        return result.ok
+    if result:
+        stats.add("sent", total)
+        stats.add("batches")
+        return True
+    stats.drop("export_error", total)
+    return False

@@ -11,14 +11,16 @@ import collections
 import sys
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Union
 
-from fallom.exporters._base import Exporter, ExportResult, SpanProcessor, Stats
+from fallom.exporters._base import EncodingExporter, as_exporter, count_result
 from fallom.exporters._encode import fit_record
+from fallom.exporters._fallback import Drop, SpoolStage
 from fallom.exporters._spool import Spool
-from fallom.exporters._spooler import Spooler
+from fallom.infra._counters import Stats
 from fallom.infra._fork import register
 from fallom.infra._guard import logger, report_internal_error
+from fallom.tracing._processor import SpanProcessor
 from fallom.tracing._record import to_record
 from fallom.tracing._span import Span
 from fallom.tracing._suppress import suppress_here
@@ -41,22 +43,29 @@ class _FlushMarker:
 class BatchProcessor(SpanProcessor):
     """Queue finished spans in O(1) on the caller's thread; export them in batches."""
 
-    def __init__(self, exporter: Exporter, *, max_queue_size: int = 10_000,
+    def __init__(self, exporter: Any, *, max_queue_size: int = 10_000,
                  max_batch_size: int = 512, interval: float = 1.0,
                  spool: Optional[Spool] = None) -> None:
-        self.exporter = exporter
+        self.exporter = exporter  # as given; ``_out`` is it with every hook
+        self._out = as_exporter(exporter)
+        # an exporter of encoded records is sent bytes built (and cut) on the worker
+        self._encoding = exporter if isinstance(exporter, EncodingExporter) else None
         self.max_queue_size = max_queue_size
         self.max_batch_size = max_batch_size
         self.interval = interval
-        # records the spool keeps are cut to what the exporter would send
-        self._max_record_bytes: int = getattr(exporter, "max_batch_bytes", 4_000_000)
         self.counters = Stats()
         self._reset_runtime()
         register(self)
-        self.spooler = None if spool is None else Spooler(
-            spool, self._encode, self.counters, max(max_queue_size * 10, 100_000),
-            self._not_delivered)
-        if spool is not None and spool.pending():
+        self.fallback: Drop = Drop(self.counters)
+        if spool is not None:
+            if self._encoding is None:
+                raise TypeError("a spool keeps encoded records: the exporter must be an "
+                                "EncodingExporter")
+            self.fallback = SpoolStage(
+                spool, self._encoding, self._encode, self.counters,
+                memory_limit=max(max_queue_size * 10, 100_000), batch_size=max_batch_size,
+                undelivered=self._not_delivered)
+        if self.fallback.pending():
             self._start()  # what earlier processes left is replayed from now on
 
     def _reset_runtime(self) -> None:
@@ -69,15 +78,13 @@ class BatchProcessor(SpanProcessor):
         self._undelivered = 0
         self._inflight = 0
         self._abandoned = False  # shutdown counted the in-flight batch: its outcome is moot
-        self._replay_at = 0.0
-        self._replay_backoff = 1.0
 
     # -- caller side: O(1), never waits on I/O -------------------------------
     def on_end(self, span: Span) -> None:
         queue = self._queue
         if len(queue) >= self.max_queue_size or self._closing:
             # with a spool, its own thread takes the overflow to disk (never the caller)
-            if self.spooler is None or self._closing or not self.spooler.take(span):
+            if self._closing or not self.fallback.take(span):
                 self._lose("shutdown" if self._closing else "queue_full", 1)
             return
         queue.append(span)
@@ -115,8 +122,8 @@ class BatchProcessor(SpanProcessor):
             closing = self._closing
             try:
                 self._drain()
-                if self.spooler is not None and not closing:
-                    self._replay()
+                if not closing:
+                    self.fallback.replay()
             except Exception as exc:  # never let the worker die
                 report_internal_error(exc, "export worker")
             if closing and not self._queue:
@@ -140,11 +147,11 @@ class BatchProcessor(SpanProcessor):
 
     def _export(self, batch: List[Span]) -> None:
         suppress_here()  # fallom's own requests are never traced
-        encoded = getattr(self.exporter, "export_encoded", None)
+        encoding = self._encoding
         records: List[Any] = []
         for span in batch:
             try:
-                record = self._encode(span) if encoded is not None else to_record(span)
+                record = self._encode(span) if encoding is not None else to_record(span)
             except Exception as exc:
                 report_internal_error(exc, "to_record")
                 self._lose("export_error", 1)
@@ -152,7 +159,7 @@ class BatchProcessor(SpanProcessor):
             if record is None:
                 self.counters.drop("redacted")
             else:
-                if encoded is None and span._cut:
+                if encoding is None and span._cut:
                     self.counters.add("cut")
                 records.append(record)
         if not records:
@@ -160,7 +167,8 @@ class BatchProcessor(SpanProcessor):
         self._inflight = len(records)
         result: Any = False
         try:
-            result = encoded(records) if encoded is not None else self.exporter.export(records)
+            result = encoding.export_encoded(records) if encoding is not None \
+                else self._out.export(records)
         except Exception as exc:  # a bug in a built-in exporter fails our tests
             if type(self.exporter).__module__.startswith("fallom."):
                 report_internal_error(exc, f"{type(self.exporter).__name__}.export")
@@ -172,11 +180,8 @@ class BatchProcessor(SpanProcessor):
                 self._inflight, abandoned = 0, self._abandoned
         if abandoned:
             return  # counted as given up at shutdown already
-        if isinstance(result, ExportResult) and result.failed and self.spooler is not None:
-            self._spool_failed(result)
-        if isinstance(result, ExportResult) and result.sent:
-            self._replay_at = 0.0  # the backend answers: what the spool holds can go now
-        if not self.counters.count(result, len(records)):
+        self.fallback.after_export(result)
+        if not count_result(self.counters, result, len(records)):
             with self._lock:
                 self._undelivered += len(records)
 
@@ -185,49 +190,11 @@ class BatchProcessor(SpanProcessor):
         record = to_record(span)
         if record is None:
             return None
-        data, cut = fit_record(record, self._max_record_bytes)
+        limit = self._encoding.max_batch_bytes if self._encoding is not None else 4_000_000
+        data, cut = fit_record(record, limit)
         if cut or span._cut:
             self.counters.add("cut")
         return data
-
-    # -- the spool ---------------------------------------------------------------------
-    def _spool_failed(self, result: ExportResult) -> None:
-        """Records given up for a passing reason go to the spool instead of being dropped."""
-        assert self.spooler is not None
-        for reason, parts in result.failed:
-            result.dropped[reason] -= len(parts)
-            if not result.dropped[reason]:
-                del result.dropped[reason]
-            self.spooler.keep(reason, parts)  # counted as spooled (or dropped) once written
-        result.failed = []
-
-    def _replay(self) -> None:
-        """Send what the spool holds, oldest first, while the backend takes it."""
-        spooler, send_encoded = self.spooler, getattr(self.exporter, "export_encoded", None)
-        if spooler is None or send_encoded is None or time.monotonic() < self._replay_at:
-            return
-        if not spooler.pending():
-            return
-
-        def send(parts: List[bytes]) -> bool:
-            result: ExportResult = send_encoded(parts, retries=False)
-            if result.failed and not result.sent:
-                return False  # the whole chunk stays on disk for the next try: count nothing
-            self.counters.add("replayed", result.sent)
-            self._spool_failed(result)  # part went: the rest waits in the spool again
-            for reason, count in result.dropped.items():  # refused for good: not retried
-                self.counters.drop(reason, count)
-            return True
-
-        # the next try waits, unless this one finishes (an error in it too)
-        self._replay_at = time.monotonic() + self._replay_backoff
-        self._replay_backoff = min(self._replay_backoff * 2, 5.0)
-        replayed = spooler.replay(send, self.max_batch_size)
-        self.counters.drop("spool_corrupt", replayed.corrupt)
-        if replayed.done:
-            self._replay_at, self._replay_backoff = 0.0, 1.0
-        if replayed.sent:
-            logger.debug("fallom: replayed %d spans from the spool", replayed.sent)
 
     # -- flush and shutdown --------------------------------------------------------
     def force_flush(self, timeout: float) -> bool:
@@ -243,7 +210,7 @@ class BatchProcessor(SpanProcessor):
             self._wake.set()
             if not marker.done.wait(max(timeout, 0.0)):
                 return False
-        if self.spooler is not None and not self.spooler.sync(deadline - time.monotonic()):
+        if not self.fallback.sync(deadline - time.monotonic()):
             return False
         with self._lock:
             ok, self._undelivered = self._undelivered == 0, 0
@@ -257,17 +224,17 @@ class BatchProcessor(SpanProcessor):
             self._closing = self._closed = True
         deadline = time.monotonic() + max(timeout, 0.0)
         dropped_before = self.counters.get("dropped.shutdown")
-        self._call_exporter("drain_until", deadline)
+        self._call_exporter(self._out.drain_until, deadline)
         thread = self._thread
         self._wake.set()
         interrupted = False
         # with a spool, the last part of the budget is for handing what fails to it
-        grace = min(1.0, timeout / 4) if self.spooler is not None else 0.0
+        grace = self.fallback.grace(timeout)
         try:
             if thread is not None:
                 thread.join(max(timeout - grace, 0.0))
-            if thread is not None and thread.is_alive() and self.spooler is not None:
-                self._call_exporter("interrupt")  # out of time: what fails now is spooled
+            if thread is not None and thread.is_alive() and grace:
+                self._call_exporter(self._out.interrupt)  # out of time: what fails now is spooled
                 thread.join(grace)
         except KeyboardInterrupt:  # Ctrl-C: the drain ends now, saying what it left
             interrupted = True
@@ -278,17 +245,13 @@ class BatchProcessor(SpanProcessor):
                 self._abandoned = True
                 left = self._inflight
             self.counters.drop("shutdown", left)  # the batch in flight, once
-            self._call_exporter("interrupt")  # out of time: a wait in progress ends now
+            self._call_exporter(self._out.interrupt)  # out of time: a wait in progress ends now
             # every span still queued, foreign ones included: only flush markers are not
             waiting = [item for item in _take_all(self._queue)
                        if not isinstance(item, _FlushMarker)]
-            if self.spooler is not None:
-                self.spooler.take_all(waiting)
-            else:
-                self.counters.drop("shutdown", len(waiting))
-                left += len(waiting)
+            left += self.fallback.take_all(waiting)
         else:
-            self._call_exporter("shutdown")
+            self._call_exporter(self._out.shutdown)
         left = max(left, self.counters.get("dropped.shutdown") - dropped_before)
         self._say_what_was_left(timeout, left, interrupted)
         if interrupted:
@@ -296,33 +259,29 @@ class BatchProcessor(SpanProcessor):
 
     def _say_what_was_left(self, timeout: float, left: int, interrupted: bool) -> None:
         """At exit, one line each: what was given up, and what waits on disk."""
-        failure = getattr(self.exporter, "last_failure", None)
+        failure = self._out.last_failure
         cause = f" (last: {failure})" if failure else ""
         when = "interrupted" if interrupted else f"gave up delivering after {timeout:g} s"
         if left:
             sys.stderr.write(f"fallom: {when}; {left} spans undelivered{cause}\n")
-        if self.spooler is not None:
-            held = self.spooler.close(1.0)  # local disk writes: quick, whatever the budget
-            if held:
-                sys.stderr.write(f"fallom: {held} undelivered spans wait in the spool "
-                                 f"{self.spooler.directory} for the next run{cause}\n")
+        held = self.fallback.close(1.0)  # local disk writes: quick, whatever the budget
+        if held:
+            sys.stderr.write(f"fallom: {held} undelivered spans wait in the spool "
+                             f"{self.fallback.directory} for the next run{cause}\n")
 
-    def _call_exporter(self, hook: str, *args: Any) -> None:
-        method = getattr(self.exporter, hook, None)
-        if callable(method):
-            try:
-                method(*args)
-            except Exception as exc:
-                report_internal_error(exc, f"exporter {hook}")
+    @staticmethod
+    def _call_exporter(hook: Callable[..., None], *args: Any) -> None:
+        try:
+            hook(*args)
+        except Exception as exc:
+            report_internal_error(exc, f"exporter {hook.__name__}")
 
     def stats(self) -> Dict[str, Any]:
         return self.counters.snapshot()
 
     def _after_fork(self) -> None:
         self._reset_runtime()
-        reset = getattr(self.exporter, "after_fork", None)
-        if callable(reset):
-            reset()
+        self._out.after_fork()
 
 
 def _take_all(queue: Deque[Any]) -> List[Any]:

@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional
 from rich.console import Console
 
 from fallom.console import make_console, print_traces
-from fallom.exporters._base import SpanProcessor
 from fallom.infra._fork import register
 from fallom.infra._guard import report_internal_error
+from fallom.tracing._processor import SpanProcessor
 from fallom.tracing._record import to_record
 from fallom.tracing._span import Span
 

@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import requests
 
-from fallom.exporters._base import ExportResult, Record
+from fallom.exporters._base import EncodingExporter, ExportResult, Record
 from fallom.exporters._encode import batch_body, fit_record, gzip, split_batches
 from fallom.infra._config import Settings, is_loopback_url
 from fallom.infra._guard import logger
@@ -64,7 +64,7 @@ def ingest_tokens(value: Optional[str]) -> frozenset[str]:
     return frozenset(token.strip().lower() for token in value.split(",") if token.strip())
 
 
-class HttpExporter:
+class HttpExporter(EncodingExporter):
     """Sends records over pooled ``requests`` sessions; bare records until told otherwise."""
 
     def __init__(self, url: str, api_key: str, *, timeout: float = 10.0,

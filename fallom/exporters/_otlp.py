@@ -13,7 +13,7 @@ import os
 from typing import Any, Dict, List, Mapping, Optional
 
 from fallom._version import __version__
-from fallom.exporters._base import ExportResult
+from fallom.exporters._base import BaseExporter, ExportResult
 from fallom.infra._guard import logger
 from fallom.protocol import _names as attr
 from fallom.protocol._json import repaired
@@ -89,7 +89,7 @@ def attributes(record: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-class OtlpExporter:
+class OtlpExporter(BaseExporter):
     """Converts records to OTel spans and sends them with the OTLP/HTTP exporter."""
 
     def __init__(self, endpoint: str, headers: Optional[Mapping[str, str]] = None,

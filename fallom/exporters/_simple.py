@@ -5,16 +5,18 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, List
 
-from fallom.exporters._base import Exporter, Record, SpanProcessor, Stats
+from fallom.exporters._base import BaseExporter, Record, as_exporter, count_result
+from fallom.infra._counters import Stats
 from fallom.infra._fork import register
 from fallom.infra._guard import report_internal_error
+from fallom.tracing._processor import SpanProcessor
 from fallom.tracing._record import to_record
 from fallom.tracing._span import Span
 
 __all__ = ["InMemoryExporter", "SimpleProcessor"]
 
 
-class InMemoryExporter:
+class InMemoryExporter(BaseExporter):
     """Keeps every record it is given, in order, in ``records``."""
 
     def __init__(self) -> None:
@@ -38,8 +40,9 @@ class InMemoryExporter:
 class SimpleProcessor(SpanProcessor):
     """Converts and exports each span on the thread that ended it (tests only)."""
 
-    def __init__(self, exporter: Exporter) -> None:
+    def __init__(self, exporter: Any) -> None:
         self.exporter = exporter
+        self._out = as_exporter(exporter)
         self.counters = Stats()
 
     def on_end(self, span: Span) -> None:
@@ -48,7 +51,7 @@ class SimpleProcessor(SpanProcessor):
             if record is None:
                 self.counters.drop("redacted")
                 return
-            self.counters.count(self.exporter.export([record]), 1)
+            count_result(self.counters, self._out.export([record]), 1)
         except Exception as exc:
             report_internal_error(exc, "SimpleProcessor.on_end")
 

@@ -14,8 +14,8 @@ import collections
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
-from fallom.exporters._base import Stats
 from fallom.exporters._spool import Replayed, Spool
+from fallom.infra._counters import Stats
 from fallom.infra._fork import register
 from fallom.infra._guard import report_internal_error
 

@@ -15,12 +15,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from fallom.exporters._base import SpanProcessor, Stats
+from fallom.infra._counters import Stats
 from fallom.infra._guard import report_internal_error
 from fallom.protocol import _genai
 from fallom.protocol._genai import SpanData
 from fallom.tracing import _runtime
 from fallom.tracing._context import CURRENT_SESSION
+from fallom.tracing._processor import SpanProcessor
 from fallom.tracing._record import _apply_redact
 from fallom.tracing._runtime import Runtime
 from fallom.tracing._session import SessionContext
@@ -96,9 +97,7 @@ class FallomExporter(SpanExporter):
         return None
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        from fallom._sdk import flush
-
-        return flush(timeout_millis / 1000)
+        return _runtime.STATE.flush(timeout_millis / 1000)
 
 
 def _hand_on(span: ReadableSpan, session: Optional[SessionContext], rt: Runtime,

@@ -12,16 +12,17 @@ the runtime it started in, so its record is built, redacted and handed on as tha
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Optional, Tuple
 
-from fallom.exporters._base import SpanProcessor
 from fallom.infra._config import Settings
 from fallom.infra._fork import at_fork
 from fallom.protocol._capture import Limits
 from fallom.tracing import _context
 from fallom.tracing._context import CURRENT_SPAN
+from fallom.tracing._processor import SpanProcessor
 
-__all__ = ["ACTIVE_FLAG", "STATE", "Runtime", "SpanProcessor", "swap"]
+__all__ = ["ACTIVE_FLAG", "STATE", "Runtime", "swap"]
 
 
 class Runtime:
@@ -79,6 +80,14 @@ class Runtime:
 
     def all_processors(self) -> Tuple[SpanProcessor, ...]:
         return self.ending
+
+    def flush(self, timeout: float) -> bool:
+        """Every processor delivers what it holds; True when all of it went in ``timeout``."""
+        deadline = time.monotonic() + timeout
+        ok = True
+        for processor in self.ending:
+            ok = processor.force_flush(max(0.0, deadline - time.monotonic())) and ok
+        return ok
 
 
 STATE = Runtime()
