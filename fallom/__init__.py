@@ -4,11 +4,12 @@ Everything here is safe on your code's path: it never raises into it, never
 waits on the network, and costs microseconds per traced call.
 """
 
-from fallom import models, prompts
+from fallom import extractors, models, prompts
 from fallom._sdk import flush, init, shutdown, stats
+from fallom._session import FallomSession, session
 from fallom._version import __version__
 from fallom.tracing._api import current_span, span, trace_llm
-from fallom.tracing._session import FallomSession, SessionContext, session
+from fallom.tracing._session import SessionContext
 from fallom.tracing._span import NoOpSpan, Span
 from fallom.tracing._threads import bind_context
 
@@ -32,6 +33,12 @@ __all__ = [
     "trace_llm",
 ]
 
+for _name in __all__:  # as httpx does: fallom.Span, not fallom.tracing._span.Span
+    _public = globals().get(_name)
+    if callable(_public):
+        _public.__module__ = "fallom"
+del _name, _public
+
 
 def __getattr__(name: str) -> object:
     """``FallomExporter`` imports OpenTelemetry, so only when asked for."""
@@ -41,5 +48,6 @@ def __getattr__(name: str) -> object:
         except ImportError as exc:
             raise ImportError("FallomExporter needs the otel extra: pip install 'fallom[otel]'"
                               ) from exc
+        FallomExporter.__module__ = "fallom"
         return FallomExporter
     raise AttributeError(f"module 'fallom' has no attribute {name!r}")

@@ -11,73 +11,19 @@ provider SDKs are never imported here.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional
 
-from fallom.infra._guard import report_internal_error
-from fallom.protocol._capture import snapshot
 from fallom.providers import anthropic, google, litellm, openai
-from fallom.tracing import _runtime
+from fallom.tracing._extract import (
+    Extractor,
+    apply,
+    extract,
+    lookup,
+    register,
+    register_builtins,
+)
 
 __all__ = ["Extractor", "apply", "extract", "lookup", "register"]
-
-Extractor = Callable[[Any], Optional[Mapping[str, Any]]]
-
-_BY_TYPE: Dict[type, Extractor] = {}
-_BY_NAME: Dict[str, Extractor] = {}
-
-
-_CACHE_SIZE = 1024
-
-
-class _Cache(Dict[type, Optional[Extractor]]):
-    """Extractors by result type, found through the type's MRO on first sight.
-
-    Bounded: a program that makes classes as it runs (a model class per
-    request) must not have every one of them kept alive here.
-    """
-
-    def __missing__(self, kind: type) -> Optional[Extractor]:
-        if len(self) >= _CACHE_SIZE:
-            self.clear()
-        found: Optional[Extractor] = None
-        for klass in kind.__mro__:
-            found = _BY_TYPE.get(klass) or _BY_NAME.get(f"{klass.__module__}.{klass.__qualname__}")
-            if found is not None:
-                break
-        self[kind] = found
-        return found
-
-
-_CACHE = _Cache()
-
-
-def register(target: Union[type, str], extractor: Extractor) -> None:
-    """Use ``extractor`` for results of ``target``: a type, or ``"module.QualName"``."""
-    if not callable(extractor):
-        raise TypeError(f"extractor must be callable, got {extractor!r}")
-    if isinstance(target, str):
-        _BY_NAME[target] = extractor
-    elif isinstance(target, type):
-        _BY_TYPE[target] = extractor
-    else:
-        raise TypeError(f"target must be a type or 'module.QualName', got {target!r}")
-    _CACHE.clear()
-
-
-# The extractor for results of a type, or None: the cache's own ``__getitem__``, so a
-# known type (every call after the first) costs a dict lookup and no Python frame.
-lookup: Callable[[type], Optional[Extractor]] = _CACHE.__getitem__
-
-
-def extract(result: Any) -> Optional[Mapping[str, Any]]:
-    """Record fields read from ``result``, or None when its type is not known."""
-    extractor = lookup(type(result))
-    if extractor is None:
-        return None
-    return extractor(result)
-
-
-_USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def _read_dict(result: Any) -> Optional[Mapping[str, Any]]:
@@ -109,44 +55,7 @@ def _register_builtins() -> None:
             google.read_generate_content,
         "litellm.types.utils.ModelResponse": litellm.read_model_response,
     }
-    _BY_NAME.update(known)
-    _BY_TYPE[dict] = _read_dict
-
-
-def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) -> None:
-    """Copy extracted ``fields`` onto ``span``; unknown keys become attributes."""
-    try:
-        runtime = getattr(span, "_rt", None)  # the span's own limits, not the default ones
-        limits = runtime.limits if runtime is not None else _runtime.STATE.limits
-        for key, value in fields.items():
-            if value is None:
-                continue
-            if key == "model":
-                span.set_model(value)
-            elif key in _USAGE:
-                span.record_usage(**{key: value})
-            elif key == "output":
-                if capture_output:
-                    span.set_output(value)
-            elif key == "raw_response":
-                if capture_output:
-                    span.raw_response = snapshot(value, limits)
-            elif key == "raw_usage":
-                span.raw_usage = snapshot(value, limits)
-            elif key == "input":
-                span.set_input(value)
-            elif key == "attributes":
-                span.set_attributes(value)
-            elif key == "provider":
-                span.set_attribute("gen_ai.provider.name", value)
-            elif key == "finish_reason":
-                span.set_attribute("gen_ai.response.finish_reasons", value)
-            elif key == "response_id":
-                span.set_attribute("gen_ai.response.id", value)
-            else:
-                span.set_attribute(key, value)
-    except Exception as exc:
-        report_internal_error(exc, "extractors.apply")
+    register_builtins(known, _read_dict)
 
 
 _register_builtins()

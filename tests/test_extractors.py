@@ -8,6 +8,7 @@ import pytest
 
 import fallom
 from fallom import extractors
+from fallom.tracing import _extract
 from fallom.testing import CapturedSpans, view
 
 from . import _provider_server as wire
@@ -111,4 +112,4 @@ def test_classes_made_per_call_are_not_kept_alive(spans: CapturedSpans) -> None:
     spans.clear()
     gc.collect()
     assert first() is None  # the lookup cache let it go
-    assert len(extractors._CACHE) <= 1024
+    assert len(_extract._CACHE) <= 1024

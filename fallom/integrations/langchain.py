@@ -18,7 +18,7 @@ from fallom.infra._fork import register
 from fallom.infra._guard import report_internal_error
 from fallom.protocol import _names as attr
 from fallom.providers._read import get
-from fallom.tracing import _runtime
+from fallom.tracing import _extract, _runtime
 from fallom.tracing._session import SessionContext
 from fallom.tracing._span import Span
 
@@ -91,9 +91,7 @@ class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
             return
         try:
             if fields:
-                from fallom import extractors
-
-                extractors.apply(span, fields)
+                _extract.apply(span, fields)
             if outputs is not None and not (fields and "output" in fields):
                 span.set_output(outputs)
             if error is not None:

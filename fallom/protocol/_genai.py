@@ -13,10 +13,9 @@ from typing import Any, Dict, Mapping, NamedTuple, Optional, Protocol, Sequence,
 
 from fallom.protocol import _names as attr
 from fallom.protocol._capture import Limits, clip, to_jsonable
+from fallom.protocol._fields import iso_time, output_json, timings_json, token_count, usage_json
 from fallom.protocol._json import json_text
 from fallom.protocol._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
-from fallom.tracing._record import iso_time, output_json, timings_json, usage_json
-from fallom.tracing._span import token_count
 
 __all__ = ["SessionLike", "SpanData", "to_record"]
 

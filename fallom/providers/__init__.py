@@ -1,7 +1,8 @@
 """Provider integrations: one module per provider, one shared wrapper (``_call``).
 
 Nothing here imports a provider SDK; objects are read by attribute (or key,
-for their JSON forms), so the SDKs stay optional.
+for their JSON forms), so the SDKs stay optional. It may import
+``fallom.tracing``, ``fallom.protocol`` and ``fallom.infra``.
 """
 
 __all__: list[str] = []

@@ -10,9 +10,9 @@ import weakref
 from types import TracebackType
 from typing import Any, AsyncIterator, Iterator, Optional
 
-from fallom import extractors
 from fallom.infra._guard import report_internal_error
 from fallom.providers._base import Accumulator, ObjectProxy
+from fallom.tracing import _extract
 from fallom.tracing._span import Span
 
 __all__ = ["StreamState", "TracedStream", "observe_events"]
@@ -42,7 +42,7 @@ class StreamState:
         self.done = True
         try:
             self.span.is_streaming = True
-            extractors.apply(self.span, self.acc.fields())
+            _extract.apply(self.span, self.acc.fields())
             if exc is not None:
                 self.span.record_exception(exc)
             elif cancelled:

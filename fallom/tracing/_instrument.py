@@ -16,11 +16,10 @@ from typing import Any, AsyncGenerator, Awaitable, Callable, Generator, Mapping,
 
 import wrapt
 
-from fallom import extractors
 from fallom.infra._guard import report_internal_error, report_misuse
 from fallom.protocol._capture import SCALAR_TYPES, snapshot
 from fallom.protocol._names import HTTP_STATUS
-from fallom.tracing import _context, _runtime
+from fallom.tracing import _context, _extract, _runtime
 from fallom.tracing._context import CURRENT_SPAN
 from fallom.tracing._record import Binder, BoundArgs
 from fallom.tracing._runtime import ACTIVE_FLAG
@@ -110,7 +109,7 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
         extractor = opts.extractor
         if extractor is None:
             kind = type(result)
-            extractor = extractors.lookup(kind)
+            extractor = _extract.lookup(kind)
             if extractor is not None and kind is not dict:
                 # An SDK response does not change after the call: read it off this path.
                 span.defer_read(extractor, result, opts.capture_output)
@@ -120,7 +119,7 @@ def finish(span: Span, opts: CallOptions, result: Any) -> Any:
         else:
             fields = _own_fields(extractor, result, opts.name)
         if fields:
-            extractors.apply(span, fields, capture_output=opts.capture_output)
+            _extract.apply(span, fields, capture_output=opts.capture_output)
         if opts.capture_output and span._capture and (not fields or "output" not in fields):
             # before end(): no freeze check; an immutable scalar is kept as it is
             span.output = result if type(result) in SCALAR_TYPES else snapshot(

@@ -7,21 +7,21 @@ timestamps all happen here.
 
 from __future__ import annotations
 
-import datetime
 import inspect
 import threading
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
-from fallom import extractors
 from fallom.infra._fork import at_fork
 from fallom.infra._guard import logger, report_internal_error
 from fallom.protocol._capture import Limits, clip, resolve
+from fallom.protocol._fields import iso_time, output_json, timings_json, usage_json
 from fallom.protocol._json import json_text
 from fallom.protocol._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
+from fallom.tracing import _extract
 from fallom.tracing._span import _UNSET, Span
 
-__all__ = ["Binder", "BoundArgs", "iso_time", "output_json", "reset_warnings", "timings_json",
-           "to_record", "usage_json"]
+__all__ = ["Binder", "BoundArgs", "reset_warnings",
+           "to_record"]
 
 Record = dict[str, Any]
 
@@ -93,24 +93,6 @@ def _resolve_deep(value: Any, limits: Limits) -> Any:
     return resolve(value, limits)
 
 
-_last_second: list[Any] = [None, ""]
-
-
-def iso_time(ns: int) -> str:
-    """ISO 8601 UTC with microseconds, as the other Fallom SDKs send.
-
-    Records come in bursts within one second, so the formatted second is
-    cached (one entry; a race only costs a recomputation).
-    """
-    seconds, micros = divmod(ns // 1000, 1_000_000)
-    cached = _last_second
-    if cached[0] != seconds:
-        moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-        cached[1], cached[0] = moment.strftime("%Y-%m-%dT%H:%M:%S"), seconds
-        return f"{cached[1]}.{micros:06d}Z"
-    return f"{cached[1]}.{micros:06d}Z"
-
-
 def _value(value: Any, limits: Limits) -> Any:
     if isinstance(value, BoundArgs):
         return value.to_dict(limits)
@@ -151,7 +133,7 @@ def _finish_and_build(span: Span) -> Record:
         try:
             fields = reader(result)
             if fields:
-                extractors.apply(span, fields, capture_output=capture_output)
+                _extract.apply(span, fields, capture_output=capture_output)
         except Exception as exc:
             report_internal_error(exc, "reading a response")
         finally:
@@ -262,34 +244,6 @@ def _attributes(span: Span, name: str, limits: Limits, duration_ms: int,
     attributes[RAW_TIMINGS] = timings_json(duration_ms, (span.duration_ns or 0) // 1000, ttft_ms,
                                            (span.ttft_ns or 0) // 1000, span.is_streaming)
     return attributes
-
-
-def output_json(value: Any) -> Tuple[str, bool]:
-    """``fallom.raw.response`` of a call that is not a known provider's: text as both
-    ``output`` and ``text`` (as the reference SDKs send it, encoded once here), anything
-    else as ``output``; and whether anything had to be cut."""
-    if isinstance(value, str):
-        text, cut = json_text(value)
-        return f'{{"output":{text},"text":{text}}}', cut
-    return json_text({"output": value})
-
-
-def usage_json(prompt: Optional[int], completion: Optional[int], total: Optional[int]) -> str:
-    """``fallom.raw.usage`` from whole counts, the ones that are known."""
-    parts = [f'"{name}":{value}' for name, value in (
-        ("prompt_tokens", prompt), ("completion_tokens", completion),
-        ("total_tokens", total)) if value is not None]
-    return "{" + ",".join(parts) + "}"
-
-
-def timings_json(duration_ms: int, duration_us: int, ttft_ms: Optional[int] = None,
-                 ttft_us: int = 0, streaming: bool = False) -> str:
-    """``fallom.raw.timings``: the reference's keys in whole milliseconds, and microseconds
-    beside them; written without the JSON encoder (every value is an int)."""
-    first = "" if ttft_ms is None else f',"firstTokenTime":{ttft_ms},"firstTokenUs":{ttft_us}'
-    last = ',"isStreaming":true' if streaming else ""
-    return (f'{{"requestStart":0,"requestEnd":{duration_ms},"responseEnd":{duration_ms},'
-            f'"totalDurationMs":{duration_ms},"durationUs":{duration_us}{first}{last}}}')
 
 
 def _request(span: Span, limits: Limits) -> Any:

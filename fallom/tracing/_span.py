@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from fallom.infra._guard import logger, report_internal_error, report_misuse
 from fallom.protocol._capture import snapshot
+from fallom.protocol._fields import token_count
 from fallom.tracing import _runtime
 from fallom.tracing._context import CURRENT_PROMPT, CURRENT_SESSION, CURRENT_SPAN
 from fallom.tracing._ids import clock, ids
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from fallom.tracing._runtime import Runtime
     from fallom.tracing._session import SessionContext
 
-__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span", "token_count"]
+__all__ = ["NOOP_SPAN", "NoOpSpan", "PromptMark", "SharedAttributes", "Span"]
 
 _late_write_logged = False
 _CANCEL_TYPES: tuple[type[BaseException], ...]
@@ -285,22 +286,6 @@ class Span:
                 processor.on_end(self)
         except Exception as exc:
             report_internal_error(exc, "Span.end")
-
-
-def token_count(value: Any) -> Optional[int]:
-    """A token count as a non-negative int (``12``, ``12.0``, ``"12"``); None for anything
-    else (``inf``, ``"lots"``, ``True``, ``-1``, ``1e300``, an object whose ``__int__``
-    raises)."""
-    try:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            return None
-        count = int(value)
-    except Exception:
-        return None
-    return count if 0 <= count < _MAX_COUNT else None
-
-
-_MAX_COUNT = 1 << 63  # what a signed 64-bit column, and every JSON reader, holds
 
 
 def _count(value: Any, name: str) -> Optional[int]:

@@ -1,0 +1,169 @@
+"""``fallom.session``: the session object users hold, and what it reaches.
+
+It sits above tracing because its methods reach the experiments
+(``get_model``), the provider wrappers and the integrations; the spans inside
+its block see only its frozen :class:`~fallom.tracing._session.SessionContext`.
+"""
+
+from __future__ import annotations
+
+import types
+from contextvars import Token
+from types import MappingProxyType, TracebackType
+from typing import Any, Iterable, Mapping, Optional, TypeVar
+
+from fallom import models
+from fallom.infra._guard import report_internal_error
+from fallom.integrations.models import wrap_generic
+from fallom.protocol._capture import to_jsonable
+from fallom.providers import anthropic, google, litellm, openai
+from fallom.providers._proxy import ClientProxy, wrap_client
+from fallom.tracing._context import CURRENT_SESSION, enter, leave
+from fallom.tracing._session import SessionContext
+
+__all__ = ["FallomSession", "session"]
+
+C = TypeVar("C")
+
+
+def _required(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} is required and must be a non-empty string, got {value!r}")
+    return value
+
+
+class FallomSession:
+    """A session: a context manager (sync or async) or a plain object.
+
+    Inside ``with session:`` every span started, in any function called,
+    carries its config key, session id, customer id, metadata and tags; an
+    inner session wins inside its own block.
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(self, config_key: str, session_id: str, customer_id: Optional[str] = None,
+                 metadata: Optional[Mapping[str, Any]] = None,
+                 tags: Optional[Iterable[str]] = None) -> None:
+        _required(config_key, "config_key")
+        _required(session_id, "session_id")
+        if customer_id is not None and not isinstance(customer_id, str):
+            raise ValueError(f"customer_id must be a string, got {customer_id!r}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise ValueError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        if isinstance(tags, str):
+            raise ValueError("tags must be a list of strings, not one string")
+        meta = to_jsonable(dict(metadata)) if metadata else {}
+        self._context = SessionContext(
+            config_key=config_key,
+            session_id=session_id,
+            customer_id=customer_id or None,
+            metadata=MappingProxyType(meta),
+            tags=tuple(str(tag) for tag in tags or ()),
+        )
+
+    @property
+    def config_key(self) -> str:
+        return self._context.config_key
+
+    @property
+    def session_id(self) -> str:
+        return self._context.session_id
+
+    @property
+    def customer_id(self) -> Optional[str]:
+        return self._context.customer_id
+
+    def get_context(self) -> SessionContext:
+        """The session's identity as a frozen value."""
+        return self._context
+
+    def __repr__(self) -> str:
+        return f"<FallomSession config_key={self.config_key!r} session_id={self.session_id!r}>"
+
+    def __enter__(self) -> FallomSession:
+        enter(self, CURRENT_SESSION.set(self._context))  # per entry, in the context
+        return self
+
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        token: Optional[Token[Optional[SessionContext]]] = leave(self)
+        if token is None:
+            return
+        try:
+            CURRENT_SESSION.reset(token)
+        except ValueError as err:  # left in another context than it was entered in
+            report_internal_error(err, "session exit")
+
+    def get_model(self, fallback: Optional[str] = None, version: Optional[int] = None,
+                  context: Optional[Mapping[str, Any]] = None) -> str:
+        """This session's model under its config; targeting sees ``customer_id`` and ``context``."""
+        return models.get(self.config_key, self.session_id, fallback=fallback, version=version,
+                          customer_id=self.customer_id, context=context)
+
+    # -- provider clients ------------------------------------------------------
+    def wrap_openai(self, client: C) -> C:
+        """Trace ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` or any OpenAI-compatible client."""
+        return wrap_client(client, openai.PROVIDER, self._context)
+
+    def wrap_anthropic(self, client: C) -> C:
+        """Trace ``Anthropic`` / ``AsyncAnthropic``: ``messages.create`` and ``messages.stream``."""
+        return wrap_client(client, anthropic.PROVIDER, self._context)
+
+    def wrap_google_ai(self, model_or_client: C) -> C:
+        """Trace a google-genai ``Client`` or a google-generativeai ``GenerativeModel``."""
+        target: Any = model_or_client
+        while isinstance(target, ClientProxy):
+            target = target.__wrapped__
+        if hasattr(target, "generate_content") and not hasattr(target, "models"):
+            model = getattr(target, "model_name", None)
+            return wrap_client(model_or_client, google.GENERATIVE_MODEL, self._context, model)
+        return wrap_client(model_or_client, google.PROVIDER, self._context)
+
+    def wrap_litellm(self, module: C) -> C:
+        """Trace ``litellm.completion`` / ``acompletion`` (pass the ``litellm`` module)."""
+        return wrap_client(module, litellm.PROVIDER, self._context)
+
+    def langchain_callback(self) -> Any:
+        """A LangChain callback handler recording runs under this session."""
+        from fallom.integrations.langchain import FallomCallbackHandler
+
+        return FallomCallbackHandler(self._context)
+
+    def trace_model(self, model: C) -> C:
+        """Trace a model object, PostHog style: a provider client, the litellm module, a
+        LangChain chat model, or any object with a generation method (``generate``,
+        ``complete``, ``chat``...); raises ``TypeError`` for anything else."""
+        target: Any = model
+        while isinstance(target, ClientProxy):
+            target = target.__wrapped__
+        module = target.__name__ if isinstance(target, types.ModuleType) \
+            else type(target).__module__
+        if module.split(".")[0] == "litellm" and hasattr(target, "completion"):
+            return self.wrap_litellm(model)
+        if module.startswith("openai"):
+            return self.wrap_openai(model)
+        if module.startswith("anthropic"):
+            return self.wrap_anthropic(model)
+        if module.startswith(("google.genai", "google.generativeai")):
+            return self.wrap_google_ai(model)
+        if any(k.__module__.startswith("langchain_core.language_models")
+               for k in type(target).__mro__):
+            return target.with_config(  # type: ignore[no-any-return]
+                callbacks=[self.langchain_callback()])
+        return wrap_generic(model, self._context)  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> FallomSession:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]],
+                        exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def session(config_key: str, session_id: str, *, customer_id: Optional[str] = None,
+            metadata: Optional[Mapping[str, Any]] = None,
+            tags: Optional[Iterable[str]] = None) -> FallomSession:
+    """Open a session; see :class:`FallomSession`."""
+    return FallomSession(config_key, session_id, customer_id=customer_id,
+                         metadata=metadata, tags=tags)
