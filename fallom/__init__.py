@@ -22,6 +22,7 @@ __all__ = [
     "__version__",
     "bind_context",
     "current_span",
+    "extractors",
     "flush",
     "init",
     "models",

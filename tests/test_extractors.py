@@ -8,8 +8,8 @@ import pytest
 
 import fallom
 from fallom import extractors
-from fallom.tracing import _extract
 from fallom.testing import CapturedSpans, view
+from fallom.tracing import _extract
 
 from . import _provider_server as wire
 

@@ -21,7 +21,7 @@ from fallom.infra._counters import Stats
 from fallom.infra._fork import register
 from fallom.infra._guard import logger, report_internal_error
 from fallom.tracing._processor import SpanProcessor
-from fallom.tracing._record import to_record
+from fallom.tracing._record import build_record
 from fallom.tracing._span import Span
 from fallom.tracing._suppress import suppress_here
 
@@ -151,9 +151,9 @@ class BatchProcessor(SpanProcessor):
         records: List[Any] = []
         for span in batch:
             try:
-                record = self._encode(span) if encoding is not None else to_record(span)
+                record = self._encode(span) if encoding is not None else build_record(span)
             except Exception as exc:
-                report_internal_error(exc, "to_record")
+                report_internal_error(exc, "build_record")
                 self._lose("export_error", 1)
                 continue
             if record is None:
@@ -187,7 +187,7 @@ class BatchProcessor(SpanProcessor):
 
     def _encode(self, span: Span) -> Optional[bytes]:
         """The record as the exporter sends it, cut to its size cap; a cut is counted."""
-        record = to_record(span)
+        record = build_record(span)
         if record is None:
             return None
         limit = self._encoding.max_batch_bytes if self._encoding is not None else 4_000_000

@@ -15,7 +15,7 @@ from fallom.console import make_console, print_traces
 from fallom.infra._fork import register
 from fallom.infra._guard import report_internal_error
 from fallom.tracing._processor import SpanProcessor
-from fallom.tracing._record import to_record
+from fallom.tracing._record import build_record
 from fallom.tracing._span import Span
 
 __all__ = ["ConsoleProcessor"]
@@ -37,7 +37,7 @@ class ConsoleProcessor(SpanProcessor):
 
     def on_end(self, span: Span) -> None:
         try:
-            record = to_record(span)
+            record = build_record(span)
             if record is None:
                 return
             with self._lock:

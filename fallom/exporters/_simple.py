@@ -10,7 +10,7 @@ from fallom.infra._counters import Stats
 from fallom.infra._fork import register
 from fallom.infra._guard import report_internal_error
 from fallom.tracing._processor import SpanProcessor
-from fallom.tracing._record import to_record
+from fallom.tracing._record import build_record
 from fallom.tracing._span import Span
 
 __all__ = ["InMemoryExporter", "SimpleProcessor"]
@@ -47,7 +47,7 @@ class SimpleProcessor(SpanProcessor):
 
     def on_end(self, span: Span) -> None:
         try:
-            record = to_record(span)
+            record = build_record(span)
             if record is None:
                 self.counters.drop("redacted")
                 return

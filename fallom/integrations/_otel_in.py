@@ -43,7 +43,7 @@ class ForeignSpan:
         self.sampled = True
 
 
-def to_record(span: ReadableSpan, session: Optional[SessionContext],
+def record_from_otel(span: ReadableSpan, session: Optional[SessionContext],
               rt: Runtime) -> Dict[str, Any]:
     """One OpenTelemetry SDK span as a v2 fallom wire record, under runtime ``rt``."""
     context = span.get_span_context()
@@ -57,7 +57,7 @@ def to_record(span: ReadableSpan, session: Optional[SessionContext],
         error=span.status.status_code is StatusCode.ERROR,
         status_message=span.status.description, attributes=dict(span.attributes or {}),
         events=[(event.name, event.attributes or {}) for event in span.events])
-    return _genai.to_record(data, session, rt.capture, rt.settings.config_key, rt.limits)
+    return _genai.record_from_genai(data, session, rt.capture, rt.settings.config_key, rt.limits)
 
 
 class FallomExporter(SpanExporter):
@@ -103,7 +103,7 @@ class FallomExporter(SpanExporter):
 def _hand_on(span: ReadableSpan, session: Optional[SessionContext], rt: Runtime,
              processors: List[SpanProcessor]) -> None:
     """One span's record, through ``rt``'s redact hook, to its processors."""
-    record: Optional[Dict[str, Any]] = to_record(span, session, rt)
+    record: Optional[Dict[str, Any]] = record_from_otel(span, session, rt)
     redact = rt.settings.redact
     if redact is not None and record is not None:
         record = _apply_redact(redact, record)

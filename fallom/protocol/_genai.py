@@ -17,7 +17,7 @@ from fallom.protocol._fields import iso_time, output_json, timings_json, token_c
 from fallom.protocol._json import json_text
 from fallom.protocol._wire import RAW_REQUEST, RAW_RESPONSE, RAW_TIMINGS, RAW_USAGE
 
-__all__ = ["SessionLike", "SpanData", "to_record"]
+__all__ = ["SessionLike", "SpanData", "record_from_genai"]
 
 
 class SpanData(NamedTuple):
@@ -145,7 +145,7 @@ def _error(span: SpanData, capture: bool) -> str:
     return f"{kind}: {message}" if kind and message else str(message or kind or "Error")
 
 
-def to_record(span: SpanData, session: Optional[SessionLike], capture: bool,
+def record_from_genai(span: SpanData, session: Optional[SessionLike], capture: bool,
               config_key: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
     """One OpenTelemetry span as a v2 fallom wire record (DESIGN §3).
 
@@ -193,7 +193,7 @@ def to_record(span: SpanData, session: Optional[SessionLike], capture: bool,
         record["error_message"] = _text(_error(span, capture), limits)
     if ttft is not None:
         record["is_streaming"] = True
-    record["attributes"] = _attributes(attrs, capture, record, operation, end - start, ttft,
+    record["attributes"] = _genai_attributes(attrs, capture, record, operation, end - start, ttft,
                                        limits)
     return record
 
@@ -226,7 +226,7 @@ def _value(value: Any, limits: Optional[Limits]) -> Any:
     return parsed if limits is None else to_jsonable(parsed, limits)
 
 
-def _attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
+def _genai_attributes(attrs: Dict[str, Any], capture: bool, record: Dict[str, Any],
                 operation: Any, duration_ns: int, ttft: Optional[float],
                 limits: Optional[Limits]) -> Dict[str, Any]:
     provider = _first(attrs, _PROVIDER)

@@ -97,7 +97,7 @@ class ContentAccumulator(Accumulator):
         return fields
 
 
-def _attributes(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
+def _request_attributes_with_config(kwargs: Mapping[str, Any]) -> Dict[str, Any]:
     config = kwargs.get("config") or kwargs.get("generation_config")
     return request_attributes(kwargs, config)
 
@@ -113,10 +113,10 @@ PROVIDER = Provider("google", {
     ("models", "generate_content_stream"): _STREAM,
     ("aio", "models", "generate_content"): _GENERATE,
     ("aio", "models", "generate_content_stream"): _STREAM,
-}, request_attributes=_attributes)
+}, request_attributes=_request_attributes_with_config)
 
 # google-generativeai: ``GenerativeModel.generate_content(contents, stream=False)``
 GENERATIVE_MODEL = Provider("google", {
     ("generate_content",): _GENERATE,
     ("generate_content_async",): _GENERATE,
-}, request_attributes=_attributes)
+}, request_attributes=_request_attributes_with_config)

@@ -13,7 +13,7 @@ import binascii
 import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from fallom.protocol._genai import SpanData, to_record
+from fallom.protocol._genai import SpanData, record_from_genai
 
 __all__ = ["OTLP_PROTOBUF", "ProtobufMissingError", "is_otlp", "records_from_otlp", "from_protobuf"]
 
@@ -51,7 +51,7 @@ def records_from_otlp(body: Dict[str, Any]) -> Tuple[List[Dict[str, Any]], List[
     records, errors = [], []
     for span in _spans(body):
         try:
-            records.append(to_record(_span_data(span), None, True, "default"))
+            records.append(record_from_genai(_span_data(span), None, True, "default"))
         except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError,
                 RecursionError) as exc:  # the span's values, not this server: refused alone
             errors.append(f"span {span.get('name')!r}: {exc}" if isinstance(span, dict)
@@ -84,7 +84,7 @@ def _span_data(span: Any) -> SpanData:
     end = _nanos(span.get("endTimeUnixNano", start), "endTimeUnixNano")
     status: Dict[str, Any] = span["status"] if isinstance(span.get("status"), dict) else {}
     message = status.get("message")
-    events = [(str(event.get("name")), _attributes(event.get("attributes")))
+    events = [(str(event.get("name")), _key_values(event.get("attributes")))
               for event in _list(span.get("events")) if isinstance(event, dict)]
     parent = span.get("parentSpanId")
     return SpanData(
@@ -93,7 +93,7 @@ def _span_data(span: Any) -> SpanData:
         parent_id=_id(parent, 8, "parentSpanId") if parent else None,
         start_ns=start, end_ns=end, error=status.get("code") in _ERROR_CODES,
         status_message=message if isinstance(message, str) else None,
-        attributes=_attributes(span.get("attributes")), events=events)
+        attributes=_key_values(span.get("attributes")), events=events)
 
 
 def _id(value: Any, size: int, field: str) -> int:
@@ -124,7 +124,7 @@ def _nanos(value: Any, field: str) -> int:
     raise ValueError(f"{field} must be an integer of nanoseconds")
 
 
-def _attributes(items: Any, depth: int = 0) -> Dict[str, Any]:
+def _key_values(items: Any, depth: int = 0) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     for item in _list(items):
         if isinstance(item, dict) and isinstance(item.get("key"), str):
@@ -149,7 +149,7 @@ def _value(value: Any, depth: int) -> Any:
         return [_value(v, depth + 1) for v in _list(inner.get("values"))]
     if "kvlistValue" in value:
         inner = value["kvlistValue"] if isinstance(value["kvlistValue"], dict) else {}
-        return _attributes(inner.get("values"), depth + 1)
+        return _key_values(inner.get("values"), depth + 1)
     if "bytesValue" in value:
         return value["bytesValue"] if isinstance(value["bytesValue"], str) else None
     return None

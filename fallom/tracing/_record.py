@@ -21,7 +21,7 @@ from fallom.tracing import _extract
 from fallom.tracing._span import _UNSET, Span
 
 __all__ = ["Binder", "BoundArgs", "reset_warnings",
-           "to_record"]
+           "build_record"]
 
 Record = dict[str, Any]
 
@@ -109,7 +109,7 @@ def _new_build_lock() -> None:
     _build_lock = threading.Lock()
 
 
-def to_record(span: Span) -> Optional[Record]:
+def build_record(span: Span) -> Optional[Record]:
     """The wire record of ``span`` after the redact hook; None when it is dropped.
 
     Built once per span (under a lock, as two processors may ask at once),
@@ -210,7 +210,7 @@ def _build(span: Span, limits: Limits) -> Record:
             record["metadata"] = dict(session.metadata)  # made JSON-safe with the session
         if session.tags:
             record["tags"] = list(session.tags)
-    record["attributes"] = _attributes(span, name, limits, duration_ms, ttft_ms)
+    record["attributes"] = _span_attributes(span, name, limits, duration_ms, ttft_ms)
     prompt = span.prompt
     if prompt is not None:
         record["prompt_key"] = prompt.key
@@ -220,7 +220,7 @@ def _build(span: Span, limits: Limits) -> Record:
     return record
 
 
-def _attributes(span: Span, name: str, limits: Limits, duration_ms: int,
+def _span_attributes(span: Span, name: str, limits: Limits, duration_ms: int,
                 ttft_ms: Optional[int]) -> Dict[str, Any]:
     attributes: Dict[str, Any] = {}
     if span.attributes:
