@@ -13,7 +13,7 @@ from fallom.experiments._remote import REPORTS
 from fallom.exporters._batch import BatchProcessor
 from fallom.exporters._spool import Spool
 from fallom.infra import _exit
-from fallom.infra._config import Settings, resolve_settings
+from fallom.infra._config import Settings, resolve_settings, settings_args
 from fallom.infra._counters import merge_stats
 from fallom.infra._fork import at_fork
 from fallom.infra._guard import logger
@@ -45,9 +45,9 @@ def init(
     traces_url: Optional[str] = None,
     configs_url: Optional[str] = None,
     prompts_url: Optional[str] = None,
-    config_key: Optional[str] = None,
     capture_content: Optional[bool] = None,
     debug: Optional[bool] = None,
+    config_key: Optional[str] = None,
     tracing: Optional[bool] = None,
     sample_rate: Optional[float] = None,
     propagate_threads: Optional[bool] = None,
@@ -80,11 +80,18 @@ def init(
     """Configure fallom; calling it again reconfigures from scratch.
 
     Each setting comes from its argument, else its ``FALLOM_*`` environment
-    variable, else the default. Without an API key nothing is sent to Fallom
-    (local mode) and nothing raises; a wrong value raises ``ValueError``
-    naming the parameter, an unknown keyword ``TypeError``.
+    variable, else the default (docs/configuration.md). Without an API key
+    nothing is sent to Fallom (local mode) and nothing raises.
+
+    Args:
+        (one per setting, written below from the settings' declaration)
+
+    Raises:
+        ValueError: a wrong value, naming the parameter or variable it came from.
+        TypeError: an unknown keyword.
     """
-    settings = resolve_settings(dict(locals()))
+    # the parameters are the settings, by name: fallom/infra/_config.py declares each once
+    settings = resolve_settings(locals())
     activate, otel_parent = _otel_hooks(settings.otel_context)
     processors = tuple(_build_processors(settings))
     experiments = _stores.start(settings)  # the first config and prompt fetches start now
@@ -100,6 +107,11 @@ def init(
     _set_log_level(settings)
     _stores.stop(old.experiments)
     _close(old.processors, settings.shutdown_timeout)
+
+
+init.__doc__ = (init.__doc__ or "").replace(
+    "        (one per setting, written below from the settings' declaration)\n",
+    settings_args())
 
 
 def _build_processors(settings: Settings) -> List[SpanProcessor]:

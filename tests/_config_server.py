@@ -1,4 +1,4 @@
-"""A local configs and prompts server (DESIGN §3) that can be told to fail."""
+"""A local configs and prompts server (docs/design.md §3.5, §3.6) that can be told to fail."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class TracesServer(LoopbackServer):
         send_json(handler, status, {}, headers)
 
 
-# -- the Fallom cloud's contract, as the published SDKs speak it (DESIGN §3) ----------------
+# -- the Fallom cloud's contract, as the published SDKs speak it (docs/design.md §3) ---------
 _REQUIRED = {"config_key": str, "session_id": str, "trace_id": str, "span_id": str,
              "name": str, "start_time": str, "end_time": str, "duration_ms": int,
              "status": str}

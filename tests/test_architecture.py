@@ -106,3 +106,15 @@ def test_every_folder_says_what_it_owns_and_may_import() -> None:
                                                                   "prompts", "FallomExporter"}))
 def test_public_objects_report_the_package_they_are_used_from(name: str) -> None:
     assert getattr(fallom, name).__module__ == "fallom"
+
+
+def test_every_design_section_the_code_cites_exists() -> None:
+    import re
+
+    headings = set(re.findall(r"^#{2,3} (\d+(?:\.\d+)?)\.? ",
+                              (ROOT / "docs" / "design.md").read_text(encoding="utf-8"), re.M))
+    cited = {(path.name, section)
+             for folder in ("fallom", "tests") for path in (ROOT / folder).rglob("*.py")
+             for section in re.findall(r"docs/design\.md §(\d+(?:\.\d+)?)", path.read_text())}
+    assert cited, "the code cites the design document"
+    assert {(name, s) for name, s in cited if s not in headings} == set()

@@ -13,7 +13,7 @@ from fallom.experiments._assign import ConfigError, bucket, choose, js_object_va
 
 
 def reference(session_id: str, weights: List[float], salt: Optional[str] = None) -> int:
-    """Written from DESIGN §3 alone, independently of fallom.experiments._assign."""
+    """Written from docs/design.md §6.2 alone, independently of fallom.experiments._assign."""
     seed = (salt + ":" + session_id) if salt else session_id
     point = int(hashlib.md5(seed.encode()).hexdigest()[:8], 16) % 1000000
     running = 0.0

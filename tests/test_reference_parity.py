@@ -3,7 +3,7 @@
 Both read the same generated catalog from a real ``fallom serve`` and answer
 ``models.get``, ``prompts.get`` and ``prompts.get_ab`` for thousands of
 sessions, customers and contexts. Every difference fails, except on the
-configs tagged with one of the documented disagreements (README, "Where the
+configs tagged with one of the documented disagreements (docs/guide.md, "Where the
 reference SDKs disagree"), where the TypeScript SDK's answer is ours.
 """
 

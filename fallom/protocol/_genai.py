@@ -147,7 +147,7 @@ def _error(span: SpanData, capture: bool) -> str:
 
 def record_from_genai(span: SpanData, session: Optional[SessionLike], capture: bool,
               config_key: str, limits: Optional[Limits] = None) -> Dict[str, Any]:
-    """One OpenTelemetry span as a v2 fallom wire record (DESIGN §3).
+    """One OpenTelemetry span as a v2 fallom wire record (docs/design.md §3.3).
 
     The session is ``session`` if given, else read from the span's attributes
     (``fallom.session_id``, ``gen_ai.conversation.id``, ``session.id``; the

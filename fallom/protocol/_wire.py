@@ -1,6 +1,6 @@
 """Read a wire record of any Fallom SDK: tokens, model, input and output.
 
-The v2 records of DESIGN §3 keep tokens and content inside ``attributes`` as
+The v2 records of docs/design.md §3.3 keep tokens and content inside ``attributes`` as
 ``fallom.raw.*`` JSON strings, in each provider's own shape; records of
 earlier fallom versions had them as top-level fields. Everything that reads
 records (the console, the test kit, OTLP out, ``fallom serve`` and

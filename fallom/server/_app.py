@@ -1,4 +1,4 @@
-"""The HTTP side of ``fallom serve``: every route of DESIGN §3, plus a read API."""
+"""The HTTP side of ``fallom serve``: every route of docs/design.md §3, plus a read API."""
 
 from __future__ import annotations
 

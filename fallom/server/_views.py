@@ -22,7 +22,7 @@ def sessions(store: Store, *, customer_id: Optional[str] = None, limit: int = 50
              offset: int = 0) -> List[Dict[str, Any]]:
     """Sessions newest first: traces, customer, tokens, errors and time span of each.
 
-    A trace outside any session has its trace id as session id (DESIGN §3);
+    A trace outside any session has its trace id as session id (docs/design.md §3.3);
     those are left out here. Tokens are null when no span counted any.
     """
     where, args = ["session_id IS NOT NULL", "session_id != trace_id"], []

@@ -1,4 +1,4 @@
-"""Turn a finished span into the wire record of DESIGN §3.
+"""Turn a finished span into the wire record of docs/design.md §3.3.
 
 Runs on the export path (the worker thread, or the test kit), never on the
 caller's: binding arguments, converting captured values and formatting
@@ -171,7 +171,7 @@ def _apply_redact(redact: Callable[[Record], Optional[Record]], record: Record) 
 
 
 def _build(span: Span, limits: Limits) -> Record:
-    """The v2 record of DESIGN §3: TraceData fields on top, the rest in ``attributes``.
+    """The v2 record of docs/design.md §3.3: TraceData fields on top, the rest in ``attributes``.
 
     The export worker runs this for every span: plain attribute reads, and
     the fixed-shape timings written without the JSON encoder.
