@@ -8,8 +8,9 @@ request, is what it sends to the Fallom cloud, here with 0 and 20 ms of added
 server latency.
 
 The server runs in its own process, so its CPU is not counted. fallom is
-measured twice, in child processes: with the standard library's ``json``
-(what ``pip install fallom`` gives) and with orjson (``fallom[fast]``).
+measured twice, in child processes: with orjson (what ``pip install fallom``
+gives on CPython) and with the standard library's ``json`` (the fallback, e.g.
+on PyPy).
 """
 
 from __future__ import annotations

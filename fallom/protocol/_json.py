@@ -1,7 +1,8 @@
 """One JSON encoder for the export path, and text that is never lost to it.
 
-orjson is used when installed (``fallom[fast]``): about twenty times faster
-than the standard library for a 1 KB record. Either can refuse a value (a
+orjson (a dependency everywhere but PyPy, as in LangSmith) is about twenty
+times faster than the standard library for a 1 KB record; without it the
+standard library's encoder does the same work. Either can refuse a value (a
 lone surrogate, an integer beyond 64 bits or 4,300 digits): :func:`json_text`
 and :func:`encode_record` then cut only what failed, with a visible marker,
 so one bad value never costs the rest of a record or of its batch.
