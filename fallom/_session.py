@@ -37,7 +37,24 @@ class FallomSession:
 
     Inside ``with session:`` every span started, in any function called,
     carries its config key, session id, customer id, metadata and tags; an
-    inner session wins inside its own block.
+    inner session wins inside its own block. Its ``wrap_*`` clients carry it
+    wherever they are called, block or not.
+
+    Args:
+        config_key: the Fallom config this session's model A/B test and traces belong
+            to: a non-empty string.
+        session_id: the conversation or request the spans are grouped by; it also
+            picks the A/B bucket. A non-empty string.
+        customer_id: the end user, for targeting and filtering; None or "": none.
+        metadata: JSON-able details recorded on each span (a copy, taken now; values
+            JSON cannot hold are stored as text); None: none.
+        tags: labels recorded on each span, each kept as ``str(tag)``; None: none.
+
+    Raises:
+        ValueError: ``config_key`` or ``session_id`` is missing or not a non-empty
+            string, ``customer_id`` is not a string, ``metadata`` is not a mapping,
+            or ``tags`` is one string rather than several. Entering and leaving the
+            block never raise.
     """
 
     __slots__ = ("_context",)
@@ -75,7 +92,11 @@ class FallomSession:
         return self._context.customer_id
 
     def get_context(self) -> SessionContext:
-        """The session's identity as a frozen value."""
+        """The session's identity as a frozen value, safe to hand to other threads.
+
+        Returns:
+            The :class:`SessionContext` its spans carry. Never raises.
+        """
         return self._context
 
     def __repr__(self) -> str:
@@ -97,21 +118,70 @@ class FallomSession:
 
     def get_model(self, fallback: Optional[str] = None, version: Optional[int] = None,
                   context: Optional[Mapping[str, Any]] = None) -> str:
-        """This session's model under its config; targeting sees ``customer_id`` and ``context``."""
+        """This session's model under its config, as :func:`fallom.models.get` picks it.
+
+        Args:
+            fallback: the model to use when the config is not available; None: none.
+            version: a pinned config version; None: the latest.
+            context: what targeting rules match on, beside the session's
+                ``customer_id``; None: nothing more.
+
+        Returns:
+            The model name, the same for this session id every time.
+
+        Raises:
+            ValueError: no config (or that ``version``) is available and no
+                ``fallback`` was given, or ``version`` is not a whole number.
+        """
         return models.get(self.config_key, self.session_id, fallback=fallback, version=version,
                           customer_id=self.customer_id, context=context)
 
     # -- provider clients ------------------------------------------------------
     def wrap_openai(self, client: C) -> C:
-        """Trace ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` or any OpenAI-compatible client."""
+        """Trace ``OpenAI``, ``AsyncOpenAI``, ``AzureOpenAI`` or any OpenAI-compatible client.
+
+        Args:
+            client: the client; it is not changed, and a traced one is unwrapped first.
+
+        Returns:
+            A proxy of ``client`` that records each call in this session and returns or
+            raises exactly what the client does.
+
+        Raises:
+            TypeError: ``client`` has no ``chat.completions.create``.
+        """
         return wrap_client(client, openai.PROVIDER, self._context)
 
     def wrap_anthropic(self, client: C) -> C:
-        """Trace ``Anthropic`` / ``AsyncAnthropic``: ``messages.create`` and ``messages.stream``."""
+        """Trace ``Anthropic`` / ``AsyncAnthropic``: ``messages.create`` and ``messages.stream``.
+
+        Args:
+            client: the client; it is not changed, and a traced one is unwrapped first.
+
+        Returns:
+            A proxy of ``client`` that records each call in this session and returns or
+            raises exactly what the client does.
+
+        Raises:
+            TypeError: ``client`` has no ``messages.create``.
+        """
         return wrap_client(client, anthropic.PROVIDER, self._context)
 
     def wrap_google_ai(self, model_or_client: C) -> C:
-        """Trace a google-genai ``Client`` or a google-generativeai ``GenerativeModel``."""
+        """Trace a google-genai ``Client`` or a google-generativeai ``GenerativeModel``.
+
+        Args:
+            model_or_client: the client or model; it is not changed, and a traced one is
+                unwrapped first.
+
+        Returns:
+            A proxy of it that records each call in this session and returns or raises
+            exactly what the original does.
+
+        Raises:
+            TypeError: it has neither ``models.generate_content`` nor
+                ``generate_content``.
+        """
         target: Any = model_or_client
         while isinstance(target, ClientProxy):
             target = target.__wrapped__
@@ -121,19 +191,48 @@ class FallomSession:
         return wrap_client(model_or_client, google.PROVIDER, self._context)
 
     def wrap_litellm(self, module: C) -> C:
-        """Trace ``litellm.completion`` / ``acompletion`` (pass the ``litellm`` module)."""
+        """Trace ``litellm.completion`` / ``acompletion`` (pass the ``litellm`` module).
+
+        Args:
+            module: the ``litellm`` module; it is not changed.
+
+        Returns:
+            A proxy of the module whose calls are recorded in this session and return
+            or raise exactly what litellm's do.
+
+        Raises:
+            TypeError: ``module`` has no ``completion``.
+        """
         return wrap_client(module, litellm.PROVIDER, self._context)
 
     def langchain_callback(self) -> Any:
-        """A LangChain callback handler recording runs under this session."""
+        """A LangChain callback handler recording runs under this session.
+
+        Returns:
+            A new ``FallomCallbackHandler``: pass it in ``callbacks=[...]``.
+
+        Raises:
+            ImportError: ``langchain-core`` is not installed.
+        """
         from fallom.integrations.langchain import FallomCallbackHandler
 
         return FallomCallbackHandler(self._context)
 
     def trace_model(self, model: C) -> C:
-        """Trace a model object, PostHog style: a provider client, the litellm module, a
-        LangChain chat model, or any object with a generation method (``generate``,
-        ``complete``, ``chat``...); raises ``TypeError`` for anything else."""
+        """Trace a model object, PostHog style, whatever its kind.
+
+        Args:
+            model: a provider client (OpenAI, Anthropic, Google), the litellm module, a
+                LangChain chat model, or any object with a generation method
+                (``generate``, ``complete``, ``chat``...).
+
+        Returns:
+            What the matching ``wrap_*`` returns; for a LangChain model, the model
+            with this session's callback handler bound (``with_config``).
+
+        Raises:
+            TypeError: ``model`` is none of those.
+        """
         target: Any = model
         while isinstance(target, ClientProxy):
             target = target.__wrapped__
@@ -164,6 +263,21 @@ class FallomSession:
 def session(config_key: str, session_id: str, *, customer_id: Optional[str] = None,
             metadata: Optional[Mapping[str, Any]] = None,
             tags: Optional[Iterable[str]] = None) -> FallomSession:
-    """Open a session; see :class:`FallomSession`."""
+    """Open a session: ``with fallom.session(...):``, or hold it and wrap clients.
+
+    Args:
+        config_key: the Fallom config this session belongs to: a non-empty string.
+        session_id: the conversation or request the spans are grouped by, and the
+            A/B bucket: a non-empty string.
+        customer_id: the end user, for targeting and filtering; None: none.
+        metadata: JSON-able details recorded on each span; None: none.
+        tags: labels recorded on each span; None: none.
+
+    Returns:
+        A :class:`FallomSession`; nothing is active until its block is entered.
+
+    Raises:
+        ValueError: as :class:`FallomSession` says, for a missing or wrong value.
+    """
     return FallomSession(config_key, session_id, customer_id=customer_id,
                          metadata=metadata, tags=tags)

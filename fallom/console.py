@@ -1,4 +1,4 @@
-"""Render trace records as ``rich`` trees: debug mode and the local trace viewer.
+r"""Render trace records as ``rich`` trees: debug mode and the local trace viewer.
 
 User text (names, prompts, errors) is only ever put in ``Text`` objects, so a
 prompt containing ``[/bold]`` prints as written, and its control characters
@@ -32,7 +32,19 @@ _ESCAPED_BUT_LINES = {c: text for c, text in _ESCAPED.items() if c != ord("\n")}
 
 
 def clean(text: Any, lines: bool = False) -> str:
-    """``text`` with control characters written out; ``lines`` keeps line breaks."""
+    """``text`` with control characters written out, so it cannot drive a terminal.
+
+    Args:
+        text: anything; it is shown as ``str(text)``.
+        lines: keep line breaks (``\\n``) as they are (default False: written out).
+
+    Returns:
+        The text, each control or bidirectional-override character as ``\\xNN`` or
+        ``\\uNNNN``.
+
+    Raises:
+        Whatever ``str(text)`` raises propagates.
+    """
     return str(text).translate(_ESCAPED_BUT_LINES if lines else _ESCAPED)
 
 
@@ -59,7 +71,16 @@ def ascii_only(line: Text) -> Text:
 
 
 def preview(value: Any, more: str) -> str:
-    """``value`` on one line of at most ``PREVIEW_CHARS``, control characters written out."""
+    """``value`` on one line of at most ``PREVIEW_CHARS``, control characters written out.
+
+    Args:
+        value: a string, shown as is, or anything else, shown as compact JSON
+            (``str()`` for what JSON cannot hold).
+        more: the mark that ends a cut line (``…``, or ``...`` for ASCII consoles).
+
+    Returns:
+        The one-line preview, runs of whitespace folded to one space.
+    """
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
                                                             default=str, separators=(",", ":"))
     return cut(clean(" ".join(text.split())), PREVIEW_CHARS, more)
@@ -135,8 +156,18 @@ def render_traces(records: Iterable[Record], *, unfinished: bool = False,
     Built without recursion, whatever the depth: a subtree deeper than ``max_depth``
     levels continues in a tree of its own, after this one. Spans whose parent links form
     a cycle are shown from one span of the cycle, and cut where a span would repeat.
-    ``unicode=False`` keeps every character ASCII, for consoles that cannot
-    encode more (rich then draws ASCII guides too).
+
+    Args:
+        records: the wire records, of one trace or many, in any order.
+        unfinished: mark each root "(unfinished trace)", for traces still running.
+        unicode: False keeps every character ASCII, for consoles that cannot encode
+            more (rich then draws ASCII guides too).
+        full: show whole inputs and outputs on lines of their own, not one-line
+            previews.
+        max_depth: levels drawn in one tree (at least 1; default ``MAX_DEPTH``).
+
+    Returns:
+        The ``rich`` trees, roots in start-time order; empty for no records.
     """
     return _Forest(list(records), _Glyphs(unicode), full, max(1, max_depth)).trees(unfinished)
 
@@ -222,8 +253,18 @@ class _Forest:
 
 def print_traces(records: Iterable[Record], console: Optional[Console] = None, *,
                  unfinished: bool = False, full: bool = False) -> None:
-    """Print ``records`` as trees (to stderr unless a console is given); ``full`` prints
-    whole inputs and outputs, wrapped, instead of one-line previews."""
+    """Print ``records`` as trees, each line cut at the console's width.
+
+    Args:
+        records: the wire records, of one trace or many, in any order.
+        console: where to print; None: stderr, coloured only on a terminal (see
+            :func:`make_console`).
+        unfinished: mark each root "(unfinished trace)".
+        full: print whole inputs and outputs, wrapped, instead of one-line previews.
+
+    Raises:
+        Whatever writing to the console raises (a closed stream, a broken pipe).
+    """
     console = console or make_console()
     depth = max(2, min(MAX_DEPTH, (console.width - 24) // 4))  # 4 columns of guide a level
     for tree in render_traces(records, unfinished=unfinished, unicode=is_unicode(console),

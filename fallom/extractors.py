@@ -14,16 +14,30 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional
 
 from fallom.providers import anthropic, google, litellm, openai
-from fallom.tracing._extract import (
-    Extractor,
-    apply,
-    extract,
-    lookup,
-    register,
-    register_builtins,
-)
+from fallom.tracing import _extract
+from fallom.tracing._extract import Extractor, apply, extract, register, register_builtins
 
 __all__ = ["Extractor", "apply", "extract", "lookup", "register"]
+
+
+def lookup(result_type: type) -> Optional[Extractor]:
+    """The extractor fallom uses for results of ``result_type``.
+
+    Tracing itself calls the registry's cache directly (a C method, no Python frame
+    per traced call); this is that lookup with a signature and a docstring.
+
+    Args:
+        result_type: the type of a result; its bases are searched too.
+
+    Returns:
+        The extractor registered for it or its nearest base, or None.
+
+    Raises:
+        TypeError: ``result_type`` is not a type.
+    """
+    if not isinstance(result_type, type):
+        raise TypeError(f"result_type must be a type, got {result_type!r}")
+    return _extract.lookup(result_type)
 
 
 def _read_dict(result: Any) -> Optional[Mapping[str, Any]]:

@@ -22,9 +22,29 @@ def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
     """The model for ``session_id`` under config ``config_key``.
 
     Targeting (by ``customer_id`` and ``context``) first, else the weighted
-    md5 bucket of the session id. Without the config (or that ``version``),
-    returns ``fallback``; with no fallback either, raises ``ValueError``
-    naming the key. Assignments are reported to Fallom in the background.
+    md5 bucket of the session id. Assignments are reported to Fallom in the
+    background. Answered from memory; only a cold cache (the first call after
+    ``init()``) waits, at most ``cold_start_timeout``.
+
+    Args:
+        config_key: the config's key: a non-empty string.
+        session_id: what the bucket is drawn from, so a session keeps its model: a
+            string ("" too).
+        fallback: the model to return when the config (or that ``version``) is not
+            available: before ``init()``, in local mode, or not fetched in time.
+            None: raise instead.
+        version: a pinned config version (a whole number, or its digits as a
+            string); None: the latest.
+        customer_id: what targeting rules on customers match; None: none.
+        context: the fields other targeting rules match; None: none.
+
+    Returns:
+        The model name.
+
+    Raises:
+        ValueError: the config is not available and there is no ``fallback`` (the
+            message names the key), or an argument has the wrong type. A failure
+            inside fallom is logged once and treated as "not available".
     """
     if type(config_key) is not str or not config_key:  # checks cost a call only when wrong
         _stores.required(config_key, "config_key")

@@ -29,7 +29,16 @@ _unknown_reported: set[str] = set()
 
 @dataclass(frozen=True)
 class Prompt:
-    """A rendered prompt and where it came from."""
+    """A rendered prompt and where it came from.
+
+    Attributes:
+        key: the prompt's key.
+        version: the version it was rendered from.
+        system: the system message, variables filled in.
+        user: the user message, variables filled in.
+        ab_test_key: the A/B test that chose it (``get_ab``); None from ``get``.
+        variant_index: which of that test's variants it is; None from ``get``.
+    """
 
     key: str
     version: Any
@@ -40,7 +49,20 @@ class Prompt:
 
 
 def render(template: str, variables: Optional[Mapping[str, Any]]) -> str:
-    """Substitute ``{{name}}`` once; unknown names stay as written."""
+    """Substitute ``{{name}}`` once; unknown names stay as written.
+
+    Args:
+        template: the text holding ``{{name}}`` placeholders.
+        variables: the values by name, each written as ``str(value)``; None: none,
+            so the template comes back as written.
+
+    Returns:
+        The filled-in text. A value is never itself searched for placeholders.
+
+    Raises:
+        TypeError: ``template`` is not a string. Whatever a value's ``__str__``
+            raises propagates.
+    """
     values = variables or {}
 
     def replace(match: re.Match[str]) -> str:
@@ -79,7 +101,23 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
         version: Optional[int] = None) -> Prompt:
     """The prompt ``prompt_key`` (latest, or ``version``) with ``variables`` filled in.
 
-    Raises ``ValueError`` naming the key when it is not available.
+    The next LLM span started in this context records which prompt it used.
+
+    Args:
+        prompt_key: the prompt's key: a non-empty string.
+        variables: values for its ``{{name}}`` placeholders (see :func:`render`);
+            None: none.
+        version: a pinned version (a whole number, or its digits as a string);
+            None: the latest.
+
+    Returns:
+        The rendered :class:`Prompt`.
+
+    Raises:
+        ValueError: the prompt (or that ``version``) is not available, naming the key
+            (and saying so when ``init()`` was not called), or an argument has the
+            wrong type. A failure inside fallom is logged once and treated as
+            "not available".
     """
     if type(prompt_key) is not str or not prompt_key:  # checks cost a call only when wrong
         _stores.required(prompt_key, "prompt_key")
@@ -101,7 +139,24 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
 
 def get_ab(ab_test_key: str, session_id: str, *,
            variables: Optional[Mapping[str, Any]] = None) -> Prompt:
-    """The prompt this session gets in A/B test ``ab_test_key`` (sticky per session)."""
+    """The prompt this session gets in A/B test ``ab_test_key`` (sticky per session).
+
+    The next LLM span started in this context records the prompt and its variant.
+
+    Args:
+        ab_test_key: the A/B test's key: a non-empty string.
+        session_id: what the variant is drawn from, so a session keeps its variant: a
+            string ("" too).
+        variables: values for the prompt's ``{{name}}`` placeholders (see
+            :func:`render`); None: none.
+
+    Returns:
+        The rendered :class:`Prompt`, with ``ab_test_key`` and ``variant_index`` set.
+
+    Raises:
+        ValueError: the test or its variant's prompt is not available (said as
+            :func:`get` says it), or an argument has the wrong type.
+    """
     _stores.required(ab_test_key, "ab_test_key")
     _stores.required(session_id, "session_id", empty=True)
     variables = _variables(variables)

@@ -49,7 +49,18 @@ def _name(serialized: Optional[Dict[str, Any]], kwargs: Dict[str, Any], default:
 
 
 class FallomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
-    """Records LangChain runs as fallom spans; get one from ``session.langchain_callback()``."""
+    """Records LangChain runs as fallom spans; get one from ``session.langchain_callback()``.
+
+    Chains become ``chain`` spans (``agent`` when the run's name says agent), LLM and
+    chat-model calls ``llm`` spans with model and token counts, tools ``tool`` spans
+    and retrievers ``retrieval`` spans. Its ``on_*`` methods are LangChain's
+    callbacks, with LangChain's parameters (their docstrings are LangChain's); none
+    of them raises: a failure is logged once and the run goes untraced.
+
+    Args:
+        session: the session its spans carry; None: the session open where each run
+            starts, if any.
+    """
 
     run_inline = True  # called in the caller's context, also for async runs
     raise_error = False

@@ -150,7 +150,24 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class FallomServer:
-    """A running server; ``url``, ``close()``. Binds at construction."""
+    """A ``fallom serve`` server; ``url``, ``close()``. Binds at construction.
+
+    Args:
+        host: the address to listen on (default loopback); an IPv6 one may be
+            written in brackets. Anything but loopback needs ``api_keys``.
+        port: the port; 0 picks a free one (read it back from :attr:`url`).
+        db: the SQLite file that stores the traces, made if absent.
+        config: a TOML catalog of configs, prompts and A/B tests to serve, reloaded
+            when it changes; None: none.
+        api_keys: the keys accepted as ``Bearer KEY``; empty: any key (loopback only).
+        limits: what one client may cost; None: the defaults of :class:`ServeLimits`.
+
+    Raises:
+        ValueError: a non-loopback ``host`` without keys, a blank or unprintable key,
+            or a ``config`` file that cannot be used (the message names the problem).
+        OSError: the address cannot be bound (the port is taken, say).
+        sqlite3.Error: ``db`` cannot be opened as a database.
+    """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 8787, db: str,
                  config: Optional[str] = None, api_keys: Sequence[str] = (),
@@ -177,26 +194,55 @@ class FallomServer:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def serve_forever(self) -> None:
+        """Answer requests on this thread until :meth:`close` is called from another."""
         self.httpd.serve_forever()
 
     def start(self) -> FallomServer:
+        """Answer requests on a daemon thread, so the caller goes on.
+
+        Returns:
+            This server, for ``server = FallomServer(...).start()``.
+        """
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
 
     def close(self) -> None:
+        """Stop answering, release the port and close the database.
+
+        Waits for the serving loop to stop, so it must not be called from it, nor
+        before :meth:`start` or :meth:`serve_forever` (it would wait forever).
+        """
         self.httpd.shutdown()
         self.httpd.server_close()
         self.store.close()
 
     def host_allowed(self, host: Optional[str]) -> bool:
-        """With no key configured, only requests addressed to a loopback name: a page of
-        another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends its
-        own name as Host."""
+        """Whether a request with this ``Host`` header may be answered.
+
+        With no key configured, only requests addressed to a loopback name: a page of
+        another site whose name was made to resolve to 127.0.0.1 (DNS rebinding) sends
+        its own name as Host.
+
+        Args:
+            host: the request's ``Host`` header; None when it sent none.
+
+        Returns:
+            True when keys are configured, or ``host`` names this machine.
+        """
         return bool(self.api_keys) or _loopback_name(host)
 
     def authorized(self, header: Optional[str]) -> bool:
-        """``Bearer KEY`` (the scheme in any case); any key when none is configured."""
+        """Whether an ``Authorization`` header carries an accepted key.
+
+        Args:
+            header: the header's value, ``Bearer KEY`` (the scheme in any case); None
+                when absent.
+
+        Returns:
+            True for a configured key (compared in constant time), or for any key when
+            none is configured; False without a bearer key.
+        """
         if not header:
             return False
         scheme, _, key = header.strip().partition(" ")
@@ -210,7 +256,17 @@ class FallomServer:
 
 
 def serve(**kwargs: Any) -> FallomServer:
-    """Start a server in a background thread (for tests and embedding)."""
+    """Start a server in a background thread (for tests and embedding).
+
+    Args:
+        **kwargs: :class:`FallomServer`'s parameters (``db`` is required).
+
+    Returns:
+        The running server; ``close()`` it when done.
+
+    Raises:
+        ValueError, OSError, sqlite3.Error: as :class:`FallomServer` raises them.
+    """
     return FallomServer(**kwargs).start()
 
 

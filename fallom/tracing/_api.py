@@ -34,10 +34,32 @@ def trace_llm(
 ) -> Union[F, Callable[[F], F]]:
     """Trace each call of an LLM helper as an ``llm`` span.
 
-    Works bare or with options, on functions, methods, static and class
-    methods, coroutines, generators and async generators. The bound
-    arguments become the input and the return value the output; known SDK
-    responses also give model and token counts (see ``fallom.extractors``).
+    Works bare (``@trace_llm``) or with options (``@trace_llm(model=...)``), on
+    functions, methods, static and class methods, coroutines, generators and async
+    generators. The bound arguments become the input and the return value the
+    output; known SDK responses also give model and token counts (see
+    ``fallom.extractors``). While tracing is off the function is called directly.
+
+    Args:
+        func: the function, when used bare; None (the default) when options are given.
+        name: the span's name; None: the function's qualified name (``Bot.ask``).
+        model: the model to record when the result does not name one; None: none.
+        provider: recorded as ``gen_ai.provider.name`` unless the result's extractor
+            names one; None: only what the extractor names.
+        capture_input: record the bound arguments as the input (default True).
+        capture_output: record the return value as the output (default True).
+        extractor: a ``(result) -> dict`` of record fields, as ``fallom.extractors``
+            takes; None: the extractor registered for the result's type. One that
+            raises or returns a non-mapping is reported once and ignored.
+
+    Returns:
+        The traced function (``func`` given), else a decorator that makes one. Each
+        call returns or raises exactly what the undecorated one would.
+
+    Raises:
+        ValueError: ``name``, ``model`` or ``provider`` is not a string, at decoration.
+        TypeError: ``extractor`` is not callable, at decoration. A traced call itself
+            never raises because of fallom: a failure is logged once and dropped.
     """
 
     def decorate(target: F) -> F:
@@ -67,7 +89,20 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
 
     Each ``with`` entry and each decorated call makes a new span, current
     inside the block and ended when it leaves; an exception is recorded on
-    the span and propagates unchanged.
+    the span and propagates unchanged. Entering returns the :class:`Span` (a
+    :class:`NoOpSpan` while tracing is off); decorating returns the traced
+    function, whose calls return and raise what the function's would.
+
+    Args:
+        name: the span's name: a non-empty string.
+        kind: what the span stands for (``span``, ``llm``, ``tool``, ``retrieval``,
+            ...): a non-empty string; default ``span``.
+        attributes: attributes every span made here starts with; None: none.
+
+    Raises:
+        ValueError: ``name`` or ``kind`` is not a non-empty string, or
+            ``attributes`` is not a mapping. Entering, leaving and decorated calls
+            never raise because of fallom.
     """
 
     __slots__ = ("_opts",)
@@ -126,6 +161,12 @@ class span:  # noqa: N801 - used like a function, as OpenTelemetry's start_as_cu
 
 
 def current_span() -> Union[Span, NoOpSpan]:
-    """The span active in this context, or a no-op span that ignores every call."""
+    """The span active in this context, to annotate from deep inside it.
+
+    Returns:
+        The current :class:`Span`; outside any span (or with tracing off) the shared
+        :class:`NoOpSpan`, whose every method does nothing, so callers need no check.
+        Never raises.
+    """
     active = CURRENT_SPAN.get()
     return active if active is not None else NOOP_SPAN

@@ -47,7 +47,20 @@ _CACHE = _Cache()
 
 
 def register(target: Union[type, str], extractor: Extractor) -> None:
-    """Use ``extractor`` for results of ``target``: a type, or ``"module.QualName"``."""
+    """Use ``extractor`` for results of ``target`` and of its subclasses.
+
+    Args:
+        target: a type, or its ``"module.QualName"`` (so its library need not be
+            imported). It replaces any extractor registered for the same target.
+        extractor: a ``(result) -> dict`` of record fields (see ``fallom.extractors``)
+            that returns None for a result it cannot read. Traced calls may run it
+            later, on the export path; when it raises, that is logged, never raised
+            into the traced call.
+
+    Raises:
+        TypeError: ``extractor`` is not callable, or ``target`` is neither a type nor
+            a string.
+    """
     if not callable(extractor):
         raise TypeError(f"extractor must be callable, got {extractor!r}")
     if isinstance(target, str):
@@ -65,7 +78,19 @@ lookup: Callable[[type], Optional[Extractor]] = _CACHE.__getitem__
 
 
 def extract(result: Any) -> Optional[Mapping[str, Any]]:
-    """Record fields read from ``result``, or None when its type is not known."""
+    """Record fields read from ``result`` by the extractor registered for its type.
+
+    Args:
+        result: what an LLM call returned.
+
+    Returns:
+        The fields (``model``, ``prompt_tokens``, ``output``, ...), or None when no
+        extractor is registered for its type, or the extractor read nothing.
+
+    Raises:
+        Whatever the extractor raises: called here directly, it is not guarded (the
+        built-in readers tolerate any shape).
+    """
     extractor = lookup(type(result))
     if extractor is None:
         return None
@@ -83,7 +108,15 @@ _USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 def apply(span: Any, fields: Mapping[str, Any], *, capture_output: bool = True) -> None:
-    """Copy extracted ``fields`` onto ``span``; unknown keys become attributes."""
+    """Copy extracted ``fields`` onto ``span``; unknown keys become attributes.
+
+    Args:
+        span: the span to write to (``fallom.current_span()`` inside a traced call).
+        fields: record fields as an extractor returns them; None values are skipped.
+        capture_output: copy ``output`` and ``raw_response`` too (default True).
+
+    Never raises: a failure is logged once and the remaining fields are dropped.
+    """
     try:
         runtime = getattr(span, "_rt", None)  # the span's own limits, not the default ones
         limits = runtime.limits if runtime is not None else _runtime.STATE.limits

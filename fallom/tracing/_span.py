@@ -53,6 +53,10 @@ class PromptMark:
 class Span:
     """A recording span. Every public method is safe: it never raises.
 
+    Get one from ``fallom.span(...)`` or ``fallom.current_span()``; a write after
+    the span ended is ignored (said once, at debug level), as is a wrong value
+    (said as a warning, rate-limited).
+
     The fields every span has are slots; the optional ones are class-level
     defaults, written to the instance's ``__dict__`` (made only then) when
     set: creating one costs a handful of slot writes, and a queued span holds
@@ -91,7 +95,16 @@ class Span:
     def __init__(self, name: str, kind: str, attributes: Optional[Mapping[str, Any]],
                  rt: Runtime, parent: Optional[Span] = None) -> None:
         """A span of runtime ``rt`` under ``parent`` (else the current span); an LLM
-        span also takes the pending managed prompt."""
+        span also takes the pending managed prompt.
+
+        Args:
+            name: the span's name.
+            kind: what it stands for (``span``, ``llm``, ``tool``, ...).
+            attributes: its first attributes; a decoration site's
+                :class:`SharedAttributes` are shared until written, others copied.
+            rt: the runtime it reports to, for life: its processors, limits and hooks.
+            parent: the span it nests under; None: the current span, else a new trace.
+        """
         self.name = name
         self.kind = kind
         if parent is None:
@@ -154,6 +167,11 @@ class Span:
         return None if self._parent_id is None else f"{self._parent_id:016x}"
 
     def is_recording(self) -> bool:
+        """Whether writes still count, as OpenTelemetry's ``is_recording``.
+
+        Returns:
+            True until :meth:`end`; False after, when writes are ignored.
+        """
         return self.duration_ns is None
 
     def __repr__(self) -> str:
@@ -172,6 +190,13 @@ class Span:
         return True
 
     def set_attribute(self, key: str, value: Any) -> None:
+        """Set one attribute, replacing an earlier value of ``key``.
+
+        Args:
+            key: its name, kept as ``str(key)``.
+            value: any value; copied now (within the capture limits), so changing the
+                object later does not change the record.
+        """
         if self._frozen():
             return
         try:
@@ -182,6 +207,11 @@ class Span:
             report_internal_error(exc, "Span.set_attribute")
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set several attributes, as :meth:`set_attribute` does each.
+
+        Args:
+            attributes: names to values; anything but a mapping is ignored (and said).
+        """
         if self._frozen():
             return
         if not isinstance(attributes, Mapping):
@@ -195,14 +225,31 @@ class Span:
             report_internal_error(exc, "Span.set_attributes")
 
     def set_input(self, value: Any) -> None:
+        """Record what the work was given, replacing the captured arguments.
+
+        Args:
+            value: any value, copied now within the capture limits; ignored when
+                ``capture_content`` is off.
+        """
         if self._capture and (self.duration_ns is None or not self._frozen()):
             self.input = snapshot(value, self._rt.limits)
 
     def set_output(self, value: Any) -> None:
+        """Record what the work produced, replacing the captured return value.
+
+        Args:
+            value: any value, copied now within the capture limits; ignored when
+                ``capture_content`` is off.
+        """
         if self._capture and (self.duration_ns is None or not self._frozen()):
             self.output = snapshot(value, self._rt.limits)
 
     def set_model(self, model: Optional[str]) -> None:
+        """Record the model that answered.
+
+        Args:
+            model: its name, kept as ``str(model)``; None or "" leaves the model as is.
+        """
         if model is None or self._frozen():
             return
         try:
@@ -215,6 +262,15 @@ class Span:
     def record_usage(self, prompt_tokens: Optional[int] = None,
                      completion_tokens: Optional[int] = None,
                      total_tokens: Optional[int] = None) -> None:
+        """Record token counts; each given one replaces the earlier value.
+
+        Args:
+            prompt_tokens: tokens in; None: unchanged.
+            completion_tokens: tokens out; None: unchanged.
+            total_tokens: None: the sum of the other two once both are known. A count
+                must be a non-negative whole number (``12``, ``12.0``, ``"12"``);
+                anything else is ignored and said.
+        """
         if self._frozen():
             return
         prompt = _count(prompt_tokens, "prompt_tokens")
@@ -230,7 +286,13 @@ class Span:
             self.total_tokens = self.prompt_tokens + self.completion_tokens
 
     def record_exception(self, exc: BaseException) -> None:
-        """Mark the span failed; cancellation ends it without a user error."""
+        """Mark the span failed; cancellation ends it without a user error.
+
+        Args:
+            exc: the exception. Its type becomes ``error.type`` and, when
+                ``capture_content`` is on, its text the error message; a
+                ``GeneratorExit`` or ``CancelledError`` only sets ``cancelled``.
+        """
         if self._frozen():
             return
         try:
@@ -245,6 +307,13 @@ class Span:
             report_internal_error(err, "Span.record_exception")
 
     def set_status(self, status: str, message: Optional[str] = None) -> None:
+        """Set the span's outcome, as seen by the trace viewer.
+
+        Args:
+            status: ``"OK"`` or ``"ERROR"`` (any case); anything else is ignored.
+            message: the error message; None keeps the current one. Not recorded
+                when ``capture_content`` is off.
+        """
         if self._frozen():
             return
         try:
@@ -261,11 +330,18 @@ class Span:
 
     def defer_read(self, reader: Callable[[Any], Any], result: Any,
                    capture_output: bool = True) -> None:
-        """Read an immutable SDK response on the export path, not the caller's."""
+        """Read an immutable SDK response on the export path, not the caller's.
+
+        Args:
+            reader: the extractor to run on ``result`` when the record is built.
+            result: the response; it must not change after the call returns.
+            capture_output: let the reader's ``output`` into the record (default True).
+        """
         self._deferred = (reader, result, capture_output)
 
     def record_first_token(self) -> None:
-        """Note the time to first token, once."""
+        """Note the time to first token (from the span's start), once: later calls
+        and calls after :meth:`end` do nothing."""
         if self.ttft_ns is None and self.duration_ns is None:
             self.ttft_ns = clock.monotonic_ns() - self.start_mono
 
@@ -327,6 +403,11 @@ class NoOpSpan:
     name = ""
 
     def is_recording(self) -> bool:
+        """Whether writes count: never, here.
+
+        Returns:
+            False.
+        """
         return False
 
     def __getattr__(self, name: str) -> Callable[..., None]:

@@ -44,6 +44,14 @@ def bind_context(func: Callable[..., R]) -> Callable[..., R]:
     session. Each call runs in its own copy of the snapshot. (Not
     contextvars-extras' ``bind_to_snapshot_context``: 0.7.0 drops the
     arguments given at call time.)
+
+    Args:
+        func: the callable to run later, maybe in another thread.
+
+    Returns:
+        A function taking ``func``'s arguments and returning or raising exactly what
+        ``func`` does, inside the context current when ``bind_context`` was called.
+        Never raises itself.
     """
     snapshot = contextvars.copy_context()
 
