@@ -198,12 +198,33 @@ def _close(processors: Sequence[SpanProcessor], timeout: float) -> None:
 
 
 def flush(timeout: float = 5.0) -> bool:
-    """Deliver what is queued; True when all of it was delivered within ``timeout``."""
+    """Deliver what is queued now, waiting at most ``timeout``.
+
+    Args:
+        timeout: Seconds to wait, for all processors together.
+
+    Returns:
+        True when everything queued before the call was delivered in time; False when
+        something was dropped, is still on its way, or waits in the spool.
+
+    Never raises.
+    """
     return _runtime.STATE.flush(timeout)
 
 
 def shutdown(timeout: Optional[float] = None) -> None:
-    """Flush within ``timeout`` (default ``shutdown_timeout``), then stop every thread."""
+    """Deliver what is queued, then stop every thread fallom started.
+
+    Spans ended afterwards are dropped (counted as ``shutdown``); ``init()`` starts
+    again. An exit or SIGTERM runs this by itself.
+
+    Args:
+        timeout: Seconds the drain may take; None: the ``shutdown_timeout`` setting.
+
+    Raises:
+        KeyboardInterrupt: when Ctrl-C interrupted the drain (what it left is said
+            on stderr first). Nothing else.
+    """
     with _lock, _stats_lock:
         old = _runtime.swap(lambda current: current.replace(
             initialized=False, processors=(), experiments=None))
@@ -230,8 +251,13 @@ def reset(timeout: float = 2.0) -> None:
 
 
 def stats() -> Dict[str, Any]:
-    """Delivery counters: ``sent``, ``retried``, ``batches``, ``cut``, ``dropped`` by
-    reason, and ``reports`` (A/B assignment reports: sent, dropped by reason)."""
+    """What became of the spans of this process, over every ``init()``.
+
+    Returns:
+        A dict of counters: ``sent``, ``retried``, ``batches``, ``cut``, ``spooled``,
+        ``replayed``, ``dropped`` (a dict by reason, every reason present), and
+        ``reports`` (A/B assignment reports: ``sent``, ``dropped`` by reason).
+    """
     with _stats_lock:  # live and retired processors, each counted once
         live = [*_runtime.STATE.all_processors(), *_retired]
         parts = [p.stats() for p in live]
