@@ -28,22 +28,6 @@ MODULES = [
     "fallom.extractors", "fallom.exporters", "fallom.server", "fallom.integrations.langchain",
 ]
 
-# Public names documented in modules other changes own, by the file that owes them: each
-# name here (or under it) may still fail; an entry none of whose names fails goes.
-PENDING = {
-    "fallom.flush": "fallom/_sdk.py",
-    "fallom.shutdown": "fallom/_sdk.py",
-    "fallom.stats": "fallom/_sdk.py",
-    "fallom.FallomExporter": "fallom/integrations/_otel_in.py",
-    "fallom.exporters.BaseExporter": "fallom/exporters/_base.py",
-    "fallom.exporters.ExportResult": "fallom/exporters/_base.py",
-    "fallom.exporters.Exporter": "fallom/exporters/_base.py",
-    "fallom.exporters.BatchProcessor": "fallom/exporters/_batch.py",
-    "fallom.exporters.SpanProcessor": "fallom/tracing/_processor.py",
-    "fallom.exporters.Stats": "fallom/infra/_counters.py",
-    "fallom.testing.RecordView": "fallom/protocol/_wire.py",
-}
-
 _ENTRY = re.compile(r"^    (\*{0,2}\w+)( \([^)]*\))?:", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 _SECTION = re.compile(r"^(\w[\w ]*):\s*$", re.MULTILINE)
@@ -144,26 +128,10 @@ def _checks() -> Dict[str, Check]:
 CHECKS = _checks()
 
 
-def _pending(name: str) -> Optional[str]:
-    """The entry of :data:`PENDING` that ``name`` falls under, if any."""
-    return next((key for key in PENDING if name == key or name.startswith((f"{key}.",
-                                                                         f"{key}("))), None)
-
-
 @pytest.mark.parametrize("name", sorted(CHECKS))
 def test_public_callable_says_its_parameters_and_return(name: str) -> None:
     gaps = CHECKS[name].gaps
-    pending = _pending(name)
-    if gaps and pending is not None:
-        pytest.xfail(f"{PENDING[pending]} owes: {', '.join(gaps)}")
     assert not gaps, f"{name}'s docstring lacks: {', '.join(gaps)}"
-
-
-@pytest.mark.parametrize("entry", sorted(PENDING), ids=str)
-def test_pending_entries_still_have_a_gap(entry: str) -> None:
-    """Once its module documents everything, an entry must go, so gaps cannot return."""
-    assert any(_pending(name) == entry for name, check in CHECKS.items() if check.gaps), (
-        f"{entry} is documented now: remove it from PENDING")
 
 
 def test_docstrings_hold_no_control_characters() -> None:

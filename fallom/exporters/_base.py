@@ -29,14 +29,34 @@ class ExportResult:
         self.failed: List[Tuple[str, List[bytes]]] = []
 
     def drop(self, reason: str, count: int) -> None:
+        """Count ``count`` records as dropped for ``reason`` (kept by no spool).
+
+        Args:
+            reason: one of ``fallom.exporters.DROP_REASONS``, the reasons
+                ``fallom.stats()`` reports.
+            count: how many records.
+        """
         self.dropped[reason] = self.dropped.get(reason, 0) + count
 
     def give_up(self, reason: str, parts: List[bytes]) -> None:
-        """Drop ``parts`` for a passing ``reason``, keeping them for a spool to take."""
+        """Drop ``parts`` for a passing ``reason``, keeping them for a spool to take.
+
+        Counted as dropped for ``reason`` unless a spool keeps them.
+
+        Args:
+            reason: why they were given up (``http_status``, ``retries_exhausted``,
+                ``shutdown``...).
+            parts: the encoded records, as they would have been sent.
+        """
         self.drop(reason, len(parts))
         self.failed.append((reason, parts))
 
     def merge(self, other: ExportResult) -> None:
+        """Add ``other``'s counts, drops and given-up records to this result.
+
+        Args:
+            other: the result of another part of the same export.
+        """
         for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed += other.failed
@@ -44,7 +64,14 @@ class ExportResult:
             self.drop(reason, count)
 
     def failed_count(self, reason: Optional[str] = None) -> int:
-        """Records in ``failed`` (for ``reason``, or all of them)."""
+        """How many records were given up and may still be spooled.
+
+        Args:
+            reason: count only those given up for it; None: all of them.
+
+        Returns:
+            The number of records in :attr:`failed` (for ``reason``).
+        """
         return sum(len(parts) for why, parts in self.failed if reason in (None, why))
 
     @property
@@ -72,15 +99,33 @@ class Exporter(Protocol):
 
     last_failure: Optional[str]
 
-    def export(self, records: List[Record]) -> Any: ...
+    def export(self, records: List[Record]) -> Any:
+        """Deliver one batch, on the processor's background thread.
 
-    def drain_until(self, deadline: float) -> None: ...
+        Args:
+            records: the wire records of one batch, at most the processor's batch size.
 
-    def interrupt(self) -> None: ...
+        Returns:
+            True (or truthy) when all were delivered; False when none were (counted as
+            dropped ``export_error``); or an :class:`ExportResult` saying what became of
+            each. An exception raised is logged, and the batch lost.
+        """
 
-    def shutdown(self) -> None: ...
+    def drain_until(self, deadline: float) -> None:
+        """Shutdown started: retry no later than ``deadline``.
 
-    def after_fork(self) -> None: ...
+        Args:
+            deadline: a ``time.monotonic()`` value.
+        """
+
+    def interrupt(self) -> None:
+        """Out of time: cut any wait or retry in progress short, now."""
+
+    def shutdown(self) -> None:
+        """The final drain finished: release connections and threads."""
+
+    def after_fork(self) -> None:
+        """In a forked child: drop connections inherited from the parent."""
 
 
 class BaseExporter:
@@ -89,18 +134,37 @@ class BaseExporter:
     last_failure: Optional[str] = None
 
     def export(self, records: List[Record]) -> Any:  # pragma: no cover - interface
+        """Deliver one batch: a subclass writes it, as :meth:`Exporter.export` says.
+
+        Args:
+            records: the wire records of one batch.
+
+        Returns:
+            True when delivered, False when not, or an :class:`ExportResult`.
+
+        Raises:
+            NotImplementedError: here; a subclass replaces it.
+        """
         raise NotImplementedError
 
     def drain_until(self, deadline: float) -> None:
+        """Does nothing: an exporter without retries has no wait to bound.
+
+        Args:
+            deadline: a ``time.monotonic()`` value by which shutdown must end.
+        """
         return None
 
     def interrupt(self) -> None:
+        """Does nothing: override it to cut a wait in progress short."""
         return None
 
     def shutdown(self) -> None:
+        """Does nothing: override it to release connections after the final drain."""
         return None
 
     def after_fork(self) -> None:
+        """Does nothing: override it to drop connections a forked child inherited."""
         return None
 
 

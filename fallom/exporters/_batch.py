@@ -41,7 +41,27 @@ class _FlushMarker:
 
 
 class BatchProcessor(SpanProcessor):
-    """Queue finished spans in O(1) on the caller's thread; export them in batches."""
+    """Queue finished spans in O(1) on the caller's thread; export them in batches.
+
+    One background thread, started with the first span, exports them. A forked
+    child starts with an empty queue and its own thread, so nothing is sent twice.
+
+    Args:
+        exporter: any object with ``export(records)`` (see ``fallom.exporters``); an
+            ``EncodingExporter`` is handed records already encoded.
+        max_queue_size: spans that may wait; one more is dropped as ``queue_full``
+            (or, with a ``spool``, written to it).
+        max_batch_size: records per ``export`` call; a queue this long wakes the
+            thread before ``interval`` ends.
+        interval: seconds the thread waits between exports.
+        spool: where overflow and records given up for a passing reason (backend
+            down, out of time) wait on disk, to be sent later, by this process or the
+            next; what it already holds is sent from now on. None: they are dropped
+            and counted.
+
+    Raises:
+        TypeError: a ``spool`` is given but ``exporter`` is not an ``EncodingExporter``.
+    """
 
     def __init__(self, exporter: Any, *, max_queue_size: int = 10_000,
                  max_batch_size: int = 512, interval: float = 1.0,
@@ -81,6 +101,13 @@ class BatchProcessor(SpanProcessor):
 
     # -- caller side: O(1), never waits on I/O -------------------------------
     def on_end(self, span: Span) -> None:
+        """Queue ``span`` for the background thread; never waits on I/O.
+
+        Args:
+            span: a span that just ended. Dropped as ``queue_full`` when the queue is
+                full (unless the spool takes it), as ``shutdown`` once shutdown began;
+                each drop is counted and makes the next :meth:`force_flush` False.
+        """
         queue = self._queue
         if len(queue) >= self.max_queue_size or self._closing:
             # with a spool, its own thread takes the overflow to disk (never the caller)
@@ -198,7 +225,16 @@ class BatchProcessor(SpanProcessor):
 
     # -- flush and shutdown --------------------------------------------------------
     def force_flush(self, timeout: float) -> bool:
-        """True when everything queued before the call was delivered in time."""
+        """Wait until everything queued before the call was exported (or spooled).
+
+        Args:
+            timeout: seconds to wait at most.
+
+        Returns:
+            True when everything queued before the call was delivered in time. False
+            after :meth:`shutdown`, when time ran out, or when a span was dropped or
+            not delivered since the previous flush.
+        """
         deadline = time.monotonic() + max(timeout, 0.0)
         if self._closed:
             return False  # shut down: nothing more will be delivered
@@ -217,7 +253,20 @@ class BatchProcessor(SpanProcessor):
         return ok
 
     def shutdown(self, timeout: float) -> None:
-        """Drain within ``timeout``, retrying as needed; then give up, count and say so."""
+        """Drain within ``timeout``, retrying as needed; then give up, count and say so.
+
+        The exporter's ``drain_until``, then ``shutdown`` (or, out of time,
+        ``interrupt``) are called. What is left undelivered is dropped as ``shutdown``
+        (or kept in the spool) and said on stderr. Spans ended later are dropped; a
+        second call does nothing.
+
+        Args:
+            timeout: seconds the drain may take; closing a spool may add up to one.
+
+        Raises:
+            KeyboardInterrupt: Ctrl-C interrupted the drain (what it left is said
+                first). Nothing else.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -277,6 +326,12 @@ class BatchProcessor(SpanProcessor):
             report_internal_error(exc, f"exporter {hook.__name__}")
 
     def stats(self) -> Dict[str, Any]:
+        """What became of the spans handed to it, as :func:`fallom.stats` merges them.
+
+        Returns:
+            ``sent``, ``retried``, ``batches``, ``cut``, ``spooled``, ``replayed`` and
+            ``dropped`` (a count per reason).
+        """
         return self.counters.snapshot()
 
     def _after_fork(self) -> None:

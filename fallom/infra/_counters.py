@@ -33,25 +33,61 @@ class Stats:
         self._lock = threading.Lock()
 
     def add(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to the counter ``name``.
+
+        Args:
+            name: the counter: ``sent``, ``retried``, ``batches``, ``cut``, ``spooled``,
+                ``replayed``, or ``dropped.<reason>``; others are kept but not in
+                :meth:`snapshot`.
+            amount: what to add (default 1); 0 changes nothing.
+        """
         if amount:
             with self._lock:
                 self._counts[name] = self._counts.get(name, 0) + amount
 
     def drop(self, reason: str, amount: int = 1) -> None:
+        """Count ``amount`` records as dropped for ``reason``.
+
+        Args:
+            reason: one of :data:`DROP_REASONS`; another is kept but not in
+                :meth:`snapshot`.
+            amount: how many records (default 1).
+        """
         self.add(f"dropped.{reason}", amount)
 
     def clear(self) -> None:
+        """Set every counter back to zero."""
         with self._lock:
             self._counts.clear()
 
     def get(self, name: str) -> int:
+        """One counter's value.
+
+        Args:
+            name: the counter, as :meth:`add` names it (``dropped.shutdown`` for a drop).
+
+        Returns:
+            Its value; 0 for a counter never added to.
+        """
         return self._counts.get(name, 0)
 
     def dropped(self) -> int:
+        """Records dropped so far, whatever the reason.
+
+        Returns:
+            The sum of every ``dropped.<reason>`` counter.
+        """
         with self._lock:
             return sum(v for k, v in self._counts.items() if k.startswith("dropped."))
 
     def snapshot(self) -> Dict[str, Any]:
+        """The counters as :func:`fallom.stats` reports them, read at once.
+
+        Returns:
+            A new dict: ``sent``, ``retried``, ``batches``, ``cut``, ``spooled``,
+            ``replayed``, and ``dropped`` (a dict with every reason of
+            :data:`DROP_REASONS`, 0 where none was dropped).
+        """
         with self._lock:
             counts = dict(self._counts)
         dropped = {r: counts.pop(f"dropped.{r}", 0) for r in DROP_REASONS}

@@ -67,13 +67,27 @@ class FallomExporter(SpanExporter):
     that session; without one, a ``gen_ai.conversation.id`` / ``session.id``
     attribute or the session active where the span is exported is used.
     Records go through ``init(redact=...)`` and respect ``capture_content``.
+
+    Args:
+        session: the session every span is stamped with (``session.get_context()``);
+            None: found per span, as above.
     """
 
     def __init__(self, session: Optional[SessionContext] = None) -> None:
         self.session = session
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Hand each span on; one that cannot be converted is counted, never its batch."""
+        """Hand each span on to fallom's processors; one that cannot be converted is
+        counted (``export_error``), never its batch.
+
+        Args:
+            spans: the finished OpenTelemetry spans of one batch.
+
+        Returns:
+            ``SUCCESS``, also when fallom is not initialised (the spans are then
+            counted as dropped, ``shutdown``); ``FAILURE`` only when fallom's state could
+            not be read. Never raises.
+        """
         rt = _runtime.STATE  # read once: an init() meanwhile changes nothing in this call
         if not rt.initialized and not rt.test_processors:
             FOREIGN.drop("shutdown", len(spans))  # fallom was shut down (or never started)
@@ -94,9 +108,18 @@ class FallomExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
+        """Does nothing: ``fallom.shutdown()`` stops fallom's delivery."""
         return None
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Deliver what fallom holds, as ``fallom.flush()`` does.
+
+        Args:
+            timeout_millis: milliseconds to wait at most, as OpenTelemetry counts.
+
+        Returns:
+            True when everything queued before the call was delivered in time.
+        """
         return _runtime.STATE.flush(timeout_millis / 1000)
 
 

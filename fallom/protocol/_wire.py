@@ -80,7 +80,15 @@ _MISSING: Any = object()
 
 
 class RecordView:
-    """Read-only accessors over one record, whatever SDK and version wrote it."""
+    """Read-only accessors over one record, whatever SDK and version wrote it.
+
+    Each property parses what it needs on first use and reads None for what the
+    record lacks or holds in a shape it does not know.
+
+    Args:
+        record: one wire record (a span as exported), kept as :attr:`record`, not
+            copied.
+    """
 
     __slots__ = ("_cache", "record")
 
@@ -97,7 +105,16 @@ class RecordView:
         return attributes if isinstance(attributes, Mapping) else {}
 
     def raw(self, name: str) -> Any:
-        """The parsed ``fallom.raw.<name>`` attribute, or None."""
+        """The parsed ``fallom.raw.<name>`` attribute, parsed once per view.
+
+        Args:
+            name: ``request``, ``response``, ``usage`` or ``timings`` (or any other
+                ``fallom.raw.*`` suffix).
+
+        Returns:
+            The attribute's JSON decoded; a string that is not JSON, or a value that
+            is not a string, as it is; None when the record has no such attribute.
+        """
         key = f"fallom.raw.{name}"
         cached = self._cache.get(key, _MISSING)
         if cached is _MISSING:
