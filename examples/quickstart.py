@@ -69,7 +69,9 @@ def plan_prompt(question: str, docs: List[str]) -> str:
 def agent(question: str, user: str) -> str:
     session = fallom.session(config_key="quickstart-agent", session_id=str(uuid.uuid4()),
                              customer_id=user, tags=["quickstart"])
-    model = session.get_model(fallback="stand-in-mini")  # the A/B test, when served
+    # the A/B test, when served (in async code: await session.get_model(fallback=...))
+    model = fallom.models.get(session.config_key, session.session_id, fallback="stand-in-mini",
+                              customer_id=user)
     with session, fallom.span("agent", kind="agent"):
         docs = retrieve(question)
         plan = complete(plan_prompt(question, docs), model=model)

@@ -13,7 +13,7 @@ from fallom.experiments._remote import REPORTS
 from fallom.exporters._batch import BatchProcessor
 from fallom.exporters._spool import Spool
 from fallom.infra import _exit
-from fallom.infra._config import Settings, resolve_settings, settings_args
+from fallom.infra._config import SETTINGS, Settings, resolve_settings, settings_args
 from fallom.infra._counters import merge_stats
 from fallom.infra._fork import at_fork
 from fallom.infra._guard import logger
@@ -22,7 +22,7 @@ from fallom.tracing._context import CURRENT_SPAN
 from fallom.tracing._processor import SpanProcessor
 from fallom.tracing._threads import install_thread_propagation
 
-__all__ = ["flush", "init", "shutdown", "stats"]
+__all__ = ["flush", "init", "init_part", "shutdown", "stats"]
 
 _lock = threading.RLock()
 # Every processor of an earlier init(), read live: a span bound to that runtime may still
@@ -40,13 +40,13 @@ def _new_locks() -> None:
 
 
 def init(
-    *,
     api_key: Optional[str] = None,
     traces_url: Optional[str] = None,
     configs_url: Optional[str] = None,
     prompts_url: Optional[str] = None,
     capture_content: Optional[bool] = None,
     debug: Optional[bool] = None,
+    *,
     config_key: Optional[str] = None,
     tracing: Optional[bool] = None,
     sample_rate: Optional[float] = None,
@@ -81,7 +81,8 @@ def init(
 
     Each setting comes from its argument, else its ``FALLOM_*`` environment
     variable, else the default (docs/configuration.md). Without an API key
-    nothing is sent to Fallom (local mode) and nothing raises.
+    nothing is sent to Fallom (local mode) and nothing raises. The first six may
+    be given by position, as fallom 0.2.x takes them.
 
     Args:
         (one per setting, written below from the settings' declaration)
@@ -112,6 +113,18 @@ def init(
 init.__doc__ = (init.__doc__ or "").replace(
     "        (one per setting, written below from the settings' declaration)\n",
     settings_args())
+
+
+def init_part(**overrides: Any) -> None:
+    """``init()`` again with ``overrides`` (those not None), every other setting kept:
+    what 0.2.x's ``models.init`` and ``prompts.init`` do to their part of the SDK."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    current = _runtime.STATE
+    if not current.initialized:
+        init(**given)
+    elif given:
+        kept = {s.name: getattr(current.settings, s.name) for s in SETTINGS}
+        init(**{**kept, **given})
 
 
 def _build_processors(settings: Settings) -> List[SpanProcessor]:

@@ -7,12 +7,16 @@ its block see only its frozen :class:`~fallom.tracing._session.SessionContext`.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import types
 from contextvars import Token
 from types import MappingProxyType, TracebackType
 from typing import Any, Iterable, Mapping, Optional, TypeVar
 
 from fallom import models
+from fallom.experiments import _stores
 from fallom.infra._guard import report_internal_error
 from fallom.integrations.models import wrap_generic
 from fallom.protocol._capture import to_jsonable
@@ -116,11 +120,17 @@ class FallomSession:
         except ValueError as err:  # left in another context than it was entered in
             report_internal_error(err, "session exit")
 
-    def get_model(self, fallback: Optional[str] = None, version: Optional[int] = None,
-                  context: Optional[Mapping[str, Any]] = None) -> str:
-        """This session's model under its config, as :func:`fallom.models.get` picks it.
+    async def get_model(self, config_key: Optional[str] = None, fallback: Optional[str] = None,
+                        version: Optional[int] = None, *,
+                        context: Optional[Mapping[str, Any]] = None) -> str:
+        """This session's model, as :func:`fallom.models.get` picks it; awaitable, as in
+        fallom 0.2.x and the TypeScript SDK (``fallom.models.get`` is the synchronous path).
+
+        Answered at once from memory; only a cold cache (or an uncached pinned version)
+        is waited for, on a worker thread, so the event loop never blocks.
 
         Args:
+            config_key: the config to read; None: the session's own.
             fallback: the model to use when the config is not available; None: none.
             version: a pinned config version; None: the latest.
             context: what targeting rules match on, beside the session's
@@ -133,8 +143,13 @@ class FallomSession:
             ValueError: no config (or that ``version``) is available and no
                 ``fallback`` was given, or ``version`` is not a whole number.
         """
-        return models.get(self.config_key, self.session_id, fallback=fallback, version=version,
-                          customer_id=self.customer_id, context=context)
+        call = functools.partial(models.get, config_key or self.config_key, self.session_id,
+                                 version, fallback, self.customer_id, context)
+        experiments = _stores.current()
+        if version is None and experiments is not None and experiments.configs.loaded:
+            return call()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(contextvars.copy_context().run, call))
 
     # -- provider clients ------------------------------------------------------
     def wrap_openai(self, client: C) -> C:

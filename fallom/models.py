@@ -9,16 +9,32 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from fallom import _sdk
 from fallom.experiments import _stores
 from fallom.experiments._assign import choose
-from fallom.infra._guard import report_internal_error
+from fallom.infra._guard import logger, report_internal_error
 
-__all__ = ["get"]
+__all__ = ["get", "init"]
 
 
-def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
-        version: Optional[int] = None, customer_id: Optional[str] = None,
-        context: Optional[Mapping[str, Any]] = None) -> str:
+def init(api_key: Optional[str] = None, base_url: Optional[str] = None) -> None:
+    """Start model A/B testing alone, as ``fallom.models.init`` of fallom 0.2.x does.
+
+    ``fallom.init()`` does this and more; this keeps every other setting as it is.
+
+    Args:
+        api_key: the Fallom API key; None: as configured (or ``FALLOM_API_KEY``).
+        base_url: where configs are fetched from (``configs_url``); None: as configured.
+
+    Raises:
+        ValueError: a wrong value, naming the parameter.
+    """
+    _sdk.init_part(api_key=api_key, configs_url=base_url)
+
+
+def get(config_key: str, session_id: str, version: Optional[int] = None,
+        fallback: Optional[str] = None, customer_id: Optional[str] = None,
+        context: Optional[Mapping[str, Any]] = None, debug: bool = False) -> str:
     """The model for ``session_id`` under config ``config_key``.
 
     Targeting (by ``customer_id`` and ``context``) first, else the weighted
@@ -37,6 +53,8 @@ def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
             string); None: the latest.
         customer_id: what targeting rules on customers match; None: none.
         context: the fields other targeting rules match; None: none.
+        debug: log the answer (at INFO, on the ``fallom`` logger), as 0.2.x's
+            ``debug`` printed it.
 
     Returns:
         The model name.
@@ -64,6 +82,9 @@ def get(config_key: str, session_id: str, *, fallback: Optional[str] = None,
                 experiments.report(config, session_id, model)
     except Exception as exc:
         report_internal_error(exc, "models.get")
+    if debug:
+        logger.info("fallom: models.get(%r, %r) -> %r", config_key, session_id,
+                    model if model is not None else fallback)
     if model is not None:
         return model
     if fallback is not None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
+from fallom import _sdk
 from fallom.experiments import _stores
 from fallom.experiments._assign import bucket, pick_by_bucket
 from fallom.infra._guard import logger, report_internal_error
@@ -21,7 +22,8 @@ from fallom.tracing import _runtime
 from fallom.tracing._context import CURRENT_PROMPT
 from fallom.tracing._span import PromptMark
 
-__all__ = ["Prompt", "get", "get_ab", "render"]
+__all__ = ["Prompt", "PromptResult", "clear_prompt_context", "get", "get_ab",
+           "get_prompt_context", "init", "render"]
 
 _PLACEHOLDER = re.compile(r"\{\{(\s*\w+\s*)\}\}")
 _unknown_reported: set[str] = set()
@@ -97,7 +99,44 @@ def _mark(prompt: Prompt) -> Prompt:
     return prompt
 
 
-def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
+PromptResult = Prompt  # its name in fallom 0.2.x
+
+
+def init(api_key: Optional[str] = None, base_url: Optional[str] = None) -> None:
+    """Start managed prompts alone, as ``fallom.prompts.init`` of fallom 0.2.x does.
+
+    ``fallom.init()`` does this and more; this keeps every other setting as it is.
+
+    Args:
+        api_key: the Fallom API key; None: as configured (or ``FALLOM_API_KEY``).
+        base_url: where prompts are fetched from (``prompts_url``); None: as configured.
+
+    Raises:
+        ValueError: a wrong value, naming the parameter.
+    """
+    _sdk.init_part(api_key=api_key, prompts_url=base_url)
+
+
+def get_prompt_context() -> Optional[Dict[str, Any]]:
+    """The prompt the next LLM span in this context will record, as fallom 0.2.x shows it.
+
+    Returns:
+        ``{"prompt_key", "prompt_version", "ab_test_key", "variant_index"}``, or None
+        when no prompt was fetched here since the last span took it.
+    """
+    mark = CURRENT_PROMPT.get()
+    if mark is None or mark.used:
+        return None
+    return {"prompt_key": mark.key, "prompt_version": mark.version,
+            "ab_test_key": mark.ab_test_key, "variant_index": mark.variant_index}
+
+
+def clear_prompt_context() -> None:
+    """Forget the prompt fetched in this context: the next LLM span records none."""
+    CURRENT_PROMPT.set(None)
+
+
+def get(prompt_key: str, variables: Optional[Mapping[str, Any]] = None,
         version: Optional[int] = None) -> Prompt:
     """The prompt ``prompt_key`` (latest, or ``version``) with ``variables`` filled in.
 
@@ -137,7 +176,7 @@ def get(prompt_key: str, *, variables: Optional[Mapping[str, Any]] = None,
                         render(template.user, variables)))
 
 
-def get_ab(ab_test_key: str, session_id: str, *,
+def get_ab(ab_test_key: str, session_id: str,
            variables: Optional[Mapping[str, Any]] = None) -> Prompt:
     """The prompt this session gets in A/B test ``ab_test_key`` (sticky per session).
 

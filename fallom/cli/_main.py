@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from fallom._version import __version__
 from fallom.infra._config import is_loopback_url
 
 __all__ = ["default_db_path", "main"]
@@ -271,6 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     from fallom.server._app import ServeLimits as ServeDefaults
 
     parser = argparse.ArgumentParser(prog="fallom", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"fallom {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser(
         "serve", help="run a local Fallom backend on SQLite",

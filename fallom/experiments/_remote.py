@@ -243,6 +243,11 @@ class RemoteStore:
         self._waits = {}
 
     # -- the caller's side: memory only, except a bounded wait when cold -------------
+    @property
+    def loaded(self) -> bool:
+        """The first list fetch has ended: ``latest`` answers from memory, never waiting."""
+        return self._loaded.is_set()
+
     def latest(self, key: str) -> Any:
         if not self._loaded.is_set():
             self.refresh_in_background(urgent=True)  # a caller is waiting: ahead of routine
