@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from fallom.infra._config import is_loopback_host
 from fallom.server import _views as views
 from fallom.server._catalog import Catalog
-from fallom.server._ingest import Row, prepare, storable, summarise
+from fallom.server._ingest import Row, prepare, prepare_metrics, storable, summarise
 from fallom.server._otlp import (
     OTLP_PROTOBUF,
     ProtobufMissingError,
@@ -36,6 +36,7 @@ __all__ = ["FallomServer", "ServeLimits", "serve"]
 INGEST_HEADER = "Fallom-Ingest"
 _PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d{1,18})")
 _TRACE = re.compile(r"/api/traces/([0-9a-f]{32})")
+_SESSION = re.compile(r"/api/sessions/([^/]+)")
 _DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" too, which int() refuses
 # a Host header: a name or an address, IPv6 in brackets, then perhaps a port
 _HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::[0-9]{1,5})?")
@@ -523,6 +524,8 @@ def _post(server: FallomServer, path: str, raw: bytes, encoding: Optional[str],
         return _ingest(server, body)
     if path == "/sessions":
         return _assignment(server, body)
+    if path == "/spans":
+        return _metrics(server, body)
     return 404, {"error": f"no route POST {path}"}
 
 
@@ -540,6 +543,18 @@ def _assignment(server: FallomServer, body: Any) -> Tuple[int, Any]:
             return 400, {"error": f"{field} is not valid Unicode (a lone surrogate)"}
     server.store.add_assignment(body)
     return 200, {"ok": True}
+
+
+def _metrics(server: FallomServer, body: Any) -> Tuple[int, Any]:
+    """Custom metrics of a session, as ``fallom`` 0.2.7's ``trace.span`` sends them."""
+    metrics, reason = prepare_metrics(body)
+    if metrics is None:
+        return 400, {"error": reason}
+    limit = server.limits.max_records
+    if len(metrics.values) > limit:
+        return 413, {"error": f"over {limit} metrics in one request; send fewer at a time"}
+    stored = server.store.set_metrics(metrics.session_id, metrics.config_key, metrics.values)
+    return 200, {"accepted": len(metrics.values), "stored": stored}
 
 
 def _ingest(server: FallomServer, body: Any) -> Tuple[int, Any]:
@@ -630,6 +645,10 @@ def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
         return 200, {"sessions": views.sessions(server.store,
                                                 customer_id=query.get("customer_id"),
                                                 limit=limit, offset=offset)}
+    one_session = _SESSION.fullmatch(path)
+    if one_session:
+        found = views.session(server.store, unquote(one_session.group(1)))
+        return (200, found) if found else (404, {"error": "no such session"})
     if path == "/api/experiments":
         return 200, views.experiments(server.store, server.catalog)
     if path == "/api/prompts":

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from fallom.protocol._wire import RecordView
 
-__all__ = ["Row", "prepare", "storable", "summarise"]
+__all__ = ["MAX_ID_CHARS", "Metrics", "Row", "prepare", "prepare_metrics", "storable",
+           "summarise"]
 
 Row = Tuple[str, str, Optional[str], str, Optional[str], Optional[str], Optional[str],
             Optional[str], Optional[str], Optional[float], Optional[int], str, Optional[str],
@@ -27,6 +28,9 @@ _STRINGS = ("session_id", "customer_id", "config_key", "start_time", "end_time",
             "model", "error_message", "prompt_key", "prompt_ab_test_key")
 _INT_MAX = 2**63 - 1
 _NUMBER_MAX = 1e15  # milliseconds: some 30,000 years
+# Characters a config key, session id or metric name may have: each is a key of the page
+# and of the metrics table, not a place for a document.
+MAX_ID_CHARS = 1024
 # Nesting a record, or the JSON of one of its fallom.raw.* attributes, may have: every
 # reader (this server, fallom traces, the page) parses it back within the recursion limit.
 MAX_DEPTH = 128
@@ -145,6 +149,56 @@ def _depth_reason(record: Dict[str, Any]) -> Optional[str]:
         if too_deep:
             return f"attributes.{key}: JSON nested more than {MAX_DEPTH} levels deep"
     return None
+
+
+class Metrics(NamedTuple):
+    """A ``POST /spans`` body, checked: each value as the JSON text to store."""
+
+    config_key: str
+    session_id: str
+    values: Dict[str, str]
+
+
+def prepare_metrics(body: Any) -> Tuple[Optional[Metrics], Optional[str]]:
+    """The metrics to store for a ``POST /spans`` body (``fallom`` 0.2.7's ``trace.span``),
+    or why they cannot be: the reason names the field."""
+    if not isinstance(body, dict):
+        return None, "expected {config_key, session_id, data}"
+    for field in ("config_key", "session_id"):
+        reason = _id_reason(field, body.get(field))
+        if reason is not None:
+            return None, reason
+    data = body.get("data")
+    if not isinstance(data, dict):
+        return None, "data must be an object of metric names to JSON values"
+    values: Dict[str, str] = {}
+    for name, value in data.items():
+        text, reason = _json_text(f"data.{name[:40]}", value)
+        reason = _id_reason("data: a metric name", name) or reason
+        if reason is not None:
+            return None, reason
+        values[name] = text
+    return Metrics(body["config_key"], body["session_id"], values), None
+
+
+def _id_reason(field: str, value: Any) -> Optional[str]:
+    if not isinstance(value, str) or not value:
+        return f"{field} must be a non-empty string"
+    if len(value) > MAX_ID_CHARS:
+        return f"{field} must be at most {MAX_ID_CHARS} characters"
+    if not storable(value):
+        return f"{field} is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _json_text(label: str, value: Any) -> Tuple[str, Optional[str]]:
+    """``value`` as standard JSON that every reader parses back, or why it cannot be."""
+    if _deeper_than(value, MAX_DEPTH):
+        return "", f"{label}: nested more than {MAX_DEPTH} levels deep"
+    try:
+        return json.dumps(value, allow_nan=False), None
+    except ValueError:
+        return "", f"{label}: a number is NaN or Infinity, which JSON cannot hold"
 
 
 def summarise(errors: List[Dict[str, Any]], limit: int = 25) -> Dict[str, Any]:

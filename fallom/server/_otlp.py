@@ -39,8 +39,11 @@ def from_protobuf(raw: bytes) -> Dict[str, Any]:
             ExportTraceServiceRequest,
         )
     except ImportError as exc:
-        raise ProtobufMissingError("OTLP protobuf needs the otel extra: pip install "
-                                   "'fallom[otel]' (or send OTLP/JSON)") from exc
+        # PyPI's `fallom` is the published 0.2.7, which has no otel extra: this
+        # package's extra is installed from its checkout
+        raise ProtobufMissingError("OTLP protobuf needs this package's otel extra: in the "
+                                   "fallom checkout, pip install -e '.[otel]' (or send "
+                                   "OTLP/JSON)") from exc
     message = ExportTraceServiceRequest.FromString(raw)
     result: Dict[str, Any] = MessageToDict(message)
     return result

@@ -1,4 +1,5 @@
-"""SQLite storage: spans (idempotent by span id), assignments, config versions."""
+"""SQLite storage: spans (idempotent by span id), assignments, config versions, and the
+custom metrics of sessions (latest value per field)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ CREATE TABLE IF NOT EXISTS assignments (
     PRIMARY KEY (config_key, config_version, session_id));
 CREATE TABLE IF NOT EXISTS versions (
     kind TEXT, key TEXT, version INTEGER, body TEXT, PRIMARY KEY (kind, key, version));
+CREATE TABLE IF NOT EXISTS metrics (
+    session_id TEXT NOT NULL, config_key TEXT NOT NULL, field TEXT NOT NULL,
+    value TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (session_id, config_key, field));
 """
 
 
@@ -65,6 +70,18 @@ COLUMNS = ("span_id", "trace_id", "parent_span_id", "name", "session_id", "custo
            *_ADDED)
 _INSERT = (f"INSERT OR IGNORE INTO spans ({', '.join(COLUMNS)}) "
            f"VALUES ({', '.join('?' * len(COLUMNS))})")
+
+
+# A metric's value is replaced only when it differs, so a request sent again (a retry
+# after a lost reply) changes nothing, not even when the value was set.
+_SET_METRIC = ("UPDATE metrics SET value = :value, updated_at = :at WHERE session_id = :session "
+               "AND config_key = :config AND field = :field AND value != :value")
+_ADD_METRIC = ("INSERT OR IGNORE INTO metrics VALUES (:session, :config, :field, :value, :at)")
+
+
+def _now() -> str:
+    """The time, UTC, as the SDKs write start times."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _like(text: str) -> str:
@@ -352,6 +369,35 @@ class Store:
         rows = self.query("SELECT record FROM spans WHERE trace_id = ? ORDER BY start_time",
                           (trace_id,))
         return [readable(json.loads(r[0])) for r in rows]
+
+    # -- custom metrics of sessions --------------------------------------------------------
+    def set_metrics(self, session_id: str, config_key: str, values: Dict[str, str]) -> int:
+        """Set each metric of a session (its value as JSON text): the latest value per
+        field wins. Requests are applied whole, one after the other.
+
+        Returns:
+            How many fields were added or changed value.
+        """
+        with self._write, self._connection() as db, _transaction(db):
+            at, before = _now(), db.total_changes  # taken in turn: later requests, later times
+            rows = [{"session": session_id, "config": config_key, "field": field,
+                     "value": value, "at": at} for field, value in values.items()]
+            db.executemany(_SET_METRIC, rows)
+            db.executemany(_ADD_METRIC, rows)
+            return db.total_changes - before
+
+    def metrics(self, session_ids: Sequence[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+        """Per session id, per config key, each metric: ``{"value", "updated_at"}``."""
+        found: Dict[str, Dict[str, Dict[str, Any]]] = {}
+        for start in range(0, len(session_ids), 500):  # SQLite's bound on parameters
+            part = session_ids[start:start + 500]
+            for session, config, field, value, at in self.query(
+                    f"SELECT session_id, config_key, field, value, updated_at FROM metrics "
+                    f"WHERE session_id IN ({', '.join('?' * len(part))}) "
+                    f"ORDER BY session_id, config_key, field", part):
+                by_config = found.setdefault(session, {}).setdefault(config, {})
+                by_config[field] = {"value": json.loads(value), "updated_at": at}
+        return found
 
     # -- assignments and versions ---------------------------------------------------------
     def add_assignment(self, body: Dict[str, Any]) -> None:

@@ -15,30 +15,62 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from fallom.server._catalog import Catalog
 from fallom.server._store import Store
 
-__all__ = ["call_stats", "experiments", "prompts", "sessions"]
+__all__ = ["call_stats", "experiments", "prompts", "session", "sessions"]
 
 
 def sessions(store: Store, *, customer_id: Optional[str] = None, limit: int = 50,
              offset: int = 0) -> List[Dict[str, Any]]:
-    """Sessions newest first: traces, customer, tokens, errors and time span of each.
+    """Sessions newest first: traces, customer, tokens, errors, time span and custom metrics
+    of each. A session with metrics and no trace is listed too, dated by its metrics.
 
     A trace outside any session has its trace id as session id (docs/design.md §3.3);
     those are left out here. Tokens are null when no span counted any.
     """
-    where, args = ["session_id IS NOT NULL", "session_id != trace_id"], []
-    if customer_id:
-        where.append("customer_id = ?")
+    return _sessions(store, customer_id=customer_id, limit=limit, offset=offset)
+
+
+def session(store: Store, session_id: str) -> Optional[Dict[str, Any]]:
+    """One session as :func:`sessions` lists it; None when nothing has it."""
+    found = _sessions(store, session_id=session_id, limit=1, offset=0)
+    return found[0] if found else None
+
+
+# Each session's spans summed up, then its metrics: a session of metrics alone is listed too.
+_PARTS = """
+    SELECT session_id, MAX(customer_id) AS customer, MAX(config_key) AS config,
+           COUNT(DISTINCT trace_id) AS traces, COUNT(*) AS spans, SUM(total_tokens) AS tokens,
+           SUM(status = 'ERROR') AS errors, MIN(start_time) AS first,
+           MAX(start_time) AS last, NULL AS updated
+    FROM spans WHERE {spans} GROUP BY session_id
+    UNION ALL
+    SELECT session_id, NULL, MAX(config_key), 0, 0, NULL, NULL, NULL, NULL, MAX(updated_at)
+    FROM metrics WHERE {metrics} GROUP BY session_id"""
+
+
+def _sessions(store: Store, *, customer_id: Optional[str] = None,
+              session_id: Optional[str] = None, limit: int, offset: int
+              ) -> List[Dict[str, Any]]:
+    spans, metrics, args = ["session_id IS NOT NULL", "session_id != trace_id"], ["1"], []
+    if session_id is not None:
+        spans.append("session_id = ?")
+        metrics.append("session_id = ?")
+        args.append(session_id)
+    if customer_id:  # a session of metrics alone has no customer
+        spans.append("customer_id = ?")
+        metrics.append("session_id IN (SELECT session_id FROM spans WHERE customer_id = ?)")
         args.append(customer_id)
+    parts = _PARTS.format(spans=" AND ".join(spans), metrics=" AND ".join(metrics))
     rows = store.query(f"""
-        SELECT session_id, MAX(customer_id), MAX(config_key), COUNT(DISTINCT trace_id),
-               COUNT(*), SUM(total_tokens), SUM(status = 'ERROR'),
-               MIN(start_time), MAX(start_time)
-        FROM spans WHERE {" AND ".join(where)}
-        GROUP BY session_id ORDER BY MAX(start_time) DESC LIMIT ? OFFSET ?""",
-        (*args, max(0, min(limit, 1000)), max(0, offset)))
+        SELECT session_id, MAX(customer), MAX(config), SUM(traces), SUM(spans), SUM(tokens),
+               SUM(errors), MIN(first), MAX(last), MAX(updated)
+        FROM ({parts}) GROUP BY session_id
+        ORDER BY MAX(COALESCE(last, updated)) DESC LIMIT ? OFFSET ?""",
+        (*args, *args, max(0, min(limit, 1000)), max(0, offset)))
+    metrics_of = store.metrics([r[0] for r in rows])
     return [{"session_id": r[0], "customer_id": r[1], "config_key": r[2], "traces": r[3],
              "spans": r[4], "total_tokens": r[5], "errors": r[6], "first_start": r[7],
-             "last_start": r[8]} for r in rows]
+             "last_start": r[8], "metrics_updated_at": r[9],
+             "metrics": metrics_of.get(r[0], {})} for r in rows]
 
 
 def call_stats(calls: Iterable[Tuple[Optional[float], Optional[float], Optional[int], str]]
