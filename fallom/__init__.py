@@ -47,8 +47,9 @@ def __getattr__(name: str) -> object:
         try:
             from fallom.integrations._otel_in import FallomExporter
         except ImportError as exc:
-            raise ImportError("FallomExporter needs the otel extra: pip install 'fallom[otel]'"
-                              ) from exc
+            from fallom.infra._config import OTEL_EXTRA
+
+            raise ImportError(f"FallomExporter needs {OTEL_EXTRA}") from exc
         FallomExporter.__module__ = "fallom"
         return FallomExporter
     raise AttributeError(f"module 'fallom' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from fallom.experiments._remote import REPORTS
 from fallom.exporters._batch import BatchProcessor
 from fallom.exporters._spool import Spool
 from fallom.infra import _exit
-from fallom.infra._config import SETTINGS, Settings, resolve_settings, settings_args
+from fallom.infra._config import OTEL_EXTRA, SETTINGS, Settings, resolve_settings, settings_args
 from fallom.infra._counters import merge_stats
 from fallom.infra._fork import at_fork
 from fallom.infra._guard import logger
@@ -163,8 +163,7 @@ def _otel_hooks(enabled: bool) -> Tuple[Callable[[Any], Any], Optional[Callable[
     try:
         from fallom.tracing import _otel_context
     except ImportError as exc:
-        raise ImportError("otel_context needs the otel extra: pip install 'fallom[otel]'"
-                          ) from exc
+        raise ImportError(f"otel_context needs {OTEL_EXTRA}") from exc
     return _otel_context.ACTIVATE, _otel_context.REPARENT
 
 

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from fallom._version import __version__
 from fallom.exporters._base import BaseExporter, ExportResult
+from fallom.infra._config import OTEL_EXTRA
 from fallom.infra._guard import logger
 from fallom.protocol import _names as attr
 from fallom.protocol._json import repaired
@@ -27,7 +28,7 @@ try:
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 except ImportError as exc:  # pragma: no cover - exercised in the noproviders env
-    raise ImportError("OTLP export needs the otel extra: pip install 'fallom[otel]'") from exc
+    raise ImportError(f"OTLP export needs {OTEL_EXTRA}") from exc
 
 __all__ = ["OtlpExporter", "attributes"]
 

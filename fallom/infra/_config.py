@@ -18,8 +18,12 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULTS", "SETTINGS", "Settings", "is_loopback_host", "is_loopback_url",
+__all__ = ["DEFAULTS", "OTEL_EXTRA", "SETTINGS", "Settings", "is_loopback_host", "is_loopback_url",
            "resolve_settings", "settings_args", "settings_table"]
+
+# what to run when an optional part is missing: this package is installed from a checkout
+# (PyPI's `fallom` is the published 0.2.7, which has no such extra)
+OTEL_EXTRA = "the otel extra: pip install -e '.[otel]' in a checkout of fallom"
 
 Redactor = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
 _TRUE = {"1", "true", "yes", "on"}

@@ -13,6 +13,7 @@ import binascii
 import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from fallom.infra._config import OTEL_EXTRA
 from fallom.protocol._genai import SpanData, record_from_genai
 
 __all__ = ["OTLP_PROTOBUF", "ProtobufMissingError", "is_otlp", "records_from_otlp", "from_protobuf"]
@@ -39,11 +40,8 @@ def from_protobuf(raw: bytes) -> Dict[str, Any]:
             ExportTraceServiceRequest,
         )
     except ImportError as exc:
-        # PyPI's `fallom` is the published 0.2.7, which has no otel extra: this
-        # package's extra is installed from its checkout
-        raise ProtobufMissingError("OTLP protobuf needs this package's otel extra: in the "
-                                   "fallom checkout, pip install -e '.[otel]' (or send "
-                                   "OTLP/JSON)") from exc
+        raise ProtobufMissingError(f"OTLP protobuf needs {OTEL_EXTRA} (or send OTLP/JSON)"
+                                   ) from exc
     message = ExportTraceServiceRequest.FromString(raw)
     result: Dict[str, Any] = MessageToDict(message)
     return result
