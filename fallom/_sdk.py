@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -18,7 +17,8 @@ from fallom.infra._counters import merge_stats
 from fallom.infra._fork import at_fork
 from fallom.infra._guard import logger
 from fallom.tracing import _ids, _record, _runtime
-from fallom.tracing._context import CURRENT_SPAN
+from fallom.tracing._context import CURRENT_SESSION, CURRENT_SPAN
+from fallom.tracing._foreign import FOREIGN
 from fallom.tracing._processor import SpanProcessor
 from fallom.tracing._threads import install_thread_propagation
 
@@ -255,9 +255,8 @@ def reset(timeout: float = 2.0) -> None:
         _retired.clear()
         _folded = merge_stats([])
     REPORTS.clear()
-    module = sys.modules.get("fallom.integrations._otel_in")
-    if module is not None:
-        module.FOREIGN.clear()
+    FOREIGN.clear()
+    CURRENT_SESSION.set(None)  # a session set here (0.2.x's trace.set_session) ends too
     _ids.reset()
     _record.reset_warnings()
 
@@ -273,13 +272,11 @@ def stats() -> Dict[str, Any]:
     with _stats_lock:  # live and retired processors, each counted once
         live = [*_runtime.STATE.all_processors(), *_retired]
         parts = [p.stats() for p in live]
-        merged = merge_stats([_folded, *parts, _foreign_drops()])
+        merged = merge_stats([_folded, *parts, FOREIGN.snapshot()])
     merged["reports"] = {"sent": REPORTS.get("sent"),
                          "dropped": {reason: REPORTS.get(f"dropped.{reason}")
                                      for reason in ("queue_full", "unreachable")}}
     return merged
 
 
-def _foreign_drops() -> Dict[str, Any]:
-    module = sys.modules.get("fallom.integrations._otel_in")
-    return module.FOREIGN.snapshot() if module is not None else {}
+

@@ -83,6 +83,14 @@ class FallomSession:
             tags=tuple(str(tag) for tag in tags or ()),
         )
 
+    @classmethod
+    def _unbound(cls) -> FallomSession:
+        """A session object bound to none: the clients it wraps take the session current
+        where each call is made (0.2.x's ``trace.wrap_*`` without a ``session_ctx``)."""
+        unbound = cls.__new__(cls)
+        unbound._context = None  # type: ignore[assignment]
+        return unbound
+
     @property
     def config_key(self) -> str:
         return self._context.config_key

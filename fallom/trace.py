@@ -25,6 +25,7 @@ from fallom.protocol._capture import Limits, to_jsonable
 from fallom.protocol._wire import RAW_REQUEST, RAW_RESPONSE
 from fallom.tracing import _runtime
 from fallom.tracing._context import CURRENT_SESSION
+from fallom.tracing._foreign import FOREIGN, hand_on
 from fallom.tracing._session import SessionContext
 
 if TYPE_CHECKING:
@@ -229,29 +230,17 @@ def send_trace_sync(trace: TraceData) -> None:
 
 
 def _hand_on(trace: TraceData, rt: Runtime) -> None:
-    """``trace``'s record, through ``rt``'s redact hook, to its processors."""
-    from fallom.integrations._otel_in import FOREIGN, ForeignSpan
-    from fallom.tracing._record import _apply_redact
-
+    """``trace``'s record, taken now, to ``rt``'s processors (and its redact hook)."""
     if not isinstance(trace, TraceData):
         report_misuse("trace.send_trace", f"expected a TraceData, got {type(trace).__name__}")
         return
     if not rt.initialized and not rt.test_processors:
         FOREIGN.drop("shutdown")
         return
-    record: Optional[Dict[str, Any]] = _record_of(trace, rt)
-    redact = rt.settings.redact
-    if redact is not None and record is not None:
-        record = _apply_redact(redact, record)
-    if record is None:
-        FOREIGN.drop("redacted")
-        return
+    record = _record_of(trace, rt)
     parent = record.get("parent_span_id")
-    foreign: Any = ForeignSpan(record, _id_number(record.get("trace_id")),
-                               None if parent is None else _id_number(parent))
-    for processor in rt.ending:
-        if not getattr(processor, "skips_foreign", False):
-            processor.on_end(foreign)
+    hand_on(record, rt, _id_number(record.get("trace_id")),
+            None if parent is None else _id_number(parent))
 
 
 def _record_of(trace: TraceData, rt: Runtime) -> Dict[str, Any]:
@@ -371,9 +360,7 @@ def _bound(session_ctx: Any) -> FallomSession:
     """The session object whose ``wrap_*`` bind ``session_ctx``; for None, one bound to no
     session, so each call takes the session current where it is made."""
     if session_ctx is None:
-        unbound = FallomSession.__new__(FallomSession)
-        object.__setattr__(unbound, "_context", None)
-        return unbound
+        return FallomSession._unbound()
     return FallomSession(session_ctx.config_key, session_ctx.session_id,
                          getattr(session_ctx, "customer_id", None),
                          getattr(session_ctx, "metadata", None), getattr(session_ctx, "tags", None))

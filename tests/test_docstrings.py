@@ -26,6 +26,7 @@ from fallom.testing import CapturedSpans
 MODULES = [
     "fallom", "fallom.models", "fallom.prompts", "fallom.testing", "fallom.console",
     "fallom.extractors", "fallom.exporters", "fallom.server", "fallom.integrations.langchain",
+    "fallom.trace",
 ]
 
 _ENTRY = re.compile(r"^    (\*{0,2}\w+)( \([^)]*\))?:", re.MULTILINE)

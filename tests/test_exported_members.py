@@ -9,7 +9,7 @@ import pytest
 
 import fallom
 
-MODULES = ["fallom", "fallom.testing", "fallom.extractors", "fallom.exporters"]
+MODULES = ["fallom", "fallom.testing", "fallom.extractors", "fallom.exporters", "fallom.trace"]
 
 
 @pytest.mark.parametrize("name", MODULES)

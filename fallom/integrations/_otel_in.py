@@ -9,39 +9,22 @@ records to fallom's own delivery pipeline.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
-from fallom.infra._counters import Stats
 from fallom.infra._guard import report_internal_error
 from fallom.protocol import _genai
 from fallom.protocol._genai import SpanData
 from fallom.tracing import _runtime
 from fallom.tracing._context import CURRENT_SESSION
-from fallom.tracing._processor import SpanProcessor
-from fallom.tracing._record import _apply_redact
+from fallom.tracing._foreign import FOREIGN, hand_on
 from fallom.tracing._runtime import Runtime
 from fallom.tracing._session import SessionContext
 
-__all__ = ["FallomExporter", "ForeignSpan"]
-
-FOREIGN = Stats()  # spans FallomExporter could not hand on, over the life of the process
-
-
-class ForeignSpan:
-    """A finished record from elsewhere, shaped for fallom's processors."""
-
-    __slots__ = ("_parent_id", "_record", "_trace_id", "sampled")
-    foreign = True
-    _cut = False
-
-    def __init__(self, record: Dict[str, Any], trace_id: int, parent_id: Optional[int]) -> None:
-        self._record, self._trace_id, self._parent_id = record, trace_id, parent_id
-        self.sampled = True
-
+__all__ = ["FallomExporter"]
 
 def record_from_otel(span: ReadableSpan, session: Optional[SessionContext],
               rt: Runtime) -> Dict[str, Any]:
@@ -94,14 +77,13 @@ class FallomExporter(SpanExporter):
             return SpanExportResult.SUCCESS
         try:
             active = self.session or CURRENT_SESSION.get()
-            processors = [p for p in rt.ending if not getattr(p, "skips_foreign", False)]
         except Exception as exc:
             FOREIGN.drop("export_error", len(spans))
             report_internal_error(exc, "FallomExporter.export")
             return SpanExportResult.FAILURE
         for span in spans:
             try:
-                _hand_on(span, active, rt, processors)
+                _hand_on(span, active, rt)
             except Exception as exc:
                 FOREIGN.drop("export_error")
                 report_internal_error(exc, "FallomExporter.export")
@@ -123,17 +105,8 @@ class FallomExporter(SpanExporter):
         return _runtime.STATE.flush(timeout_millis / 1000)
 
 
-def _hand_on(span: ReadableSpan, session: Optional[SessionContext], rt: Runtime,
-             processors: List[SpanProcessor]) -> None:
-    """One span's record, through ``rt``'s redact hook, to its processors."""
-    record: Optional[Dict[str, Any]] = record_from_otel(span, session, rt)
-    redact = rt.settings.redact
-    if redact is not None and record is not None:
-        record = _apply_redact(redact, record)
-    if record is None:
-        FOREIGN.drop("redacted")
-        return
+def _hand_on(span: ReadableSpan, session: Optional[SessionContext], rt: Runtime) -> None:
+    """One span's record to ``rt``'s processors (see :func:`fallom.tracing._foreign.hand_on`)."""
+    record = record_from_otel(span, session, rt)
     parent = span.parent.span_id if span.parent is not None else None
-    foreign: Any = ForeignSpan(record, int(record["trace_id"], 16), parent)
-    for processor in processors:
-        processor.on_end(foreign)
+    hand_on(record, rt, int(record["trace_id"], 16), parent)
