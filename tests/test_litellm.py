@@ -37,7 +37,7 @@ def test_completion_with_provider_tokens_and_cost(
                                   api_base=provider_server.url + "/v1", api_key="k")
     assert response.choices[0].message.content == "Hello"
     (record,) = spans
-    assert record["name"] == "litellm.completion"
+    assert record["name"] == "chat.completions.create"
     assert record["session_id"] == "s-ll"
     assert (view(record).prompt_tokens, view(record).completion_tokens, view(record).total_tokens) == (
         9, 2, 11)
@@ -71,7 +71,7 @@ def test_streaming_and_async(wrapped: object, provider_server: ProviderServer,
     assert view(streamed).output == "Hello"
     assert 200 <= view(streamed).time_to_first_token_ms <= view(streamed).duration_ms
     assert view(streamed).total_tokens == 11
-    assert awaited["name"] == "litellm.acompletion"
+    assert awaited["name"] == "chat.completions.create"
     assert view(awaited).total_tokens == 11
 
 

@@ -33,7 +33,7 @@ def test_message(client: anthropic.Anthropic, spans: CapturedSpans) -> None:
     assert message.content[0].text == "Hello"
     assert isinstance(client, anthropic.Anthropic)
     (record,) = spans
-    assert record["name"] == "anthropic.messages.create"
+    assert record["name"] == "messages.create"
     assert record["model"] == "claude-x"
     assert view(record).input == {"system": "Be brief", "messages": MESSAGES}
     assert view(record).output == "Hello"
@@ -67,7 +67,7 @@ def test_messages_stream_context_manager(client: anthropic.Anthropic,
         assert spans == []  # the span lasts until the block exits
     assert text == "Hello"
     (record,) = spans
-    assert record["name"] == "anthropic.messages.stream"
+    assert record["name"] == "messages.create"
     assert view(record).output == "Hello"
     assert view(record).total_tokens == 11
     assert 200 <= view(record).time_to_first_token_ms <= view(record).duration_ms

@@ -29,7 +29,7 @@ def test_generate_content(client: genai.Client, spans: CapturedSpans) -> None:
     assert response.text == "Hello"
     assert isinstance(client, genai.Client)
     (record,) = spans
-    assert record["name"] == "google.models.generate_content"
+    assert record["name"] == "generateContent"
     assert record["session_id"] == "s-g"
     assert record["model"] == "gemini-2.0-flash-001"
     assert view(record).input == "Say hello"
@@ -63,8 +63,8 @@ def test_aio(client: genai.Client, spans: CapturedSpans) -> None:
         return response.text + text
 
     assert asyncio.run(main()) == "HelloHello"
-    assert [r["name"] for r in spans] == ["google.aio.models.generate_content",
-                                          "google.aio.models.generate_content_stream"]
+    assert [r["name"] for r in spans] == ["generateContent",
+                                          "generateContent"]
     assert [view(r).total_tokens for r in spans] == [11, 11]
 
 
@@ -89,7 +89,7 @@ def test_google_generativeai_model(provider_server: ProviderServer, spans: Captu
     chunks = list(model.generate_content("hi", stream=True))
     assert "".join(c.text for c in chunks) == "Hello"
     plain, streamed = spans
-    assert plain["name"] == "google.generate_content"
+    assert plain["name"] == "generateContent"
     assert view(plain).input == "hi"
     assert plain["attributes"]["gen_ai.request.model"] == "gemini-1.5-flash"
     assert (view(plain).output, view(plain).total_tokens) == ("Hello", 11)

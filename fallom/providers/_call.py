@@ -40,7 +40,11 @@ class Binding:
 def _start(binding: Binding, path: Tuple[str, ...], endpoint: Endpoint, args: Tuple[Any, ...],
            kwargs: Dict[str, Any]) -> Span:
     provider = binding.provider
-    span = Span(f"{provider.name}.{'.'.join(path)}", endpoint.kind, None, _runtime.STATE)
+    # the reference SDKs' operation names (chat.completions.create, messages.create,
+    # generateContent...), the provider in gen_ai.provider.name: one name per operation,
+    # whichever SDK sent it
+    name = endpoint.method or f"{provider.name}.{'.'.join(path)}"  # a model object's own
+    span = Span(name, endpoint.kind, None, _runtime.STATE)
     if binding.session is not None:
         span.session = binding.session  # the wrapper's session, whatever the context
     model = kwargs.get("model") or binding.default_model
