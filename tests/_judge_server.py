@@ -26,8 +26,13 @@ import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, Iterator, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from fallom import evals
+from fallom.evals import _settings
 
 from ._http import LoopbackServer, send_bytes, send_json
 
@@ -63,7 +68,7 @@ class JudgeServer(LoopbackServer):
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay  # every answer's latency, as a real judge has one
         self.requests: List[Dict[str, Any]] = []
-        self.scripts: List[Tuple[Optional[str], Deque[Answer]]] = []
+        self.scripts: List[Tuple[Tuple[str, ...], Deque[Answer]]] = []
         self.cond = threading.Condition()
         self.released = threading.Event()
         self.in_flight = 0
@@ -75,11 +80,16 @@ class JudgeServer(LoopbackServer):
         """The base URL to configure (the path OpenRouter's API has)."""
         return f"{self.url}/api/v1"
 
-    def script(self, *answers: Answer, match: Optional[str] = None) -> JudgeServer:
-        """Answer the next requests whose body holds ``match`` (any, if None) so."""
+    def script(self, *answers: Answer, match: Union[str, Tuple[str, ...]] = ()) -> JudgeServer:
+        """Answer the next requests whose body holds ``match`` (each of several texts) so."""
         with self.cond:
-            self.scripts.append((match, collections.deque(answers)))
+            texts = (match,) if isinstance(match, str) else match
+            self.scripts.append((texts, collections.deque(answers)))
         return self
+
+    def asked(self, *texts: str) -> List[Dict[str, Any]]:
+        """The requests whose body holds each of ``texts``."""
+        return [r for r in self.requests if all(t in r["text"] for t in texts)]
 
     def close(self) -> None:
         self.released.set()
@@ -97,7 +107,8 @@ class JudgeServer(LoopbackServer):
         body = json.loads(raw)
         with self.cond:
             self.requests.append({"path": handler.path, "headers": dict(handler.headers),
-                                  "body": raw, "json": body})
+                                  "body": raw, "json": body, "text": raw.decode(),
+                                  "at": time.monotonic()})
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             answer = self._scripted(raw.decode())
@@ -109,8 +120,8 @@ class JudgeServer(LoopbackServer):
                 self.in_flight -= 1
 
     def _scripted(self, text: str) -> Answer:
-        for match, answers in self.scripts:
-            if answers and (match is None or match in text):
+        for texts, answers in self.scripts:
+            if answers and all(t in text for t in texts):
                 return answers.popleft()
         return Answer()
 
@@ -192,6 +203,39 @@ class FallomApiServer(LoopbackServer):
             run_id = f"run-{len(self.uploads)}"
             self.cond.notify_all()
         send_bytes(handler, 200, json.dumps({"run_id": run_id}).encode())
+
+
+# -- fixtures: a test module takes them with `fresh_evals, judge, api, configured = FIXTURES`
+@pytest.fixture
+def fresh_evals() -> Iterator[None]:
+    """The test starts with ``evals.init`` not called, and ends so."""
+    _settings.reset()
+    yield
+    _settings.reset()
+
+
+@pytest.fixture
+def judge(fresh_evals: None) -> Iterator[JudgeServer]:
+    server = JudgeServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def api() -> Iterator[FallomApiServer]:
+    server = FallomApiServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def configured(judge: JudgeServer, api: FallomApiServer) -> None:
+    """``evals.init`` with the local Fallom API and the local judge."""
+    evals.init(api_key=FALLOM_KEY, base_url=api.url, judge_base_url=judge.base_url,
+               judge_api_key=JUDGE_KEY)
+
+
+FIXTURES = (fresh_evals, judge, api, configured)
 
 
 # -- the published 0.2.7, driven in its own interpreter -----------------------------------

@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import pytest
 
 from fallom import evals
 
-from ._judge_server import FALLOM_KEY, JUDGE_KEY, FallomApiServer, JudgeServer, run_reference
+from ._judge_server import FALLOM_KEY, FIXTURES, FallomApiServer, JudgeServer, run_reference
 from .reference.make_fixtures import reference_python
+
+fresh_evals, judge, api, configured = FIXTURES
 
 METRICS_027 = ["answer_relevancy", "hallucination", "toxicity", "faithfulness", "completeness"]
 ITEMS = [
@@ -86,25 +88,6 @@ def python() -> Path:
         pytest.skip(str(exc))
 
 
-@pytest.fixture
-def judge() -> Iterator[JudgeServer]:
-    server = JudgeServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def api() -> Iterator[FallomApiServer]:
-    server = FallomApiServer()
-    yield server
-    server.close()
-
-
-def _ours(api: FallomApiServer, judge: JudgeServer) -> None:
-    evals.init(api_key=FALLOM_KEY, base_url=api.url, judge_base_url=judge.base_url,
-               judge_api_key=JUDGE_KEY)
-
-
 def _items() -> List[evals.DatasetItem]:
     return [evals.DatasetItem(**item) for item in ITEMS]
 
@@ -139,13 +122,13 @@ def test_metric_prompts_are_the_references(python: Path, judge: JudgeServer,
     assert evals.AVAILABLE_METRICS == TS_AVAILABLE_METRICS
 
 
+@pytest.mark.usefixtures("configured")
 def test_judge_requests_and_upload_are_0_2_7s_byte_for_byte(
         python: Path, judge: JudgeServer, api: FallomApiServer, tmp_path: Path) -> None:
     job = {"kind": "evaluate", "items": ITEMS, "metrics": METRICS_027, "context": CONTEXT,
            "name": "same run", "api_key": FALLOM_KEY, "base_url": api.url}
     run_reference(python, judge, job, tmp_path)
     theirs, judge.requests = _requests(judge), []
-    _ours(api, judge)
     results = evals.evaluate(_items(), METRICS_027, judge_context=CONTEXT, name="same run",
                              verbose=False)
     assert len(theirs) == len(ITEMS) * len(METRICS_027)
@@ -155,6 +138,7 @@ def test_judge_requests_and_upload_are_0_2_7s_byte_for_byte(
     assert [r.toxicity for r in results] == [e["toxicity"] for e in their_upload["results"]]
 
 
+@pytest.mark.usefixtures("configured")
 def test_compare_models_uploads_0_2_7s_payload(python: Path, judge: JudgeServer,
                                                api: FallomApiServer, tmp_path: Path) -> None:
     job = {"kind": "compare", "items": ITEMS[:2], "models": ["vendor/model-a"],
@@ -162,7 +146,6 @@ def test_compare_models_uploads_0_2_7s_payload(python: Path, judge: JudgeServer,
            "base_url": api.url}
     run_reference(python, judge, job, tmp_path)
     theirs, judge.requests = _requests(judge), []
-    _ours(api, judge)
     evals.compare_models(_items()[:2], ["vendor/model-a"], ["toxicity", "completeness"],
                          name="compared", verbose=False)
     assert _requests(judge) == theirs  # the model calls too
