@@ -271,6 +271,13 @@ json.dump({"seconds": seconds, "metric_prompts": evals.METRIC_PROMPTS}, open(out
 """
 
 
+def subprocess_env(**extra: str) -> Dict[str, str]:
+    """The environment of a child running this SDK: no FALLOM_ variable but ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FALLOM_", "OPENROUTER_"))}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parent.parent), **extra)
+    return env
+
+
 def run_reference(python: Path, judge: JudgeServer, job: Dict[str, Any],
                   folder: Path, timeout: float = 600) -> Dict[str, Any]:
     """Run 0.2.7's evals on ``job`` against ``judge``; what the driver wrote."""

@@ -8,17 +8,15 @@ import pty
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pytest
 
 from fallom import evals
 
-from ._judge_server import FIXTURES, JUDGE_KEY, Answer, JudgeServer, prompt_score
+from ._judge_server import FIXTURES, JUDGE_KEY, Answer, JudgeServer, prompt_score, subprocess_env
 
 fresh_evals, judge, api, configured = FIXTURES
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _items(count: int) -> List[evals.DatasetItem]:
@@ -77,9 +75,8 @@ print("done")
 
 def _run(judge: JudgeServer, verbose: bool, terminal: bool) -> str:
     """The script's output, its stdout a terminal (a pty) or a pipe."""
-    env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("FALLOM_")}
-    env.update(FALLOM_JUDGE_BASE_URL=judge.base_url, FALLOM_JUDGE_API_KEY=JUDGE_KEY,
-               TERM="xterm-256color", COLUMNS="100", PYTHONPATH=str(ROOT))
+    env = subprocess_env(FALLOM_JUDGE_BASE_URL=judge.base_url, FALLOM_JUDGE_API_KEY=JUDGE_KEY,
+                         TERM="xterm-256color", COLUMNS="100")
     env.pop("NO_COLOR", None)
     code = textwrap.dedent(SCRIPT.format(verbose=verbose))
     if not terminal:
