@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ._http import LoopbackServer, send_bytes, send_json
 
+HOLD_S = 600.0  # a held request waits for release() or close(), whichever the test reaches
+
 
 class ConfigServer(LoopbackServer):
     def __init__(self) -> None:
@@ -60,8 +62,8 @@ class ConfigServer(LoopbackServer):
         with self.lock:
             self.hits[h.path] = self.hits.get(h.path, 0) + 1
             failure = self.failure
-        if failure and failure[0] == "hang":
-            self.released.wait(30)
+        if failure and failure[0] == "hang":  # held until released, past any test's timeout
+            self.released.wait(HOLD_S)
             h.close_connection = True
             return
         if failure and failure[0] == "status":

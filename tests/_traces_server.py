@@ -36,6 +36,8 @@ class TracesServer(LoopbackServer):
         self.default: Optional[Action] = None
         self.cond = threading.Condition()
         self.released = threading.Event()
+        self.in_flight = 0  # requests received and not answered yet (a "hang" stays in)
+        self.peak_in_flight = 0  # the most there ever were at once
         super().__init__()
 
     def on_post(self, handler: BaseHTTPRequestHandler) -> None:
@@ -67,6 +69,18 @@ class TracesServer(LoopbackServer):
             return self.script.popleft() if self.script else self.default
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        """Answer as scripted, counting the request in flight until it is answered."""
+        with self.cond:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            self._answer(handler)
+        finally:
+            with self.cond:
+                self.in_flight -= 1
+                self.cond.notify_all()
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         action = self._next_action()
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length)

@@ -133,7 +133,9 @@ def test_otlp_headers_never_go_in_clear_to_another_host() -> None:
 
 def _first_warning(caplog: pytest.LogCaptureFixture, url: str, **init: Any) -> str:
     caplog.set_level(logging.WARNING, "fallom")
-    fallom.init(api_key="k", traces_url=url, batch=True, export_retry_timeout=0.3, **init)
+    # a retry budget a first retry always fits in (its backoff is at most 0.3 s), however
+    # long a loaded machine takes over the first attempt: the warning says "retrying"
+    fallom.init(api_key="k", traces_url=url, batch=True, export_retry_timeout=2.0, **init)
     with fallom.span("x"):
         pass
     fallom.flush(10.0)
@@ -188,8 +190,8 @@ def test_prompts_before_init_say_init_was_not_called() -> None:
 def test_exit_says_where_undelivered_spans_went() -> None:
     code = textwrap.dedent(f"""
         import fallom
-        fallom.init(api_key="k", traces_url="{refused_url()}", shutdown_timeout=0.5,
-                    export_retry_timeout=30)
+        fallom.init(api_key="k", traces_url="{refused_url()}", shutdown_timeout=2,
+                    export_retry_timeout=30)  # the exit drain has room for a first attempt
         with fallom.span("x"):
             pass
     """)

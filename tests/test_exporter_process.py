@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from typing import Dict
 
 import pytest
@@ -14,6 +13,8 @@ import pytest
 from fallom.testing import view
 
 from ._traces_server import TracesServer, plain_body
+from .test_exporter import gave_up_after
+from .test_models import HANG_S
 
 CANARY = "fallom-canary-key-7f3a9c"
 
@@ -52,15 +53,21 @@ def test_exit_without_flush_delivers_everything(traces_server: TracesServer) -> 
 
 
 def test_exit_against_a_hanging_server_is_bounded(traces_server: TracesServer) -> None:
-    traces_server.default = ("hang",)
-    began = time.monotonic()
-    result = run(TRACE_5000, traces_server, FALLOM_SHUTDOWN_TIMEOUT="2")
-    elapsed = time.monotonic() - began
+    traces_server.default = ("hang",)  # holds each request unanswered for 60 s
+    # no request or retry timeout ends before the server lets go: only the 2 s budget can
+    code = TRACE_5000.replace("fallom.init()",
+                              "fallom.init(export_timeout=600, export_retry_timeout=600)")
+    try:  # HANG_S is short of the server's 60 s hold
+        result = run(code, traces_server, timeout=HANG_S, FALLOM_SHUTDOWN_TIMEOUT="2")
+    except subprocess.TimeoutExpired:
+        pytest.fail("the exit waited on the hanging server instead of its 2 s budget")
     assert result.returncode == 0, result.stderr
-    assert elapsed < 2 + 1 + 1.5  # the shutdown timeout + 1 s, plus interpreter start-up
+    assert traces_server.wait_for_requests(1)
+    assert traces_server.in_flight == 1  # it ended while the server still held its request
+    assert len(traces_server.requests) == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("fallom: gave up delivering after 2 s;")
+    assert 1.0 < gave_up_after(lines[0]) <= 2.0  # FALLOM_SHUTDOWN_TIMEOUT, not the 5 s default
     assert "undelivered" in lines[0]
     traces_server.release()
 

@@ -12,11 +12,7 @@ from fallom.testing import capture_spans
 
 from ._config_server import ConfigServer
 from .test_assign import reference
-
-
-def start(server: ConfigServer) -> None:
-    fallom.init(api_key="k", configs_url=server.url, prompts_url=server.url,
-                traces_url=server.url)
+from .test_models import start  # its cold wait only a hang exhausts, on a loaded machine too
 
 
 def test_render_is_one_pass_and_never_evaluates() -> None:

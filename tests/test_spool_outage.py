@@ -55,7 +55,7 @@ def test_overflow_reaches_the_spool_while_the_worker_is_stuck(
         call(i)
     assert traces_server.wait_for_requests(1)
     # two queues' worth are in flight or queued; all the rest is on disk while it hangs
-    assert wait_for(lambda: fallom.stats()["spooled"] >= 500, timeout=10)
+    assert wait_for(lambda: fallom.stats()["spooled"] >= 500)
     assert len(on_disk(tmp_path)) == fallom.stats()["spooled"]
     assert not traces_server.released.is_set()
     assert dropped(fallom.stats()) == {}
@@ -63,11 +63,12 @@ def test_overflow_reaches_the_spool_while_the_worker_is_stuck(
 
 def test_a_refusing_backend_loses_nothing_while_the_spool_has_room(
         traces_server: TracesServer, tmp_path: Path) -> None:
-    fallom.init(api_key="k", traces_url=refused_url(), spool_dir=tmp_path, max_queue_size=50)
+    fallom.init(api_key="k", traces_url=refused_url(), spool_dir=tmp_path, max_queue_size=50,
+                export_retry_timeout=600)
     for i in range(600):
         call(i)
-    # the worker retries one record for 30 s (export_retry_timeout); the overflow does not wait
-    assert wait_for(lambda: fallom.stats()["spooled"] >= 550, timeout=15)
+    # the worker retries one record for as long as the test runs; the overflow does not wait
+    assert wait_for(lambda: fallom.stats()["spooled"] >= 550)
     assert dropped(fallom.stats()) == {}
     fallom.shutdown(0.5)  # out of time: what is left goes to the spool too
     assert fallom.stats()["spooled"] == 600

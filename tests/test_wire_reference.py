@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -198,14 +197,13 @@ def test_600_spans_from_4_threads_against_a_slow_backend(strict: TracesServer) -
         for i in range(150):
             call(t * 150 + i)
 
-    began = time.monotonic()
     run_in_threads(work, 4)
-    assert fallom.flush(20.0) is True
-    took = time.monotonic() - began
+    assert fallom.flush(60.0) is True  # about 1 s with 16 in flight; 12 s one at a time
     assert sorted(view(r).input["i"] for r in strict.records) == list(range(600))
     assert len(strict.requests) == 600  # one record each, none sent twice
     assert strict.refused == []
-    assert took < 20.0  # about 1 s with 16 in flight; 12 s one at a time
+    # several at once (a request held 20 ms has company), never past export_concurrency
+    assert 2 <= strict.peak_in_flight <= 16
 
 
 def test_the_reference_check_refuses_what_the_cloud_would(strict: TracesServer) -> None:
