@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from fallom.infra._config import is_loopback_host
 from fallom.server import _views as views
 from fallom.server._catalog import Catalog
+from fallom.server._datasets import entry_of_trace, prepare_from_traces, reply
+from fallom.server._evals import prepare_run
 from fallom.server._ingest import Row, prepare, prepare_metrics, storable, summarise
 from fallom.server._otlp import (
     OTLP_PROTOBUF,
@@ -37,6 +39,9 @@ INGEST_HEADER = "Fallom-Ingest"
 _PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d{1,18})")
 _TRACE = re.compile(r"/api/traces/([0-9a-f]{32})")
 _SESSION = re.compile(r"/api/sessions/([^/]+)")
+_DATASET = re.compile(r"/api/datasets/([^/]+)")
+_RUN = re.compile(r"/api/evals/([^/]+)")
+_EVAL_PAGE = re.compile(r"/evals(?:/[^/]+)?/?")  # the page of a run, as the SDKs print it
 _DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" too, which int() refuses
 # a Host header: a name or an address, IPv6 in brackets, then perhaps a port
 _HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::[0-9]{1,5})?")
@@ -320,7 +325,8 @@ def _handler_for(server: FallomServer) -> type:
             super().handle_one_request()
 
         def do_GET(self) -> None:
-            asset = _ASSETS.get(urlsplit(self.path).path)
+            path = urlsplit(self.path).path
+            asset = _ASSETS.get(path) or (_ASSETS["/"] if _EVAL_PAGE.fullmatch(path) else None)
             if asset is not None and server.host_allowed(self.headers.get("Host")):
                 self._asset(*asset)  # the page itself holds no data: no key needed
             else:
@@ -526,6 +532,10 @@ def _post(server: FallomServer, path: str, raw: bytes, encoding: Optional[str],
         return _assignment(server, body)
     if path == "/spans":
         return _metrics(server, body)
+    if path == "/api/sdk-evals":
+        return _eval_run(server, body)
+    if path == "/api/datasets":
+        return _dataset_from_traces(server, body)
     return 404, {"error": f"no route POST {path}"}
 
 
@@ -555,6 +565,43 @@ def _metrics(server: FallomServer, body: Any) -> Tuple[int, Any]:
         return 413, {"error": f"over {limit} metrics in one request; send fewer at a time"}
     stored = server.store.set_metrics(metrics.session_id, metrics.config_key, metrics.values)
     return 200, {"accepted": len(metrics.values), "stored": stored}
+
+
+def _eval_run(server: FallomServer, body: Any) -> Tuple[int, Any]:
+    """An evaluation run, as ``fallom`` 0.2.7 and the TypeScript SDK upload it."""
+    run, status, reason = prepare_run(body, server.limits.max_records)
+    if run is None:
+        return status, {"error": reason}
+    stored = server.store.add_run({"name": run.name, "description": run.description,
+                                   "judge_model": run.judge_model,
+                                   "dataset_size": run.dataset_size, "summary": run.summary},
+                                  run.items)
+    return 200, {"run_id": stored["run_id"], "url": f"/evals/{stored['run_id']}",
+                 "items": stored["items"], "scores": stored["scores"]}
+
+
+def _dataset_from_traces(server: FallomServer, body: Any) -> Tuple[int, Any]:
+    """A new version of a dataset whose entries are the input and output of stored traces."""
+    request, reason = prepare_from_traces(body)
+    if request is None:
+        return 400, {"error": reason}
+    if request.key in server.catalog.current().datasets:
+        return 409, {"error": f"dataset {request.key!r} is defined in the catalog file: edit "
+                              "it there, or make this one under another key"}
+    chosen = request.filters
+    traces = server.store.traces(
+        config_key=chosen.get("config_key"), session_id=chosen.get("session_id"),
+        customer_id=chosen.get("customer_id"), since=chosen.get("since"),
+        until=chosen.get("until"), limit=request.limit)
+    entries = [entry for entry in (entry_of_trace(server.store.trace(t["trace_id"]))
+                                   for t in reversed(traces)) if entry is not None]
+    if not entries:
+        return 400, {"error": f"no stored trace matches {request.filters or 'the filter'} "
+                              "with a span that has both an input and an output"}
+    made = {"name": request.name, "description": request.description, "source": "traces",
+            "filter": {**request.filters, "limit": request.limit}, "entries": entries}
+    version = server.store.version_of("dataset", request.key, made)
+    return 200, reply(request.key, version, made, include_entries=False)
 
 
 def _ingest(server: FallomServer, body: Any) -> Tuple[int, Any]:
@@ -659,4 +706,34 @@ def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
         if not spans:
             return 404, {"error": "no such trace"}
         return 200, {"trace_id": trace.group(1), "spans": spans}
+    return _get_evals(server, path, query)
+
+
+def _get_evals(server: FallomServer, path: str, query: Dict[str, str]) -> Tuple[int, Any]:
+    """The routes of evaluations: datasets and runs."""
+    dataset = _DATASET.fullmatch(path)
+    if dataset:
+        return _dataset(server, unquote(dataset.group(1)), query)
+    if path == "/api/evals":
+        limit, offset = _page(query)
+        return 200, {"runs": server.store.runs(limit=limit, offset=offset)}
+    run = _RUN.fullmatch(path)
+    if run:
+        found = server.store.run(unquote(run.group(1)))
+        return (200, found) if found else (404, {"error": "no such evaluation run"})
     return 404, {"error": f"no route GET {path}"}
+
+
+def _dataset(server: FallomServer, key: str, query: Dict[str, str]) -> Tuple[int, Any]:
+    """One version of a dataset (the latest unless ``version``), as the SDKs read it."""
+    version = _number(query, "version")
+    if version is None:
+        found = server.store.latest_version("dataset", key)
+    else:
+        body = server.store.version("dataset", key, version)
+        found = None if body is None else (version, body)
+    if found is None:
+        which = "" if version is None else f" version {version}"
+        return 404, {"error": f"no dataset {key!r}{which}"}
+    include = query.get("include_entries", "true").strip().lower() not in ("false", "0")
+    return 200, reply(key, *found, include_entries=include)

@@ -1,4 +1,4 @@
-"""Configs, prompts and prompt A/B tests from one human-editable file.
+"""Configs, prompts, prompt A/B tests and datasets from one human-editable file.
 
 TOML (prompts are multi-line) or JSON. Validated at load with errors naming
 the file, the key and the problem; reloaded when the file changes; every
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
 from fallom.experiments._assign import ConfigError, parse_config, weight_of
+from fallom.server._datasets import catalog_body, catalog_reason, key_reason
 from fallom.server._store import Store
 
 if sys.version_info >= (3, 11):
@@ -34,6 +35,7 @@ class _Loaded:
     configs: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     prompts: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     ab_tests: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 def _read(path: str) -> Mapping[str, Any]:
@@ -45,10 +47,10 @@ def _read(path: str) -> Mapping[str, Any]:
         raise CatalogError(f"{path}: cannot read: {exc}") from None
     if not isinstance(data, Mapping):
         raise CatalogError(f"{path}: the top level must be a table")
-    unknown = set(data) - {"configs", "prompts", "prompt_ab_tests"}
+    unknown = set(data) - {"configs", "prompts", "prompt_ab_tests", "datasets"}
     if unknown:
         raise CatalogError(f"{path}: unknown sections {sorted(unknown)}; expected configs, "
-                           "prompts, prompt_ab_tests")
+                           "prompts, prompt_ab_tests, datasets")
     return data
 
 
@@ -91,6 +93,10 @@ def validate(path: str) -> Mapping[str, Any]:
             if weight_of(variant.get("weight")) is None:
                 raise CatalogError(f"{path}: prompt_ab_tests.{key}: variant {i} weight must be "
                                    "a number")
+    for key, entry in _section(data, "datasets", path).items():
+        reason = key_reason("the key", key) or catalog_reason(entry)
+        if reason is not None:
+            raise CatalogError(f"{path}: datasets.{key}: {reason}")
     return data
 
 
@@ -138,6 +144,10 @@ class Catalog:
             body = {"variants": list(entry["variants"])}
             version = self._store.version_of("prompt_ab_test", key, body)
             loaded.ab_tests[key] = {"key": key, "version": version, **body}
+        for key, entry in data.get("datasets", {}).items():
+            body = catalog_body(key, entry)
+            loaded.datasets[key] = {"key": key,
+                                    "version": self._store.version_of("dataset", key, body)}
         self._loaded = loaded
 
     def pinned(self, kind: str, key: str, version: int) -> Optional[Dict[str, Any]]:

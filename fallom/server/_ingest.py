@@ -15,8 +15,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from fallom.protocol._wire import RecordView
 
-__all__ = ["MAX_ID_CHARS", "Metrics", "Row", "prepare", "prepare_metrics", "storable",
-           "summarise"]
+__all__ = ["MAX_ID_CHARS", "Metrics", "Row", "id_reason", "json_text", "prepare",
+           "prepare_metrics", "storable", "summarise"]
 
 Row = Tuple[str, str, Optional[str], str, Optional[str], Optional[str], Optional[str],
             Optional[str], Optional[str], Optional[float], Optional[int], str, Optional[str],
@@ -165,7 +165,7 @@ def prepare_metrics(body: Any) -> Tuple[Optional[Metrics], Optional[str]]:
     if not isinstance(body, dict):
         return None, "expected {config_key, session_id, data}"
     for field in ("config_key", "session_id"):
-        reason = _id_reason(field, body.get(field))
+        reason = id_reason(field, body.get(field))
         if reason is not None:
             return None, reason
     data = body.get("data")
@@ -173,15 +173,16 @@ def prepare_metrics(body: Any) -> Tuple[Optional[Metrics], Optional[str]]:
         return None, "data must be an object of metric names to JSON values"
     values: Dict[str, str] = {}
     for name, value in data.items():
-        text, reason = _json_text(f"data.{name[:40]}", value)
-        reason = _id_reason("data: a metric name", name) or reason
+        text, reason = json_text(f"data.{name[:40]}", value)
+        reason = id_reason("data: a metric name", name) or reason
         if reason is not None:
             return None, reason
         values[name] = text
     return Metrics(body["config_key"], body["session_id"], values), None
 
 
-def _id_reason(field: str, value: Any) -> Optional[str]:
+def id_reason(field: str, value: Any) -> Optional[str]:
+    """Why ``value`` cannot be a key (a name, an id): it must be a short, storable text."""
     if not isinstance(value, str) or not value:
         return f"{field} must be a non-empty string"
     if len(value) > MAX_ID_CHARS:
@@ -191,7 +192,7 @@ def _id_reason(field: str, value: Any) -> Optional[str]:
     return None
 
 
-def _json_text(label: str, value: Any) -> Tuple[str, Optional[str]]:
+def json_text(label: str, value: Any) -> Tuple[str, Optional[str]]:
     """``value`` as standard JSON that every reader parses back, or why it cannot be."""
     if _deeper_than(value, MAX_DEPTH):
         return "", f"{label}: nested more than {MAX_DEPTH} levels deep"

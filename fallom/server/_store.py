@@ -1,5 +1,6 @@
-"""SQLite storage: spans (idempotent by span id), assignments, config versions, and the
-custom metrics of sessions (latest value per field)."""
+"""SQLite storage: spans (idempotent by span id), assignments, versions of configs,
+prompts and datasets, the custom metrics of sessions (latest value per field), and
+evaluation runs with their items."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -57,6 +59,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     session_id TEXT NOT NULL, config_key TEXT NOT NULL, field TEXT NOT NULL,
     value TEXT NOT NULL, updated_at TEXT NOT NULL,
     PRIMARY KEY (session_id, config_key, field));
+CREATE TABLE IF NOT EXISTS eval_runs (
+    run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, name TEXT NOT NULL, description TEXT,
+    judge_model TEXT, dataset_size INTEGER, items INTEGER NOT NULL, summary TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS eval_runs_created ON eval_runs (created_at);
+CREATE TABLE IF NOT EXISTS eval_items (
+    run_id TEXT NOT NULL, position INTEGER NOT NULL, item TEXT NOT NULL,
+    PRIMARY KEY (run_id, position));
 """
 
 
@@ -302,15 +311,16 @@ class Store:
     def traces(self, *, session_id: Optional[str] = None, customer_id: Optional[str] = None,
                config_key: Optional[str] = None, status: Optional[str] = None,
                model: Optional[str] = None, name: Optional[str] = None,
-               since: Optional[str] = None, search: Optional[str] = None,
-               min_duration_ms: Optional[int] = None, min_tokens: Optional[int] = None,
-               min_spans: Optional[int] = None, oldest_first: bool = False,
-               limit: int = 50, offset: int = 0) -> List[Dict[str, Any]]:
+               since: Optional[str] = None, until: Optional[str] = None,
+               search: Optional[str] = None, min_duration_ms: Optional[int] = None,
+               min_tokens: Optional[int] = None, min_spans: Optional[int] = None,
+               oldest_first: bool = False, limit: int = 50, offset: int = 0
+               ) -> List[Dict[str, Any]]:
         """Traces newest first, one summary each; every filter is optional.
 
         A filter picks traces; each summary is over all the trace's spans. Tokens
-        are null when no span of the trace counted any. ``since`` is an ISO 8601
-        date or time (ValueError if it is not one).
+        are null when no span of the trace counted any. ``since`` and ``until`` (a
+        trace starting before it) are ISO 8601 dates or times (ValueError if not).
         """
         where, args = [], []
         for column, value in (("session_id", session_id), ("customer_id", customer_id),
@@ -336,6 +346,9 @@ class Store:
         if since:
             having.append("MIN(start_time) >= ?")
             later.append(since_key(since))
+        if until:
+            having.append("MIN(start_time) < ?")
+            later.append(since_key(until))
         for minimum, expression in ((min_duration_ms, "MAX(duration_ms)"),
                                     (min_tokens, "SUM(total_tokens)"),
                                     (min_spans, "COUNT(*)")):
@@ -429,3 +442,51 @@ class Store:
         rows = self.query("SELECT body FROM versions WHERE kind = ? AND key = ? AND "
                           "version = ?", (kind, key, version))
         return dict(json.loads(rows[0][0])) if rows else None
+
+    def latest_version(self, kind: str, key: str) -> Optional[Tuple[int, Dict[str, Any]]]:
+        """The newest version of ``key`` and its body; None when it has none."""
+        rows = self.query("SELECT version, body FROM versions WHERE kind = ? AND key = ? "
+                          "ORDER BY version DESC LIMIT 1", (kind, key))
+        return (int(rows[0][0]), dict(json.loads(rows[0][1]))) if rows else None
+
+    # -- evaluation runs -------------------------------------------------------------------
+    def add_run(self, head: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+        """Store a run and its items in one transaction, under a new id.
+
+        Args:
+            head: ``name``, ``description``, ``judge_model``, ``dataset_size`` and
+                ``summary`` (its metrics and their figures).
+            items: the items' results, in the order sent.
+
+        Returns:
+            The run as :meth:`runs` lists it.
+        """
+        run_id, at = uuid.uuid4().hex, _now()
+        rows = [(run_id, i, json.dumps(item, allow_nan=False)) for i, item in enumerate(items)]
+        with self._write, self._connection() as db, _transaction(db):
+            db.execute("INSERT INTO eval_runs VALUES (?,?,?,?,?,?,?,?)", (
+                run_id, at, head["name"], head["description"], head["judge_model"],
+                head["dataset_size"], len(rows), json.dumps(head["summary"])))
+            db.executemany("INSERT INTO eval_items VALUES (?,?,?)", rows)
+        return self.runs(run_id=run_id)[0]
+
+    def runs(self, *, run_id: Optional[str] = None, limit: int = 50,
+             offset: int = 0) -> List[Dict[str, Any]]:
+        """Runs newest first (or the one ``run_id``), each with its figures, no items."""
+        where, args = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        rows = self.query(f"SELECT run_id, created_at, name, description, judge_model, "
+                          f"dataset_size, items, summary FROM eval_runs {where} "
+                          f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                          (*args, max(0, min(limit, 1000)), max(0, offset)))
+        return [{"run_id": r[0], "created_at": r[1], "name": r[2], "description": r[3],
+                 "judge_model": r[4], "dataset_size": r[5], "items": r[6],
+                 **json.loads(r[7])} for r in rows]
+
+    def run(self, run_id: str) -> Optional[Dict[str, Any]]:
+        """One run with every item's result (``results``, in the order sent); None if absent."""
+        found = self.runs(run_id=run_id)
+        if not found:
+            return None
+        items = self.query("SELECT item FROM eval_items WHERE run_id = ? ORDER BY position",
+                           (run_id,))
+        return {**found[0], "results": [json.loads(row[0]) for row in items]}
