@@ -106,7 +106,8 @@ def init(
             install_thread_propagation()
         _exit.install(shutdown, settings.handle_signals)
     _set_log_level(settings)
-    _stores.stop(old.experiments)
+    # the old reports still go out, in the background, within the drain's budget
+    _stores.stop(old.experiments, time.monotonic() + settings.shutdown_timeout)
     _close(old.processors, settings.shutdown_timeout)
 
 
@@ -241,8 +242,12 @@ def shutdown(timeout: Optional[float] = None) -> None:
         old = _runtime.swap(lambda current: current.replace(
             initialized=False, processors=(), experiments=None))
         _retire(old.processors)
-    _stores.stop(old.experiments)
-    _close(old.processors, old.settings.shutdown_timeout if timeout is None else timeout)
+    budget = old.settings.shutdown_timeout if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    _stores.stop(old.experiments, deadline)  # queued A/B reports and metrics, beside the spans
+    _close(old.processors, budget)
+    if old.experiments is not None:
+        old.experiments.fetcher.reporter.join(deadline - time.monotonic())
 
 
 def reset(timeout: float = 2.0) -> None:
@@ -275,7 +280,7 @@ def stats() -> Dict[str, Any]:
         merged = merge_stats([_folded, *parts, FOREIGN.snapshot()])
     merged["reports"] = {"sent": REPORTS.get("sent"),
                          "dropped": {reason: REPORTS.get(f"dropped.{reason}")
-                                     for reason in ("queue_full", "unreachable")}}
+                                     for reason in ("queue_full", "unreachable", "shutdown")}}
     return merged
 
 

@@ -283,7 +283,7 @@ class FallomSession:
         self.__exit__(exc_type, exc, tb)
 
 
-def session(config_key: str, session_id: str, *, customer_id: Optional[str] = None,
+def session(config_key: str, session_id: str, customer_id: Optional[str] = None,
             metadata: Optional[Mapping[str, Any]] = None,
             tags: Optional[Iterable[str]] = None) -> FallomSession:
     """Open a session: ``with fallom.session(...):``, or hold it and wrap clients.

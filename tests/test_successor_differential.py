@@ -133,9 +133,6 @@ DOCUMENTED: List[Documented] = [
                "gave None (the context is frozen)", theirs=None, ours={}),
     Documented("*", "returned", "*/tags", "get_context() gives an empty tuple where 0.2.7 gave "
                "None (the context is frozen)", theirs=None, ours=[]),
-    Documented("fallom.session by position", "returned", "/*session/*", "customer_id, metadata "
-               "and tags are keyword-only in fallom.session (and fallom.trace.session); "
-               "FallomSession(...) still takes them by position"),
     Documented("*", "returned", "*/same_object", WRAPPED, theirs=True, ours=False),
     Documented("FallomSession.wrap_openai: the client passed, used", TRACES, "<count>", WRAPPED),
     Documented("fallom.init without a key", "returned", "*", "without an API key fallom runs in "

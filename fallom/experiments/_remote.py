@@ -104,9 +104,10 @@ class Fetcher:
             self._stores.append(store)
             self._cond.notify()  # wake up to schedule its refreshes
 
-    def stop(self) -> None:
+    def stop(self, deadline: float = 0.0) -> None:
+        """Stop fetching; queued reports are still sent until ``deadline`` (monotonic)."""
         self._stop.set()
-        self.reporter.stop()
+        self.reporter.stop(deadline)
         with self._cond:
             self._cond.notify()
 
@@ -160,6 +161,7 @@ class Reporter:
         self._cond = threading.Condition(threading.Lock())
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
+        self._deadline = 0.0  # once stopped: what is queued is sent until then (monotonic)
         self._session: Optional[requests.Session] = None
 
     def post(self, url: str, payload: Any) -> None:
@@ -176,10 +178,23 @@ class Reporter:
                 self._thread.start()
             self._cond.notify()
 
-    def stop(self) -> None:
+    def stop(self, deadline: float = 0.0) -> None:
+        """Take no more posts; what is queued is still sent until ``deadline``
+        (``time.monotonic()``), and what is left then is dropped (``shutdown``)."""
         with self._cond:
             self._stopped = True
+            self._deadline = deadline
             self._cond.notify()
+
+    def join(self, timeout: float) -> None:
+        """Wait at most ``timeout`` seconds for what is queued to be sent; what is still
+        queued then is dropped and counted (``shutdown``) at once."""
+        thread = self._thread
+        if thread is not None and timeout > 0:
+            thread.join(timeout)
+        with self._cond:
+            REPORTS.drop("shutdown", len(self._queue))
+            self._queue.clear()
 
     def _run(self) -> None:
         session = _new_session()
@@ -187,14 +202,18 @@ class Reporter:
             with self._cond:
                 while not self._queue and not self._stopped:
                     self._cond.wait()
-                if self._stopped:
+                left = self._deadline - time.monotonic()
+                if self._stopped and (not self._queue or left <= 0):
+                    REPORTS.drop("shutdown", len(self._queue))
+                    self._queue.clear()
                     return
                 url, payload = self._queue.popleft()
+                wait = min(self._fetcher.timeout, left) if self._stopped \
+                    else self._fetcher.timeout
             suppress_here()
             try:
                 session.post(url, json=payload, headers=self._fetcher.headers(),
-                             allow_redirects=False,
-                             timeout=(2.0, self._fetcher.timeout)).close()
+                             allow_redirects=False, timeout=(min(2.0, wait), wait)).close()
                 REPORTS.add("sent")
             except requests.RequestException as exc:
                 REPORTS.drop("unreachable")

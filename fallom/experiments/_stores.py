@@ -189,6 +189,8 @@ def start(settings: Settings) -> Optional[Experiments]:
     return None if settings.local_mode else Experiments(settings)
 
 
-def stop(experiments: Optional[Experiments]) -> None:
+def stop(experiments: Optional[Experiments], deadline: float = 0.0) -> None:
+    """Stop ``experiments``' fetches; its queued reports are sent until ``deadline``
+    (``time.monotonic()``), in the background."""
     if experiments is not None:
-        experiments.fetcher.stop()
+        experiments.fetcher.stop(deadline)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from fallom.protocol import _names as attr
 from fallom.providers._base import Accumulator, Endpoint, Provider
@@ -90,7 +90,8 @@ def read_response(response: Any) -> Dict[str, Any]:
     usage = get(response, "usage")
     text = "".join(texts)
     raw: Dict[str, Any] = {"responseId": get(response, "id"), "model": get(response, "model"),
-                           "status": get(response, "status"), "text": text}
+                           "status": get(response, "status"), "text": text,
+                           "output": [_output_item(item) for item in items(response, "output")]}
     if calls:
         raw["toolCalls"] = calls
     return compact({
@@ -101,12 +102,39 @@ def read_response(response: Any) -> Dict[str, Any]:
         "finish_reason": [get(response, "status")] if get(response, "status") else None,
         "output": {"content": text, "tool_calls": calls} if calls else text,
         "raw_response": raw,
-        "raw_usage": usage,
+        "raw_usage": _responses_usage(usage),
         "attributes": {
             attr.CACHED_TOKENS: get(usage, "input_tokens_details", "cached_tokens"),
             attr.REASONING_TOKENS: get(usage, "output_tokens_details", "reasoning_tokens"),
         },
     })
+
+
+def _output_item(item: Any) -> Dict[str, Any]:
+    """One Responses API output item as 0.2.x sends it in ``fallom.raw.response.output``:
+    the only place it sent function calls, so backends reading 0.2.x records find them."""
+    out: Dict[str, Any] = {"type": get(item, "type")}
+    if get(item, "content") is not None:
+        out["content"] = [{"type": "text", "text": get(part, "text")}
+                          if get(part, "text") is not None else {"type": get(part, "type")}
+                          for part in items(item, "content")]
+    for key in ("name", "arguments", "call_id"):
+        if get(item, key) is not None:
+            out[key] = get(item, key)
+    return out
+
+
+def _responses_usage(usage: Any) -> Optional[Dict[str, Any]]:
+    """The Responses API's usage with 0.2.x's names beside its own (``prompt_tokens`` is
+    ``input_tokens``...), so a backend reading either finds the counts."""
+    if usage is None:
+        return None
+    names = ("input_tokens", "output_tokens", "total_tokens", "input_tokens_details",
+             "output_tokens_details")
+    raw = {name: get(usage, name) for name in names if get(usage, name) is not None}
+    raw.update(compact({"prompt_tokens": get(usage, "input_tokens"),
+                        "completion_tokens": get(usage, "output_tokens")}))
+    return raw
 
 
 def read_embeddings(response: Any) -> Dict[str, Any]:
