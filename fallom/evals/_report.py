@@ -8,22 +8,13 @@ on a terminal: a log or a CI job gets the summary alone.
 from __future__ import annotations
 
 import collections
-import sys
-from typing import Dict, List, NamedTuple, Optional, Sequence
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence
 
 from fallom.evals._metrics import Metric
 from fallom.evals._types import EvalResult
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = ["Bar", "Failure", "print_comparison", "print_failures", "print_summary"]
 
@@ -44,8 +35,23 @@ class Bar:
     def __init__(self, verbose: bool, total: int, label: str) -> None:
         self._progress: Optional[Progress] = None
         self._task: Optional[TaskID] = None
+        if verbose:
+            self._start(total, label)
+
+    def _start(self, total: int, label: str) -> None:
+        # rich is imported here, by a verbose run: not by every program importing fallom
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         console = Console()
-        if verbose and console.is_terminal and not console.is_dumb_terminal:
+        if console.is_terminal and not console.is_dumb_terminal:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), TimeElapsedColumn(),
                                       TimeRemainingColumn(), console=console)
@@ -95,6 +101,6 @@ def print_failures(failures: Sequence[Failure], calls: int) -> None:
         return
     counted = collections.Counter(f"{f.metric} ({f.model}): {f.reason}" for f in failures)
     print(f"\n⚠️  {len(failures)} of {calls} calls failed; the reasoning of each says why. "
-          "Most common:", file=sys.stdout)
+          "Most common:")
     for reason, count in counted.most_common(_REASONS_SHOWN):
         print(f"  {count} × {reason}")
