@@ -45,50 +45,106 @@ def _stop_on_signals() -> None:
             signal.signal(getattr(signal, name), stop)
 
 
+SERVER_EXTRA = "pip install -e '.[server]' in a checkout of fallom"
+# what the server extra installs (with what they bring): a missing one means no extra
+_SERVER_MODULES = frozenset({"starlette", "uvicorn", "h11", "anyio", "sqlalchemy", "alembic",
+                             "psycopg", "psycopg_pool"})
+RETENTION_ENV = "FALLOM_RETENTION"
+
+
+def _server_missing(exc: ImportError) -> Optional[str]:
+    """The line to print when ``exc`` says the server extra is not installed, else None."""
+    if not isinstance(exc, ModuleNotFoundError) or \
+            (exc.name or "").split(".")[0] not in _SERVER_MODULES:
+        return None
+    return f"fallom serve: needs the server extra ({exc.name} is missing): {SERVER_EXTRA}\n"
+
+
+def _server_defaults() -> Any:
+    """The limits' defaults for ``fallom serve --help``; None without the server extra."""
+    try:
+        from fallom.server._app import ServeLimits
+    except ImportError as exc:
+        if _server_missing(exc) is None:
+            raise
+        return None
+    return ServeLimits()
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Run the server; a problem at start is one ``fallom serve: ...`` line and exit 2."""
-    import sqlite3
-
-    from fallom.server import FallomServer
-    from fallom.server._app import ServeLimits
-    from fallom.server._catalog import CatalogError
-
+    try:
+        from fallom.server._app import FallomServer, ServeLimits
+        from fallom.server._db import StoreError, database
+        from fallom.server._store import migrate
+    except ImportError as exc:
+        missing = _server_missing(exc)
+        if missing is None:
+            raise
+        sys.stderr.write(missing)
+        return 2
     try:
         keys = _api_keys(args)
+        retention = _retention(args)
+        db = database(args.db, default_path=str(default_db_path()))
     except ValueError as exc:
         sys.stderr.write(f"fallom serve: {exc}\n")
         return 2
-    db = Path(args.db) if args.db else default_db_path()
+    if db.path is not None:
+        try:
+            Path(db.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            sys.stderr.write(f"fallom serve: cannot create the directory {Path(db.path).parent}: "
+                             f"{exc.strerror or exc}\n")
+            return 2
+    if args.action == "migrate":
+        try:
+            print(migrate(db))
+        except (StoreError, ValueError) as exc:
+            sys.stderr.write(f"fallom serve: {exc}\n")
+            return 2
+        return 0
     limits = ServeLimits(max_body=args.max_body, max_decompressed=args.max_decompressed,
                          max_records=args.max_records, max_values=args.max_values,
                          max_connections=args.max_connections, idle_timeout=args.idle_timeout,
                          request_timeout=args.request_timeout)
     try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        sys.stderr.write(f"fallom serve: cannot create the directory {db.parent}: "
-                         f"{exc.strerror or exc}\n")
-        return 2
-    try:
-        server = FallomServer(host=args.host, port=args.port, db=str(db), config=args.config,
-                              api_keys=keys, limits=limits)
-    except sqlite3.DatabaseError as exc:
-        sys.stderr.write(f"fallom serve: cannot use {db} as the database: {exc}\n")
-        return 2
-    except (ValueError, CatalogError, OSError, OverflowError) as exc:
+        server = FallomServer(host=args.host, port=args.port, db=db, config=args.config,
+                              api_keys=keys, limits=limits, retention=retention,
+                              workers=args.workers)
+    except (StoreError, ValueError, OSError, OverflowError) as exc:  # CatalogError: ValueError
         sys.stderr.write(f"fallom serve: {exc}\n")
         return 2
     _stop_on_signals()  # before it says it is up: a stop right after that must work
     try:
         # A key given is never printed (it would land in service logs); without one any
         # key is accepted, and a generated one is shown once to copy.
-        _announce(server.url, db, None if keys else f"local-{secrets.token_hex(8)}")
+        _announce(server.url, db.shown, retention, args.workers,
+                  None if keys else f"local-{secrets.token_hex(8)}")
         server.serve_forever()
     except KeyboardInterrupt:
-        print("fallom serve: stopped", file=sys.stderr)
+        pass
     finally:
-        server.httpd.server_close()
+        server.close()
+    print("fallom serve: stopped", file=sys.stderr)
     return 0
+
+
+def _retention(args: argparse.Namespace) -> Optional[float]:
+    """--retention, else $FALLOM_RETENTION, as seconds; None keeps every trace.
+
+    ValueError says what is wrong, and which of the two said it.
+    """
+    from fallom.server._store import parse_retention
+
+    for given, name in ((args.retention, "--retention"),
+                        (os.environ.get(RETENTION_ENV, "").strip(), RETENTION_ENV)):
+        if given:
+            try:
+                return parse_retention(given)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+    return None
 
 
 KEY_ENV = "FALLOM_SERVE_API_KEY"
@@ -119,10 +175,19 @@ def _api_keys(args: argparse.Namespace) -> List[str]:
     return keys
 
 
-def _announce(url: str, db: Path, key: Optional[str]) -> None:
-    print(f"fallom serve: listening on {url}, storing traces in {db}", file=sys.stderr)
+def _announce(url: str, db: str, retention: Optional[float], workers: int,
+              key: Optional[str]) -> None:
+    from fallom.server._store import retention_text
+
+    processes = f" ({workers} worker processes)" if workers > 1 else ""
+    print(f"fallom serve: listening on {url}{processes}, storing traces in {db}",
+          file=sys.stderr)
+    kept = (f"keeping traces for {retention_text(retention)}: older ones are deleted in the "
+            "background" if retention else f"keeping every trace (--retention 30d or "
+            f"${RETENTION_ENV} to delete older ones)")
+    print(f"fallom serve: {kept}", file=sys.stderr)
     print("# export these to send to it:", file=sys.stderr)
-    exports = [("FALLOM_TRACES_URL", url), ("FALLOM_CONFIGS_URL", url),
+    exports = [("FALLOM_TRACES_URL", url), ("FALLOM_BASE_URL", url), ("FALLOM_CONFIGS_URL", url),
                ("FALLOM_PROMPTS_URL", url)]
     for name, value in [("FALLOM_API_KEY", key)] * (key is not None) + exports:
         print(f"export {name}={value}")
@@ -152,8 +217,14 @@ def _error(response: requests.Response) -> str:
 
 
 def _since(text: str) -> str:
-    from fallom.server._store import since_key
-
+    """``--since`` as the server compares it; without the server extra (a client
+    machine), as given: the server says what is wrong with it."""
+    try:
+        from fallom.server._store import since_key
+    except ImportError as exc:
+        if _server_missing(exc) is None:
+            raise
+        return text
     try:
         return since_key(text)
     except ValueError as exc:
@@ -269,42 +340,10 @@ def _positive(kind: Any) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fallom.server._app import ServeLimits as ServeDefaults
-
     parser = argparse.ArgumentParser(prog="fallom", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"fallom {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser(
-        "serve", help="run a local Fallom backend on SQLite",
-        description="A local Fallom backend: traces (fallom records and OTLP), configs, "
-                    "prompts, on one SQLite file. Auth: with a key (--api-key, --api-key-file "
-                    f"or ${KEY_ENV}) only the keys given are accepted (as 'Authorization: "
-                    "Bearer KEY'); without it any key is, so the server then listens on "
-                    "loopback only and answers only requests addressed to a loopback name.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (IPv6: ::1)")
-    serve.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
-    serve.add_argument("--db", help="SQLite file (default: traces.db in the data directory, "
-                                    f"now {default_db_path()})")
-    serve.add_argument("--config", help="configs and prompts file (TOML or JSON)")
-    serve.add_argument("--api-key", action="append",
-                       help="accepted key (repeatable; visible to local users in the process "
-                            f"list: prefer --api-key-file or ${KEY_ENV}); required off loopback")
-    serve.add_argument("--api-key-file", metavar="PATH",
-                       help="a file of accepted keys, one a line")
-    defaults = ServeDefaults()
-    for name, kind, text in (
-            ("max-body", int, "bytes per request body"),
-            ("max-decompressed", int, "bytes per body after gzip"),
-            ("max-records", int, "records (or OTLP spans) per request"),
-            ("max-values", int, "JSON values per request"),
-            ("max-connections", int, "open connections; more get a 503"),
-            ("idle-timeout", float, "seconds before a silent connection is closed"),
-            ("request-timeout", float, "seconds a client has to send a request's headers "
-                                       "(and its body, without a valid key)")):
-        serve.add_argument(f"--{name}", type=_positive(kind), metavar="N", help=text,
-                           default=getattr(defaults, name.replace("-", "_")))
-    serve.set_defaults(run=_serve)
+    _serve_parser(commands)
     traces = commands.add_parser(
         "traces", help="list recent traces, or show one",
         description="List the traces a fallom serve holds, newest first, or show one as a "
@@ -333,6 +372,56 @@ def _parser() -> argparse.ArgumentParser:
     traces.add_argument("--json", action="store_true", help="raw JSON output")
     traces.set_defaults(run=_traces)
     return parser
+
+
+def _serve_parser(commands: Any) -> None:
+    defaults = _server_defaults()
+    serve = commands.add_parser(
+        "serve", help="run a Fallom backend on SQLite or PostgreSQL",
+        description="A Fallom backend: traces (fallom records and OTLP), configs, prompts, "
+                    "evaluations, on one SQLite file or a PostgreSQL database that any number "
+                    "of fallom serve processes share. Auth: with a key (--api-key, "
+                    f"--api-key-file or ${KEY_ENV}) only the keys given are accepted (as "
+                    "'Authorization: Bearer KEY'); without it any key is, so the server then "
+                    "listens on loopback only and answers only requests addressed to a "
+                    "loopback name. 'fallom serve migrate' only brings the database's schema "
+                    "up to date (which serving also does), for an init container.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.set_defaults(run=_serve)
+    if defaults is None:  # without the server extra: any arguments, to say what to install
+        serve.add_argument("rest", nargs=argparse.REMAINDER, help=f"(needs {SERVER_EXTRA})")
+        return
+    serve.add_argument("action", nargs="?", choices=("migrate",),
+                       help="migrate: upgrade the database's schema, then exit")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (IPv6: ::1)")
+    serve.add_argument("--port", type=_port, default=8787, help="0 picks a free port")
+    serve.add_argument("--db", help="PATH or sqlite:///PATH (a SQLite file), or "
+                                    "postgresql://USER@HOST:PORT/DB (also postgres://; a "
+                                    "password is best kept in ~/.pgpass or $PGPASSWORD); "
+                                    "default: $FALLOM_DATABASE_URL, else traces.db in the data "
+                                    f"directory, now {default_db_path()}")
+    serve.add_argument("--workers", type=_positive(int), default=1, metavar="N",
+                       help="processes answering on the port (PostgreSQL only: SQLite takes 1)")
+    serve.add_argument("--retention", metavar="AGE",
+                       help="delete traces older than this (30d, 12h, 2w), in the background; "
+                            f"default: ${RETENTION_ENV}, else keep every trace")
+    serve.add_argument("--config", help="configs and prompts file (TOML or JSON)")
+    serve.add_argument("--api-key", action="append",
+                       help="accepted key (repeatable; visible to local users in the process "
+                            f"list: prefer --api-key-file or ${KEY_ENV}); required off loopback")
+    serve.add_argument("--api-key-file", metavar="PATH",
+                       help="a file of accepted keys, one a line")
+    for name, kind, text in (
+            ("max-body", int, "bytes per request body"),
+            ("max-decompressed", int, "bytes per body after gzip"),
+            ("max-records", int, "records (or OTLP spans) per request"),
+            ("max-values", int, "JSON values per request"),
+            ("max-connections", int, "open connections; more get a 503"),
+            ("idle-timeout", float, "seconds before a silent connection is closed"),
+            ("request-timeout", float, "seconds a client has to send a request's headers "
+                                       "(and its body, without a valid key)")):
+        serve.add_argument(f"--{name}", type=_positive(kind), metavar="N", help=text,
+                           default=getattr(defaults, name.replace("-", "_")))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

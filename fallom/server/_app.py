@@ -1,27 +1,58 @@
-"""The HTTP side of ``fallom serve``: every route of docs/design.md §3, plus a read API."""
+"""The HTTP side of ``fallom serve``: every route of docs/design.md §3, plus a read API.
+
+A Starlette application served by uvicorn on its h11 protocol, to which :class:`_Protocol`
+adds what a server open to careless clients needs and uvicorn leaves out: a silent
+connection is closed after ``idle_timeout``, a request's head (and its body, without a
+valid key) must arrive within ``request_timeout``, and a request the parser refuses is
+answered in JSON with the reason, after the Host and key checks as every other answer.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
-import io
+import http
 import json
 import logging
 import re
 import socket
-import sqlite3
-import sys
 import threading
-import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+from urllib.parse import parse_qs
+
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
 
 from fallom.infra._config import is_loopback_host
 from fallom.server import _views as views
 from fallom.server._catalog import Catalog
 from fallom.server._datasets import entry_of_trace, prepare_from_traces, reply
+from fallom.server._db import Database, UnavailableError, database
 from fallom.server._evals import prepare_run
 from fallom.server._ingest import Row, prepare, prepare_metrics, storable, summarise
 from fallom.server._otlp import (
@@ -33,33 +64,29 @@ from fallom.server._otlp import (
 )
 from fallom.server._store import Store
 
-__all__ = ["FallomServer", "ServeLimits", "serve"]
+__all__ = ["Backend", "FallomServer", "ServeLimits", "serve"]
 
 INGEST_HEADER = "Fallom-Ingest"
-_PINNED = re.compile(r"/(configs|prompts)/([^/]+)/version/(\d{1,18})")
-_TRACE = re.compile(r"/api/traces/([0-9a-f]{32})")
-_SESSION = re.compile(r"/api/sessions/([^/]+)")
-_DATASET = re.compile(r"/api/datasets/([^/]+)")
-_RUN = re.compile(r"/api/evals/([^/]+)")
-_EVAL_PAGE = re.compile(r"/evals(?:/[^/]+)?/?")  # the page of a run, as the SDKs print it
+RETRY_AFTER = "5"  # seconds a client waits before sending again to a database that went away
 _DIGITS = re.compile(r"[0-9]+")  # str.isdigit() takes "²" too, which int() refuses
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+_EVAL_PAGE = re.compile(r"/evals(?:/[^/]+)?/?")  # the page of a run, as the SDKs print it
 # a Host header: a name or an address, IPv6 in brackets, then perhaps a port
 _HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::[0-9]{1,5})?")
 logger = logging.getLogger("fallom.serve")
-_ASSETS = {"/": ("index.html", "text/html; charset=utf-8"),
-           "/index.html": ("index.html", "text/html; charset=utf-8"),
+_HTML = ("index.html", "text/html; charset=utf-8")
+_ASSETS = {"/": _HTML, "/index.html": _HTML,
            "/ui/app.js": ("app.js", "text/javascript; charset=utf-8"),
            "/ui/app.css": ("app.css", "text/css; charset=utf-8")}
+_PAGES = (*_ASSETS, "/evals", "/evals/", "/evals/{run_id}", "/evals/{run_id}/")
 # Nothing on the page may come from, or go to, another origin.
-_PAGE_HEADERS = (("Content-Security-Policy", "default-src 'self'; base-uri 'none'; "
-                  "form-action 'self'; frame-ancestors 'none'; object-src 'none'"),
-                 ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-                 ("Cache-Control", "no-cache"))
-
-
-def _asset_bytes(name: str) -> bytes:
-    """A file of the web UI, shipped inside the package."""
-    return (resources.files(__package__) / "ui" / name).read_bytes()
+_PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; base-uri 'none'; "
+                 "form-action 'self'; frame-ancestors 'none'; object-src 'none'",
+                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+                 "Cache-Control": "no-cache"}
+_HEAD_BYTES = 65536  # a request's head, at most (http.server's limit of a line)
+_BACKLOG = 128  # connections the kernel queues before the server accepts them
+_GRACE_S = 5  # seconds a request being answered at shutdown gets to finish
 
 
 class ServeLimits(NamedTuple):
@@ -84,10 +111,10 @@ class _RefusedError(Exception):
         self.status = status
 
 
-_BUSY_BODY = b'{"error": "too many open connections"}'
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
-         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-         % (len(_BUSY_BODY), _BUSY_BODY))
+@functools.cache
+def _asset_bytes(name: str) -> bytes:
+    """A file of the web UI, shipped inside the package."""
+    return (resources.files(__package__) / "ui" / name).read_bytes()
 
 
 def _loopback_name(host: Optional[str]) -> bool:
@@ -98,130 +125,78 @@ def _loopback_name(host: Optional[str]) -> bool:
     return match is not None and is_loopback_host((match.group(1) or match.group(2)).lower())
 
 
-class _Deadline(io.RawIOBase):
-    """A connection's bytes: each read waits at most the idle timeout, and none goes past
-    the deadline of the request being read, however slowly its bytes trickle in."""
+class _Gate:
+    """Which requests may be answered: the Host check and the keys. Small and picklable,
+    for the protocol of every worker process as for the application."""
 
-    def __init__(self, sock: socket.socket, idle: float) -> None:
-        super().__init__()
-        self._sock, self._idle = sock, idle
-        self.deadline: Optional[float] = None
+    def __init__(self, api_keys: Tuple[bytes, ...]) -> None:
+        self.api_keys = api_keys
 
-    def readable(self) -> bool:
-        return True
+    def host_allowed(self, host: Optional[str]) -> bool:
+        """See :meth:`Backend.host_allowed`."""
+        return bool(self.api_keys) or _loopback_name(host)
 
-    def readinto(self, buffer: Any) -> int:
-        wait = self._idle
-        if self.deadline is not None:
-            wait = min(wait, self.deadline - time.monotonic())
-            if wait <= 0:
-                raise socket.timeout("the request took too long to arrive")
-        self._sock.settimeout(wait)
-        try:
-            return self._sock.recv_into(buffer)
-        finally:
-            self._sock.settimeout(self._idle)  # what writes wait for
+    def authorized(self, header: Optional[str]) -> bool:
+        """See :meth:`Backend.authorized`."""
+        if not header:
+            return False
+        scheme, _, key = header.strip().partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return False
+        if not self.api_keys:
+            return True
+        given = key.encode("latin-1", "replace")  # header bytes are read as latin-1
+        return any(hmac.compare_digest(given, known) for known in self.api_keys)
 
-
-class _HTTPServer(ThreadingHTTPServer):
-    """A thread per connection, at most ``limit`` of them: the next gets a 503 at once."""
-
-    daemon_threads = True
-    request_queue_size = 128  # socketserver's 5 makes clients of a burst wait and retry
-
-    def __init__(self, address: Tuple[str, int], handler: type, connections: int) -> None:
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.limit = threading.BoundedSemaphore(max(1, connections))
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.limit.acquire(blocking=False):
-            try:
-                request.sendall(_BUSY)
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self.limit.release()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
-            super().handle_error(request, client_address)  # a client that left is no news
+    def refusal(self, host: Optional[str], authorization: Optional[str],
+                public: bool = False) -> Optional[Tuple[int, str]]:
+        """The answer to a request refused for who sent it; None when it may go on."""
+        if not self.host_allowed(host):
+            return 403, (f"Host {host!r} is not a loopback name: without --api-key fallom "
+                         "serve answers only requests sent to localhost, 127.0.0.1 or [::1]")
+        if not public and not self.authorized(authorization):
+            return 401, "missing or wrong API key"
+        return None
 
 
-class FallomServer:
-    """A ``fallom serve`` server; ``url``, ``close()``. Binds at construction.
+class Backend:
+    """What answers requests, without a socket: the store, the catalog, the limits, the
+    keys, and :attr:`app`, the ASGI application. Each worker process has its own.
 
     Args:
-        host: the address to listen on (default loopback); an IPv6 one may be
-            written in brackets. Anything but loopback needs ``api_keys``.
-        port: the port; 0 picks a free one (read it back from :attr:`url`).
-        db: the SQLite file that stores the traces, made if absent.
+        db: the database: a SQLite file path, ``sqlite:///PATH``, ``postgresql://…``
+            (see :func:`fallom.server._db.database`), or one already parsed.
         config: a TOML catalog of configs, prompts and A/B tests to serve, reloaded
             when it changes; None: none.
-        api_keys: the keys accepted as ``Bearer KEY``; empty: any key (loopback only).
+        api_keys: the keys accepted as ``Bearer KEY``; empty: any key.
         limits: what one client may cost; None: the defaults of :class:`ServeLimits`.
+        retention: seconds a trace is kept; None: every trace is kept.
 
     Raises:
-        ValueError: a non-loopback ``host`` without keys, a blank or unprintable key,
-            or a ``config`` file that cannot be used (the message names the problem).
-        OSError: the address cannot be bound (the port is taken, say).
-        sqlite3.Error: ``db`` cannot be opened as a database.
+        ValueError: a blank or unprintable key, a database URL of an unknown scheme, or a
+            ``config`` file that cannot be used (the message names the problem).
+        fallom.server._db.StoreError: the database cannot be used (unreachable, newer
+            than this code, not a database); the message names it, never a password.
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 8787, db: str,
-                 config: Optional[str] = None, api_keys: Sequence[str] = (),
-                 limits: Optional[ServeLimits] = None) -> None:
-        host = host.strip("[]")  # an IPv6 address as written in URLs
-        if not api_keys and not is_loopback_host(host):
-            raise ValueError(f"refusing to listen on {host} without --api-key: with no key "
-                             "configured any key is accepted, which is only safe on loopback")
+    def __init__(self, *, db: Union[str, Database], config: Optional[str] = None,
+                 api_keys: Sequence[str] = (), limits: Optional[ServeLimits] = None,
+                 retention: Optional[float] = None) -> None:
         if any(not key or not key.isprintable() or key != key.strip() for key in api_keys):
             raise ValueError("an API key must be printable, without spaces at either end, "
                              "and not empty")
         self.api_keys = tuple(key.encode("utf-8") for key in api_keys)
-        self.limits = limits = limits or ServeLimits()
-        self.store = Store(db)
-        self.catalog = Catalog(config, self.store)
-        self.httpd = _HTTPServer((host, port), _handler_for(self), limits.max_connections)
-        self._thread: Optional[threading.Thread] = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        if isinstance(host, bytes):
-            host = host.decode()
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-    def serve_forever(self) -> None:
-        """Answer requests on this thread until :meth:`close` is called from another."""
-        self.httpd.serve_forever()
-
-    def start(self) -> FallomServer:
-        """Answer requests on a daemon thread, so the caller goes on.
-
-        Returns:
-            This server, for ``server = FallomServer(...).start()``.
-        """
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop answering, release the port and close the database.
-
-        Waits for the serving loop to stop, so it must not be called from it, nor
-        before :meth:`start` or :meth:`serve_forever` (it would wait forever).
-        """
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.store.close()
+        self.gate = _Gate(self.api_keys)
+        self.limits = limits or ServeLimits()
+        self.database = db if isinstance(db, Database) else database(db)
+        self.store = Store(self.database, retention=retention)
+        try:
+            self.catalog = Catalog(config, self.store)
+        except BaseException:
+            self.store.close()
+            raise
+        self.app: ASGIApp = _application(self)
 
     def host_allowed(self, host: Optional[str]) -> bool:
         """Whether a request with this ``Host`` header may be answered.
@@ -236,7 +211,7 @@ class FallomServer:
         Returns:
             True when keys are configured, or ``host`` names this machine.
         """
-        return bool(self.api_keys) or _loopback_name(host)
+        return self.gate.host_allowed(host)
 
     def authorized(self, header: Optional[str]) -> bool:
         """Whether an ``Authorization`` header carries an accepted key.
@@ -249,16 +224,132 @@ class FallomServer:
             True for a configured key (compared in constant time), or for any key when
             none is configured; False without a bearer key.
         """
-        if not header:
-            return False
-        scheme, _, key = header.strip().partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key:
-            return False
-        if not self.api_keys:
-            return True
-        given = key.encode("latin-1", "replace")  # how http.server decoded the header's bytes
-        return any(hmac.compare_digest(given, known) for known in self.api_keys)
+        return self.gate.authorized(header)
+
+    def close(self) -> None:
+        """Close the database (and stop its retention)."""
+        self.store.close()
+
+
+class _Listener:
+    """The listening socket, bound at once so that a taken port fails at construction;
+    ``server_address`` as http.server's servers had it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind((host, port))
+            self.socket.listen(_BACKLOG)
+        except BaseException:
+            self.socket.close()
+            raise
+
+    @property
+    def server_address(self) -> Tuple[Any, ...]:
+        return tuple(self.socket.getsockname())
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+
+class FallomServer(Backend):
+    """A ``fallom serve`` server; ``url``, ``close()``. Binds at construction.
+
+    Args:
+        host: the address to listen on (default loopback); an IPv6 one may be
+            written in brackets. Anything but loopback needs ``api_keys``.
+        port: the port; 0 picks a free one (read it back from :attr:`url`).
+        db: the database, made if absent: a SQLite file path, ``sqlite:///PATH``, or a
+            ``postgresql://USER@HOST:PORT/DB`` URL (shared by any number of servers).
+        config: a TOML catalog of configs, prompts and A/B tests to serve, reloaded
+            when it changes; None: none.
+        api_keys: the keys accepted as ``Bearer KEY``; empty: any key (loopback only).
+        limits: what one client may cost; None: the defaults of :class:`ServeLimits`.
+        retention: seconds a trace is kept (older ones are deleted in the background);
+            None: every trace is kept.
+        workers: processes answering on the port, each with its own connections to the
+            database (:meth:`serve_forever` only); more than 1 needs PostgreSQL.
+
+    Raises:
+        ValueError: a non-loopback ``host`` without keys, a blank or unprintable key,
+            ``workers`` above what the database allows, or a ``config`` file that
+            cannot be used (the message names the problem).
+        OSError: the address cannot be bound (the port is taken, say).
+        fallom.server._db.StoreError: the database cannot be used.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8787, db: Union[str, Database],
+                 config: Optional[str] = None, api_keys: Sequence[str] = (),
+                 limits: Optional[ServeLimits] = None, retention: Optional[float] = None,
+                 workers: int = 1) -> None:
+        host = host.strip("[]")  # an IPv6 address as written in URLs
+        if not api_keys and not is_loopback_host(host):
+            raise ValueError(f"refusing to listen on {host} without --api-key: with no key "
+                             "configured any key is accepted, which is only safe on loopback")
+        parsed = db if isinstance(db, Database) else database(db)
+        allowed = parsed.max_workers
+        if workers < 1 or (allowed is not None and workers > allowed):
+            raise ValueError(f"--workers {workers}: {parsed.shown} takes at most {allowed} "
+                             "(SQLite has one writer: use PostgreSQL for more)" if allowed
+                             else f"--workers {workers}: must be 1 or more")
+        super().__init__(db=parsed, config=config, api_keys=api_keys, limits=limits,
+                         retention=retention)
+        try:
+            self.httpd = _Listener(host, port)
+        except BaseException:
+            self.store.close()
+            raise
+        self.workers = workers
+        self._worker_settings = {"db": parsed, "config": config, "api_keys": tuple(api_keys),
+                                 "limits": self.limits}
+        self._server = uvicorn.Server(_Config(self.app, self.gate, self.limits))
+        self._thread: Optional[threading.Thread] = None
+        self._supervisor: Any = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        """Answer requests on this thread (and ``workers`` processes) until :meth:`close`
+        is called from another thread, or SIGINT or SIGTERM arrives on the main thread."""
+        if self.workers == 1:
+            self._server.run(sockets=[self.httpd.socket])
+            return
+        from uvicorn.supervisors import Multiprocess
+
+        config = _Config(_Worker(self._worker_settings), self.gate, self.limits,
+                         workers=self.workers)
+        self._supervisor = Multiprocess(config, sockets=[self.httpd.socket])
+        self._supervisor.run()
+
+    def start(self) -> FallomServer:
+        """Answer requests on a daemon thread, so the caller goes on.
+
+        Returns:
+            This server, for ``server = FallomServer(...).start()``.
+        """
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True,
+                                        name="fallom-serve")
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop answering, release the port and close the database.
+
+        Requests being answered get a few seconds to finish; then the serving loop has
+        stopped (it must not be called from it).
+        """
+        self._server.should_exit = True
+        if self._supervisor is not None:
+            self._supervisor.should_exit.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.httpd.server_close()
+        super().close()
 
 
 def serve(**kwargs: Any) -> FallomServer:
@@ -271,198 +362,408 @@ def serve(**kwargs: Any) -> FallomServer:
         The running server; ``close()`` it when done.
 
     Raises:
-        ValueError, OSError, sqlite3.Error: as :class:`FallomServer` raises them.
+        ValueError, OSError, fallom.server._db.StoreError: as :class:`FallomServer`
+            raises them.
     """
     return FallomServer(**kwargs).start()
 
 
+# -- uvicorn: its configuration, a worker's application, the protocol -----------------------
+class _Config(uvicorn.Config):
+    """uvicorn's settings for ``fallom serve``, with the gate and limits the protocol needs
+    (picklable: uvicorn hands it to each worker process)."""
+
+    def __init__(self, app: ASGIApp, gate: _Gate, limits: ServeLimits, workers: int = 1) -> None:
+        super().__init__(
+            app, http=_Protocol, ws="none", interface="asgi3",
+            lifespan="on" if workers > 1 else "off", workers=workers,
+            log_config=None, log_level="error", access_log=False,  # our answers say it all
+            proxy_headers=False, server_header=False, headers=[("Server", "fallom-serve")],
+            limit_concurrency=limits.max_connections + 1,  # it counts the one asking
+            backlog=_BACKLOG, timeout_graceful_shutdown=_GRACE_S,
+            h11_max_incomplete_event_size=_HEAD_BYTES)
+        self.gate, self.limits = gate, limits
+
+
+class _Worker:
+    """The application of one of ``--workers`` processes: its own :class:`Backend`, made
+    from picklable settings when uvicorn starts it there (the ASGI lifespan)."""
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = dict(settings)
+        self.backend: Optional[Backend] = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif self.backend is not None:
+            await self.backend.app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.backend = await run_in_threadpool(lambda: Backend(**self.settings))
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.backend is not None:
+                    await run_in_threadpool(self.backend.close)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _Parser(h11.Connection):
+    """h11's parser, keeping why it refused a request (uvicorn only says 400)."""
+
+    refused: Optional[h11.RemoteProtocolError] = None
+
+    def next_event(self) -> Any:
+        try:
+            return super().next_event()
+        except h11.RemoteProtocolError as exc:
+            self.refused = exc
+            raise
+
+
+def _raw_answer(status: int, message: str) -> bytes:
+    """A whole JSON answer that closes the connection, for where no request was parsed."""
+    body = json.dumps({"error": message}).encode()
+    head = (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\nServer: fallom-serve\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+def _fields(head: bytes) -> Dict[str, str]:
+    """The header fields of a head the parser refused, read loosely: only to apply the
+    Host and key checks before saying what is wrong with it."""
+    fields = {}
+    for line in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon:
+            fields[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return fields
+
+
+def _explain(error: Optional[h11.RemoteProtocolError], head: bytes,
+             gate: _Gate) -> Tuple[int, str]:
+    """The answer to a request h11 refused, as http.server's fallom serve gave it: a body's
+    framing (Content-Length, Transfer-Encoding) is judged after who sent it."""
+    text = str(error or "unreadable request")
+    status = error.error_status_hint if error is not None else 400
+    if "Content-Length" in text or "Transfer-Encoding" in text:
+        fields = _fields(head)
+        refused = gate.refusal(fields.get("host"), fields.get("authorization"))
+        if refused is not None:
+            return refused
+        if "Content-Length" in text:
+            return 400, "Content-Length must be a non-negative integer"
+        coding = fields.get("transfer-encoding", "")
+        return 501, f"Transfer-Encoding {coding!r} is not supported"
+    if "chunk" in text:
+        return 400, "malformed chunked body"
+    return status, f"malformed request: {text}"
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with the time limits of ``fallom serve``.
+
+    Waiting for a client (between requests, in a head, discarding an unread body) lasts
+    at most ``idle_timeout`` without a byte; a request's head, and its body until a valid
+    key is seen, arrives within ``request_timeout`` of its first byte however slowly its
+    bytes trickle. A key's holder sends its body at its own pace (the application bounds
+    each wait by ``idle_timeout``).
+    """
+
+    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: Dict[str, Any],
+                 _loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        assert isinstance(config, _Config)
+        self.gate, self.limits = config.gate, config.limits
+        self.conn = self._parser = _Parser(h11.SERVER, _HEAD_BYTES)
+        self._head = bytearray()
+        self._deadline: Optional[asyncio.TimerHandle] = None
+        self._hostless = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._waiting()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._trust()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE:  # a request's head is arriving
+            self._head += data[:_HEAD_BYTES - len(self._head)]
+            if self._deadline is None:
+                self._deadline = self.loop.call_later(self.limits.request_timeout,
+                                                      self._too_slow)
+        cycle = self.cycle
+        super().data_received(data)
+        self._began(cycle)
+        self._refuse_large_chunk()
+        self._waiting()
+
+    def on_response_complete(self) -> None:
+        cycle = self.cycle
+        super().on_response_complete()  # which may parse a pipelined request
+        self._began(cycle)
+        self._waiting()
+
+    def _began(self, before: Optional[RequestResponseCycle]) -> None:
+        """When a head was parsed: its request gets the hook that lifts the deadline, and
+        loses the empty Host that :meth:`_without_host` put in."""
+        if self.cycle is None or self.cycle is before:
+            return
+        self._head.clear()
+        scope = self.cycle.scope
+        scope["extensions"] = {"fallom.trust": self._trust}
+        if self._hostless:
+            scope["headers"] = [field for field in scope["headers"] if field != (b"host", b"")]
+            self._hostless = False
+
+    def _waiting(self) -> None:
+        """Arm the idle timer when the next move is the client's; between requests, no
+        request deadline runs."""
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0] \
+                and not self._head:
+            self._trust()
+        if self.cycle is None or self.cycle.response_complete:
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.limits.idle_timeout, self.timeout_keep_alive_handler)
+
+    def _trust(self) -> None:
+        """No request deadline: between requests, or the sender showed a valid key."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        self._refuse(408, "the request took too long to arrive")
+
+    def _refuse_large_chunk(self) -> None:
+        """A chunk announced larger than ``max_body`` is refused at its header, before its
+        bytes are waited for (h11 keeps the size it read in its chunk reader)."""
+        announced = getattr(getattr(self.conn, "_reader", None), "_bytes_in_chunk", 0)
+        if self.conn.their_state is h11.SEND_BODY and announced > self.limits.max_body:
+            self._refuse(413, f"body over {self.limits.max_body} bytes")
+
+    def send_400_response(self, msg: str) -> None:
+        """What uvicorn calls when h11 refuses the bytes: the reason, in our words."""
+        refused = self._parser.refused
+        if refused is not None and "Missing mandatory Host" in str(refused) \
+                and self._without_host():
+            return
+        self._refuse(*_explain(refused, bytes(self._head), self.gate))
+
+    def _without_host(self) -> bool:
+        """Parse again, with an empty Host, a request that came without one: HTTP/1.1 asks
+        for it, but scripts leave it out and http.server's fallom serve took them (a
+        request without Host is not from a browser, so it passes the Host check)."""
+        end, first = self._head.find(b"\r\n\r\n"), self._head.find(b"\r\n")
+        if end < 0 or self._hostless:
+            return False
+        head = bytes(self._head[:first + 2]) + b"Host: \r\n" + bytes(self._head[first + 2:end + 4])
+        rest = self.conn.trailing_data[0]
+        self.conn = self._parser = _Parser(h11.SERVER, _HEAD_BYTES)
+        self.conn.receive_data(head + rest)
+        self._hostless = True
+        self.handle_events()
+        return True
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer (unless this request was answered already) and hang up; a request being
+        answered learns that its client left."""
+        if self.transport.is_closing():
+            return
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            self.transport.write(_raw_answer(status, message))
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        self.transport.close()
+
+
+# -- the application ---------------------------------------------------------------------
+_log_lock = threading.Lock()
 _logged: set[str] = set()
 
 
 def _log_once(exc: BaseException) -> None:
     key = f"{type(exc).__name__}: {exc}"
-    if key not in _logged:
+    with _log_lock:
+        if key in _logged:
+            return
         _logged.add(key)
-        logger.error("fallom serve: a request failed: %s", key, exc_info=exc)
+    logger.error("fallom serve: a request failed: %s", key, exc_info=exc)
 
 
-def _storage_full(exc: Exception) -> bool:
-    """SQLite could not write: a full disk or a file size limit, which may pass."""
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and ("full" in text or "i/o" in text)
+@dataclass(frozen=True)
+class _Call:
+    """What a route's work gets: the path's parameters, the query (its last value of each
+    name, blank ones left out), and for a POST the body as it came with its coding."""
+
+    params: Mapping[str, str]
+    query: Dict[str, str]
+    raw: bytes = b""
+    encoding: Optional[str] = None
+    content_type: Optional[str] = None
 
 
-def _handler_for(server: FallomServer) -> type:
-    limits = server.limits
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-        server_version = "fallom-serve"
-        timeout = limits.idle_timeout  # a silent connection is closed after this
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def setup(self) -> None:
-            super().setup()
-            self.rfile.close()  # the socket's own reader, replaced by one with deadlines
-            self.reader = _Deadline(self.connection, limits.idle_timeout)
-            self.rfile = self.buffered = io.BufferedReader(self.reader)
-
-        def handle_one_request(self) -> None:
-            """Between requests a connection may idle; once a request starts, it has
-            ``request_timeout`` to arrive."""
-            self.reader.deadline = None
-            try:
-                started = self.buffered.peek(1)
-            except OSError:  # the idle timeout, or the client left
-                started = b""
-            if not started:
-                self.close_connection = True
-                return
-            self.reader.deadline = time.monotonic() + limits.request_timeout
-            super().handle_one_request()
-
-        def do_GET(self) -> None:
-            path = urlsplit(self.path).path
-            asset = _ASSETS.get(path) or (_ASSETS["/"] if _EVAL_PAGE.fullmatch(path) else None)
-            if asset is not None and server.host_allowed(self.headers.get("Host")):
-                self._asset(*asset)  # the page itself holds no data: no key needed
-            else:
-                self._answer(lambda: _get(server, self.path))
-
-        def _asset(self, name: str, kind: str) -> None:
-            data = _asset_bytes(name)
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            for header, value in _PAGE_HEADERS:
-                self.send_header(header, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self) -> None:
-            self._answer(self._post)
-
-        def _answer(self, work: Any) -> None:
-            """Every request gets an HTTP answer: 4xx for the client, 5xx for us."""
-            headers: Tuple[Tuple[str, str], ...] = ()
-            try:
-                status, payload = self._gate() or work()
-            except _RefusedError as refused:
-                self.close_connection = True  # what is left of the body is not read
-                status, payload = refused.status, {"error": str(refused)}
-            except ConnectionError:  # the client left: nobody to answer
-                self.close_connection = True
-                return
-            except Exception as exc:
-                _log_once(exc)
-                status, payload = 500, {"error": f"the server failed: {type(exc).__name__}"}
-                if _storage_full(exc):  # the sender keeps its spans and tries again later
-                    status, headers = 503, (("Retry-After", "30"),)
-                    payload = {"error": f"the server cannot store: {exc}"}
-            try:
-                self._reply(status, payload, headers)
-            except OSError:
-                self.close_connection = True
-
-        def _gate(self) -> Optional[Tuple[int, Any]]:
-            """The answer to a request refused before its body is read, if it is."""
-            host = self.headers.get("Host")
-            if not server.host_allowed(host):
-                self.close_connection = True
-                return 403, {"error": f"Host {host!r} is not a loopback name: without "
-                                      "--api-key fallom serve answers only requests sent "
-                                      "to localhost, 127.0.0.1 or [::1]"}
-            if not server.authorized(self.headers.get("Authorization")):
-                self._discard_body()  # within the request's deadline
-                return 401, {"error": "missing or wrong API key"}
-            self.reader.deadline = None  # a client with a key sends its body at its pace
-            return None
-
-        def _length(self) -> int:
-            """The body's length; -1 for a chunked body (read by :meth:`_chunked`)."""
-            coding = self.headers.get("Transfer-Encoding")
-            if coding is not None:
-                if coding.strip().lower() != "chunked":
-                    raise _RefusedError(501, f"Transfer-Encoding {coding!r} is not supported")
-                return -1
-            value = self.headers.get("Content-Length")
-            if value is None:
-                return 0
-            value = value.strip()
-            if not _DIGITS.fullmatch(value):
-                raise _RefusedError(400, "Content-Length must be a non-negative integer")
-            if len(value) > 18 or int(value) > limits.max_body:
-                raise _RefusedError(413, f"body over {limits.max_body} bytes")
-            return int(value)
-
-        def _body(self) -> bytes:
-            length = self._length()
-            try:
-                raw = self._chunked() if length < 0 else self.rfile.read(length)
-            except socket.timeout as exc:
-                raise _RefusedError(408, f"the body stopped arriving before its end: {exc}"
-                                    ) from None
-            if len(raw) < length:
-                raise _RefusedError(400, "the body ended before Content-Length")
-            return raw
-
-        def _discard_body(self) -> None:
-            try:
-                self._body()
-            except _RefusedError:
-                self.close_connection = True
-
-        def _chunked(self) -> bytes:
-            """A chunked body (as OpenTelemetry's JavaScript exporter sends), bounded."""
-            chunks, total = [], 0
-            while True:
-                line = self.rfile.readline(1024)
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise _RefusedError(400, "malformed chunked body") from None
-                if size < 0 or total + size > limits.max_body:
-                    raise _RefusedError(413, f"body over {limits.max_body} bytes")
-                if size == 0:
-                    break
-                chunk = self.rfile.read(size)
-                if len(chunk) < size or self.rfile.readline(1024).strip():
-                    raise _RefusedError(400, "malformed chunked body")
-                chunks.append(chunk)
-                total += size
-            for _ in range(64):  # trailer fields, then the empty line
-                if not self.rfile.readline(1024).strip():
-                    return b"".join(chunks)
-            raise _RefusedError(400, "malformed chunked body")
-
-        def _post(self) -> Tuple[int, Any]:
-            return _post(server, urlsplit(self.path).path, self._body(),
-                         self.headers.get("Content-Encoding"), self.headers.get("Content-Type"))
-
-        def _reply(self, status: int, payload: Any,
-                   headers: Sequence[Tuple[str, str]] = ()) -> None:
-            if isinstance(payload, bytes):  # an OTLP protobuf reply
-                data, kind = payload, OTLP_PROTOBUF
-            else:
-                data, kind = json.dumps(payload).encode(), "application/json"
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            for name, value in headers:
-                self.send_header(name, value)
-            if urlsplit(self.path).path == "/v1/traces":
-                self.send_header(INGEST_HEADER, "batch, gzip")  # what this server takes
-            self.send_header("Content-Length", str(len(data)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
+_Work = Callable[["Backend", _Call], Tuple[int, Any]]
 
 
+def _reply(scope: Scope, status: int, payload: Any, headers: Mapping[str, str] = {},
+           close: bool = False) -> Response:
+    if isinstance(payload, bytes):  # an OTLP protobuf reply
+        data, kind = payload, OTLP_PROTOBUF
+    else:
+        data, kind = json.dumps(payload).encode(), "application/json"
+    extra = dict(headers)
+    if scope.get("path") == "/v1/traces":
+        extra[INGEST_HEADER] = "batch, gzip"  # what this server takes
+    if close:
+        extra["Connection"] = "close"
+    return Response(data, status_code=status, media_type=kind, headers=extra)
+
+
+def _public(scope: Scope) -> bool:
+    """The web UI's files: the page holds no data, so it needs no key."""
+    path = scope.get("path", "")
+    return scope.get("method") in ("GET", "HEAD") and (path in _ASSETS
+                                                       or bool(_EVAL_PAGE.fullmatch(path)))
+
+
+class _GateMiddleware:
+    """The Host check and the key, before any route or body is read."""
+
+    def __init__(self, app: ASGIApp, backend: Backend) -> None:
+        self.app, self.gate = app, backend.gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        refused = self.gate.refusal(headers.get("host"), headers.get("authorization"),
+                                    _public(scope))
+        if refused is None:
+            trust = scope.get("extensions", {}).get("fallom.trust")
+            if trust is not None and not _public(scope):
+                trust()  # a key's holder sends its body at its own pace
+            await self.app(scope, receive, send)
+            return
+        status, message = refused
+        # the body of a 401 is left unread (within the request's deadline) and the
+        # connection kept; a request to a name not this machine's is hung up on
+        answer = _reply(scope, status, {"error": message}, close=status == 403)
+        await answer(scope, receive, send)
+
+
+async def _body(request: Request, limits: ServeLimits) -> bytes:
+    """The request's body: at most ``max_body`` bytes, each wait at most ``idle_timeout``."""
+    length = request.headers.get("content-length")
+    if length is not None and int(length) > limits.max_body:  # h11 checked it is digits
+        raise _RefusedError(413, f"body over {limits.max_body} bytes")
+    chunks: List[bytes] = []
+    total = 0
+    while True:
+        try:
+            message: Message = await asyncio.wait_for(request.receive(), limits.idle_timeout)
+        except asyncio.TimeoutError:
+            raise _RefusedError(408, "the body stopped arriving before its end: nothing came "
+                                f"for {limits.idle_timeout:g} s") from None
+        if message["type"] == "http.disconnect":  # nobody will read the answer
+            raise _RefusedError(400, "the body ended before its end: the client left")
+        chunk = message.get("body", b"")
+        total += len(chunk)
+        if total > limits.max_body:
+            raise _RefusedError(413, f"body over {limits.max_body} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _failure(scope: Scope, exc: Exception) -> Response:
+    """A request the server could not answer: 503 when the database may come back (the
+    senders keep their spans and try again), else 500."""
+    _log_once(exc)
+    if isinstance(exc, UnavailableError):
+        return _reply(scope, 503, {"error": f"the server failed to store or read: {exc}; "
+                                            "try again later"}, {"Retry-After": RETRY_AFTER})
+    return _reply(scope, 500, {"error": f"the server failed: {type(exc).__name__}"})
+
+
+def _query(scope: Scope) -> Dict[str, str]:
+    text = scope.get("query_string", b"").decode("latin-1")
+    return {name: values[-1] for name, values in parse_qs(text).items()}
+
+
+def _endpoint(backend: Backend, work: _Work, reads_body: bool
+              ) -> Callable[[Request], Awaitable[Response]]:
+    """A route: its body read on the event loop, its work (parsing, the database) on a
+    thread; every request gets an HTTP answer, 4xx for the client, 5xx for us."""
+
+    async def endpoint(request: Request) -> Response:
+        scope = request.scope
+        try:
+            call = _Call(request.path_params, _query(scope))
+            if reads_body:
+                call = _Call(call.params, call.query, await _body(request, backend.limits),
+                             request.headers.get("content-encoding"),
+                             request.headers.get("content-type"))
+            status, payload = await run_in_threadpool(_work, backend, work, call, reads_body)
+        except _RefusedError as refused:  # what is left of the body is not read: close
+            return _reply(scope, refused.status, {"error": str(refused)}, close=True)
+        except Exception as exc:
+            return _failure(scope, exc)
+        return _reply(scope, status, payload)
+
+    return endpoint
+
+
+def _work(backend: Backend, work: _Work, call: _Call, posted: bool) -> Tuple[int, Any]:
+    if not posted:
+        backend.catalog.current()  # a read first takes in an edit of the catalog file
+    return work(backend, call)
+
+
+def _page(path: str) -> Callable[[Request], Awaitable[Response]]:
+    name, kind = _ASSETS.get(path, _HTML)
+
+    async def page(request: Request) -> Response:
+        return Response(_asset_bytes(name), media_type=kind, headers=_PAGE_HEADERS)
+
+    return page
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    status = 404 if status == 405 else status  # as before: a path is a route for a method
+    return _reply(request.scope, status,
+                  {"error": f"no route {request.method} {request.scope.get('path')}"})
+
+
+def _application(backend: Backend) -> Starlette:
+    routes = [Route(path, _page(path), methods=["GET"]) for path in _PAGES]
+    routes += [Route(path, _endpoint(backend, work, method == "POST"), methods=[method])
+               for method, path, work in _ROUTES]
+    app = Starlette(routes=routes, middleware=[Middleware(_GateMiddleware, backend=backend)],
+                    exception_handlers={HTTPException: _no_route})
+    app.router.redirect_slashes = False  # /api/traces/ is no route, as before
+    return app
+
+
+# -- the work of each route (on a thread) --------------------------------------------------
 def _decode(raw: bytes, encoding: Optional[str], limits: ServeLimits) -> bytes:
     """The body without its content coding; bounded however well it compresses."""
     codings = [c.strip().lower() for c in (encoding or "").split(",") if c.strip()]
@@ -509,37 +810,32 @@ def _parse(raw: bytes, limits: ServeLimits) -> Any:
         raise _RefusedError(400, f"malformed body: {exc}") from None
 
 
-def _post(server: FallomServer, path: str, raw: bytes, encoding: Optional[str],
-          content_type: Optional[str]) -> Tuple[int, Any]:
-    limits = server.limits
-    raw = _decode(raw, encoding, limits)
-    protobuf = (content_type or "").split(";")[0].strip().lower() == OTLP_PROTOBUF
-    if path == "/v1/traces" and protobuf:
+def _json(call: _Call, limits: ServeLimits) -> Any:
+    return _parse(_decode(call.raw, call.encoding, limits), limits)
+
+
+def _traces_in(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    """POST /v1/traces: Fallom records, a batch of them, or OTLP in JSON or protobuf."""
+    limits = backend.limits
+    raw = _decode(call.raw, call.encoding, limits)
+    if (call.content_type or "").split(";")[0].strip().lower() == OTLP_PROTOBUF:
         try:
             body: Any = from_protobuf(raw)
         except ProtobufMissingError as exc:
             raise _RefusedError(415, str(exc)) from None
         except Exception as exc:  # the protobuf runtime's own decode errors
             raise _RefusedError(400, f"malformed OTLP protobuf: {type(exc).__name__}") from None
-        status, reply = _ingest_otlp(server, body)
-        return status, (b"" if status == 200 else reply)
+        status, answer = _ingest_otlp(backend, body)
+        return status, (b"" if status == 200 else answer)
     body = _parse(raw, limits)
-    if path == "/v1/traces":
-        if is_otlp(body):
-            return _ingest_otlp(server, body)
-        return _ingest(server, body)
-    if path == "/sessions":
-        return _assignment(server, body)
-    if path == "/spans":
-        return _metrics(server, body)
-    if path == "/api/sdk-evals":
-        return _eval_run(server, body)
-    if path == "/api/datasets":
-        return _dataset_from_traces(server, body)
-    return 404, {"error": f"no route POST {path}"}
+    if is_otlp(body):
+        return _ingest_otlp(backend, body)
+    return _ingest(backend, body)
 
 
-def _assignment(server: FallomServer, body: Any) -> Tuple[int, Any]:
+def _assignment(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    """POST /sessions: the model a session was assigned."""
+    body = _json(call, backend.limits)
     fields = ("config_key", "config_version", "session_id", "assigned_model")
     if not isinstance(body, dict) or not isinstance(body.get("session_id"), str) \
             or not body["session_id"]:
@@ -551,78 +847,80 @@ def _assignment(server: FallomServer, body: Any) -> Tuple[int, Any]:
             return 400, {"error": f"{field} must be a string"}
         if isinstance(value, str) and not storable(value):
             return 400, {"error": f"{field} is not valid Unicode (a lone surrogate)"}
-    server.store.add_assignment(body)
+    backend.store.add_assignment(body)
     return 200, {"ok": True}
 
 
-def _metrics(server: FallomServer, body: Any) -> Tuple[int, Any]:
-    """Custom metrics of a session, as ``fallom`` 0.2.7's ``trace.span`` sends them."""
-    metrics, reason = prepare_metrics(body)
+def _metrics(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    """POST /spans: custom metrics of a session, as ``fallom`` 0.2.7's ``trace.span``
+    sends them."""
+    metrics, reason = prepare_metrics(_json(call, backend.limits))
     if metrics is None:
         return 400, {"error": reason}
-    limit = server.limits.max_records
+    limit = backend.limits.max_records
     if len(metrics.values) > limit:
         return 413, {"error": f"over {limit} metrics in one request; send fewer at a time"}
-    stored = server.store.set_metrics(metrics.session_id, metrics.config_key, metrics.values)
+    stored = backend.store.set_metrics(metrics.session_id, metrics.config_key, metrics.values)
     return 200, {"accepted": len(metrics.values), "stored": stored}
 
 
-def _eval_run(server: FallomServer, body: Any) -> Tuple[int, Any]:
-    """An evaluation run, as ``fallom`` 0.2.7 and the TypeScript SDK upload it."""
-    run, status, reason = prepare_run(body, server.limits.max_records)
+def _eval_run(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    """POST /api/sdk-evals: a run, as ``fallom`` 0.2.7 and the TypeScript SDK upload it."""
+    run, status, reason = prepare_run(_json(call, backend.limits), backend.limits.max_records)
     if run is None:
         return status, {"error": reason}
-    stored = server.store.add_run({"name": run.name, "description": run.description,
-                                   "judge_model": run.judge_model,
-                                   "dataset_size": run.dataset_size, "summary": run.summary},
-                                  run.items)
+    stored = backend.store.add_run({"name": run.name, "description": run.description,
+                                    "judge_model": run.judge_model,
+                                    "dataset_size": run.dataset_size, "summary": run.summary},
+                                   run.items)
     return 200, {"run_id": stored["run_id"], "url": f"/evals/{stored['run_id']}",
                  "items": stored["items"], "scores": stored["scores"]}
 
 
-def _dataset_from_traces(server: FallomServer, body: Any) -> Tuple[int, Any]:
-    """A new version of a dataset whose entries are the input and output of stored traces."""
-    request, reason = prepare_from_traces(body)
+def _dataset_from_traces(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    """POST /api/datasets: a new version of a dataset whose entries are the input and
+    output of stored traces."""
+    request, reason = prepare_from_traces(_json(call, backend.limits))
     if request is None:
         return 400, {"error": reason}
-    if request.key in server.catalog.current().datasets:
+    if request.key in backend.catalog.current().datasets:
         return 409, {"error": f"dataset {request.key!r} is defined in the catalog file: edit "
                               "it there, or make this one under another key"}
     chosen = request.filters
-    traces = server.store.traces(
+    traces = backend.store.traces(
         config_key=chosen.get("config_key"), session_id=chosen.get("session_id"),
         customer_id=chosen.get("customer_id"), since=chosen.get("since"),
         until=chosen.get("until"), limit=request.limit)
-    entries = [entry for entry in (entry_of_trace(server.store.trace(t["trace_id"]))
+    entries = [entry for entry in (entry_of_trace(backend.store.trace(t["trace_id"]))
                                    for t in reversed(traces)) if entry is not None]
     if not entries:
         return 400, {"error": f"no stored trace matches {request.filters or 'the filter'} "
                               "with a span that has both an input and an output"}
     made = {"name": request.name, "description": request.description, "source": "traces",
             "filter": {**request.filters, "limit": request.limit}, "entries": entries}
-    version = server.store.version_of("dataset", request.key, made)
+    version = backend.store.version_of("dataset", request.key, made)
     return 200, reply(request.key, version, made, include_entries=False)
 
 
-def _ingest(server: FallomServer, body: Any) -> Tuple[int, Any]:
+def _ingest(backend: Backend, body: Any) -> Tuple[int, Any]:
     records = body["traces"] if isinstance(body, dict) and "traces" in body else [body]
     if not isinstance(records, list):
         return 400, {"error": "traces must be a list"}
-    return _store(server, records, [])
+    return _store(backend, records, [])
 
 
-def _ingest_otlp(server: FallomServer, body: Dict[str, Any]) -> Tuple[int, Any]:
+def _ingest_otlp(backend: Backend, body: Dict[str, Any]) -> Tuple[int, Any]:
     records, unreadable = records_from_otlp(body)
-    status, reply = _store(server, records, unreadable)
-    rejected = reply.get("rejected", 0)
+    status, answer = _store(backend, records, unreadable)
+    rejected = answer.get("rejected", 0)
     if status == 200 and rejected:  # OTLP's own way to say some spans were refused
-        reply["partialSuccess"] = {"rejectedSpans": str(rejected),
-                                   "errorMessage": "; ".join(e["reason"] for e in reply["errors"])}
-    return status, reply
+        answer["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": "; ".join(
+            e["reason"] for e in answer["errors"])}
+    return status, answer
 
 
-def _store(server: FallomServer, records: List[Any], unreadable: List[str]) -> Tuple[int, Any]:
-    limit = server.limits.max_records
+def _store(backend: Backend, records: List[Any], unreadable: List[str]) -> Tuple[int, Any]:
+    limit = backend.limits.max_records
     if len(records) + len(unreadable) > limit:
         return 413, {"error": f"over {limit} records in one request; send smaller batches"}
     rows: List[Row] = []
@@ -635,11 +933,11 @@ def _store(server: FallomServer, records: List[Any], unreadable: List[str]) -> T
             errors.append({"index": index, "reason": reason})
     if not rows and errors:
         return 400, {"error": "no valid record", **summarise(errors)}
-    stored = server.store.add_rows(rows)
+    stored = backend.store.add_rows(rows)
     return 200, {"accepted": len(rows), "stored": stored, **summarise(errors)}
 
 
-def _page(query: Dict[str, str]) -> Tuple[int, int]:
+def _page_of(query: Dict[str, str]) -> Tuple[int, int]:
     limit, offset = _number(query, "limit"), _number(query, "offset")
     limit = 50 if limit is None else limit
     if not 0 <= limit <= 1000:
@@ -656,84 +954,108 @@ def _number(query: Dict[str, str], name: str) -> Optional[int]:
     return int(text)
 
 
-def _get(server: FallomServer, target: str) -> Tuple[int, Any]:
-    parts = urlsplit(target)
-    path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    loaded = server.catalog.current()
-    if path == "/configs":
-        return 200, {"configs": list(loaded.configs.values())}
-    if path == "/prompts":
-        return 200, {"prompts": list(loaded.prompts.values())}
-    if path == "/prompt-ab-tests":
-        return 200, {"prompt_ab_tests": list(loaded.ab_tests.values())}
-    pinned = _PINNED.fullmatch(path)
-    if pinned:
-        kind = "config" if pinned.group(1) == "configs" else "prompt"
-        found = server.catalog.pinned(kind, unquote(pinned.group(2)), int(pinned.group(3)))
+def _catalog_list(kind: str) -> _Work:
+    def listed(backend: Backend, call: _Call) -> Tuple[int, Any]:
+        loaded = backend.catalog.current()
+        entries = {"configs": loaded.configs, "prompts": loaded.prompts,
+                   "prompt_ab_tests": loaded.ab_tests}[kind]
+        return 200, {kind: list(entries.values())}
+    return listed
+
+
+def _pinned(kind: str) -> _Work:
+    """GET /configs/KEY/version/N and /prompts/KEY/version/N."""
+    def pinned(backend: Backend, call: _Call) -> Tuple[int, Any]:
+        version = call.params["version"]
+        if not _DIGITS.fullmatch(version) or len(version) > 18:
+            return 404, {"error": "no such version"}
+        found = backend.catalog.pinned(kind, call.params["key"], int(version))
         return (200, found) if found else (404, {"error": "no such version"})
-    if path == "/api/traces":
-        limit, offset = _page(query)
-        status = query.get("status")
-        if status not in (None, "", "OK", "ERROR"):
-            raise _RefusedError(400, "status must be OK or ERROR")
-        try:
-            traces = server.store.traces(
-                session_id=query.get("session_id"), customer_id=query.get("customer_id"),
-                config_key=query.get("config_key"), status=status, model=query.get("model"),
-                name=query.get("name"), since=query.get("since"), search=query.get("q"),
-                min_duration_ms=_number(query, "min_duration_ms"),
-                min_tokens=_number(query, "min_tokens"), min_spans=_number(query, "min_spans"),
-                oldest_first=query.get("order") == "asc", limit=limit, offset=offset)
-        except ValueError as exc:  # the one value the store parses and may refuse: since
-            raise _RefusedError(400, f"since: {exc}") from None
-        return 200, {"traces": traces}
-    if path == "/api/sessions":
-        limit, offset = _page(query)
-        return 200, {"sessions": views.sessions(server.store,
-                                                customer_id=query.get("customer_id"),
-                                                limit=limit, offset=offset)}
-    one_session = _SESSION.fullmatch(path)
-    if one_session:
-        found = views.session(server.store, unquote(one_session.group(1)))
-        return (200, found) if found else (404, {"error": "no such session"})
-    if path == "/api/experiments":
-        return 200, views.experiments(server.store, server.catalog)
-    if path == "/api/prompts":
-        return 200, {"prompts": views.prompts(server.store, server.catalog)}
-    trace = _TRACE.fullmatch(path)
-    if trace:
-        spans = server.store.trace(trace.group(1))
-        if not spans:
-            return 404, {"error": "no such trace"}
-        return 200, {"trace_id": trace.group(1), "spans": spans}
-    return _get_evals(server, path, query)
+    return pinned
 
 
-def _get_evals(server: FallomServer, path: str, query: Dict[str, str]) -> Tuple[int, Any]:
-    """The routes of evaluations: datasets and runs."""
-    dataset = _DATASET.fullmatch(path)
-    if dataset:
-        return _dataset(server, unquote(dataset.group(1)), query)
-    if path == "/api/evals":
-        limit, offset = _page(query)
-        return 200, {"runs": server.store.runs(limit=limit, offset=offset)}
-    run = _RUN.fullmatch(path)
-    if run:
-        found = server.store.run(unquote(run.group(1)))
-        return (200, found) if found else (404, {"error": "no such evaluation run"})
-    return 404, {"error": f"no route GET {path}"}
+def _traces(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    query = call.query
+    limit, offset = _page_of(query)
+    status = query.get("status")
+    if status not in (None, "", "OK", "ERROR"):
+        raise _RefusedError(400, "status must be OK or ERROR")
+    try:
+        traces = backend.store.traces(
+            session_id=query.get("session_id"), customer_id=query.get("customer_id"),
+            config_key=query.get("config_key"), status=status, model=query.get("model"),
+            name=query.get("name"), since=query.get("since"), search=query.get("q"),
+            min_duration_ms=_number(query, "min_duration_ms"),
+            min_tokens=_number(query, "min_tokens"), min_spans=_number(query, "min_spans"),
+            oldest_first=query.get("order") == "asc", limit=limit, offset=offset)
+    except ValueError as exc:  # the one value the store parses and may refuse: since
+        raise _RefusedError(400, f"since: {exc}") from None
+    return 200, {"traces": traces}
 
 
-def _dataset(server: FallomServer, key: str, query: Dict[str, str]) -> Tuple[int, Any]:
+def _trace(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    trace_id = call.params["trace_id"]
+    spans = backend.store.trace(trace_id) if _TRACE_ID.fullmatch(trace_id) else []
+    if not spans:
+        return 404, {"error": "no such trace"}
+    return 200, {"trace_id": trace_id, "spans": spans}
+
+
+def _sessions(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    limit, offset = _page_of(call.query)
+    return 200, {"sessions": views.sessions(backend.store, limit=limit, offset=offset,
+                                            customer_id=call.query.get("customer_id"))}
+
+
+def _session(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    found = views.session(backend.store, call.params["session_id"])
+    return (200, found) if found else (404, {"error": "no such session"})
+
+
+def _runs(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    limit, offset = _page_of(call.query)
+    return 200, {"runs": backend.store.runs(limit=limit, offset=offset)}
+
+
+def _run(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    found = backend.store.run(call.params["run_id"])
+    return (200, found) if found else (404, {"error": "no such evaluation run"})
+
+
+def _dataset(backend: Backend, call: _Call) -> Tuple[int, Any]:
     """One version of a dataset (the latest unless ``version``), as the SDKs read it."""
+    key, query = call.params["key"], call.query
     version = _number(query, "version")
     if version is None:
-        found = server.store.latest_version("dataset", key)
+        found = backend.store.latest_version("dataset", key)
     else:
-        body = server.store.version("dataset", key, version)
+        body = backend.store.version("dataset", key, version)
         found = None if body is None else (version, body)
     if found is None:
         which = "" if version is None else f" version {version}"
         return 404, {"error": f"no dataset {key!r}{which}"}
     include = query.get("include_entries", "true").strip().lower() not in ("false", "0")
     return 200, reply(key, *found, include_entries=include)
+
+
+_ROUTES: Tuple[Tuple[str, str, _Work], ...] = (
+    ("GET", "/configs", _catalog_list("configs")),
+    ("GET", "/prompts", _catalog_list("prompts")),
+    ("GET", "/prompt-ab-tests", _catalog_list("prompt_ab_tests")),
+    ("GET", "/configs/{key:path}/version/{version}", _pinned("config")),
+    ("GET", "/prompts/{key:path}/version/{version}", _pinned("prompt")),
+    ("GET", "/api/traces", _traces),
+    ("GET", "/api/traces/{trace_id}", _trace),
+    ("GET", "/api/sessions", _sessions),
+    ("GET", "/api/sessions/{session_id:path}", _session),
+    ("GET", "/api/experiments", lambda b, c: (200, views.experiments(b.store, b.catalog))),
+    ("GET", "/api/prompts", lambda b, c: (200, {"prompts": views.prompts(b.store, b.catalog)})),
+    ("GET", "/api/datasets/{key:path}", _dataset),
+    ("GET", "/api/evals", _runs),
+    ("GET", "/api/evals/{run_id:path}", _run),
+    ("POST", "/v1/traces", _traces_in),
+    ("POST", "/sessions", _assignment),
+    ("POST", "/spans", _metrics),
+    ("POST", "/api/sdk-evals", _eval_run),
+    ("POST", "/api/datasets", _dataset_from_traces),
+)
