@@ -1,22 +1,74 @@
-"""SQLite storage: spans (idempotent by span id), assignments, versions of configs,
-prompts and datasets, the custom metrics of sessions (latest value per field), and
-evaluation runs with their items."""
+"""Storage on SQLite or PostgreSQL (SQLAlchemy Core): spans, idempotent by span id, with a
+summary row per trace for the listing; assignments; versions of configs, prompts and
+datasets; the custom metrics of sessions (latest value per field); evaluation runs.
+
+Several processes may share one PostgreSQL database: every write is one transaction,
+and each either cannot conflict or settles its conflict in the database (upserts,
+per-trace advisory locks), so replicas behave as one server.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
-import os
-import sqlite3
+import logging
+import re
 import threading
-import time
 import uuid
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from contextlib import contextmanager, nullcontext
+from datetime import datetime, timedelta, timezone
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Executable,
+    Float,
+    Index,
+    MetaData,
+    Select,
+    Table,
+    Text,
+    TypeDecorator,
+    and_,
+    delete,
+    exists,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.expression import FromClause
 
 from fallom.protocol._wire import RecordView
+from fallom.server._db import WRITE, Database, StoreError, database, engine, translated
 
-__all__ = ["Store", "readable", "since_key"]
+__all__ = ["COLUMNS", "Store", "migrate", "parse_retention", "readable", "retention_text",
+           "since_key", "summarise_all"]
+
+logger = logging.getLogger("fallom.serve")
 
 
 def since_key(text: str) -> str:
@@ -41,61 +93,140 @@ def since_key(text: str) -> str:
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
-    span_id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, parent_span_id TEXT,
-    name TEXT NOT NULL, session_id TEXT, customer_id TEXT, config_key TEXT,
-    status TEXT, start_time TEXT, duration_ms REAL, total_tokens INTEGER, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
-CREATE INDEX IF NOT EXISTS spans_customer ON spans (customer_id);
-CREATE INDEX IF NOT EXISTS spans_session ON spans (session_id);
-CREATE INDEX IF NOT EXISTS spans_start ON spans (start_time);
-CREATE TABLE IF NOT EXISTS assignments (
-    config_key TEXT, config_version TEXT, session_id TEXT, assigned_model TEXT,
-    PRIMARY KEY (config_key, config_version, session_id));
-CREATE TABLE IF NOT EXISTS versions (
-    kind TEXT, key TEXT, version INTEGER, body TEXT, PRIMARY KEY (kind, key, version));
-CREATE TABLE IF NOT EXISTS metrics (
-    session_id TEXT NOT NULL, config_key TEXT NOT NULL, field TEXT NOT NULL,
-    value TEXT NOT NULL, updated_at TEXT NOT NULL,
-    PRIMARY KEY (session_id, config_key, field));
-CREATE TABLE IF NOT EXISTS eval_runs (
-    run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, name TEXT NOT NULL, description TEXT,
-    judge_model TEXT, dataset_size INTEGER, items INTEGER NOT NULL, summary TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS eval_runs_created ON eval_runs (created_at);
-CREATE TABLE IF NOT EXISTS eval_items (
-    run_id TEXT NOT NULL, position INTEGER NOT NULL, item TEXT NOT NULL,
-    PRIMARY KEY (run_id, position));
-"""
+# -- the tables (their DDL is in fallom/server/migrations) --------------------------------
+class _Text(TypeDecorator[str]):
+    """Text. PostgreSQL's cannot hold NUL, which JSON strings may: there a NUL in a column
+    is stored as U+FFFD (the record, JSON text, keeps it escaped and whole)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[str], dialect: Dialect) -> Optional[str]:
+        if isinstance(value, str) and dialect.name == "postgresql" and "\x00" in value:
+            return value.replace("\x00", "\ufffd")
+        return value
 
 
-# columns later than the first schema: name, type, where older records keep the value
-_ADDED_TYPES = {"model": "TEXT", "error_message": "TEXT", "kind": "TEXT",
-                "ttft_ms": "REAL", "prompt_key": "TEXT", "prompt_version": "INTEGER",
-                "prompt_ab_test_key": "TEXT", "prompt_variant_index": "INTEGER"}
-_ADDED = tuple(_ADDED_TYPES)
+_meta = MetaData()
+_INTEGERS = {"total_tokens", "prompt_version", "prompt_variant_index"}
+_REALS = {"duration_ms", "ttft_ms"}
+# columns later than the first schema, where older records keep the value
+_ADDED = ("model", "error_message", "kind", "ttft_ms", "prompt_key", "prompt_version",
+          "prompt_ab_test_key", "prompt_variant_index")
 COLUMNS = ("span_id", "trace_id", "parent_span_id", "name", "session_id", "customer_id",
            "config_key", "status", "start_time", "duration_ms", "total_tokens", "record",
            *_ADDED)
-_INSERT = (f"INSERT OR IGNORE INTO spans ({', '.join(COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(COLUMNS))})")
 
 
-# A metric's value is replaced only when it differs, so a request sent again (a retry
-# after a lost reply) changes nothing, not even when the value was set.
-_SET_METRIC = ("UPDATE metrics SET value = :value, updated_at = :at WHERE session_id = :session "
-               "AND config_key = :config AND field = :field AND value != :value")
-_ADD_METRIC = ("INSERT OR IGNORE INTO metrics VALUES (:session, :config, :field, :value, :at)")
+def _typed(name: str) -> Any:
+    return BigInteger() if name in _INTEGERS else Float() if name in _REALS else _Text()
 
 
+spans = Table("spans", _meta, *(Column(name, _typed(name), primary_key=name == "span_id",
+                                       nullable=name not in ("trace_id", "name", "record"))
+                                for name in COLUMNS))
+traces_t = Table(
+    "traces", _meta, Column("trace_id", _Text, primary_key=True), Column("start_time", _Text),
+    Column("spans", BigInteger, nullable=False), Column("total_tokens", BigInteger),
+    Column("errors", BigInteger, nullable=False), Column("root_name", _Text),
+    Column("root_duration_ms", Float), Column("duration_ms", Float), Column("session_id", _Text),
+    Column("customer_id", _Text), Column("config_key", _Text),
+    Column("models", _Text, nullable=False), Column("error_message", _Text),
+    Column("names", _Text), Column("updated_at", _Text, nullable=False))
+trace_keys = Table(
+    "trace_keys", _meta, Column("trace_id", _Text, primary_key=True),
+    Column("field", _Text, primary_key=True), Column("value", _Text, primary_key=True),
+    Column("start_time", _Text))
+assignments = Table(
+    "assignments", _meta, Column("config_key", _Text, primary_key=True),
+    Column("config_version", _Text, primary_key=True),
+    Column("session_id", _Text, primary_key=True), Column("assigned_model", _Text))
+versions = Table(
+    "versions", _meta, Column("kind", _Text, primary_key=True),
+    Column("key", _Text, primary_key=True), Column("version", BigInteger, primary_key=True),
+    Column("body", _Text))
+metrics_t = Table(
+    "metrics", _meta, Column("session_id", _Text, primary_key=True),
+    Column("config_key", _Text, primary_key=True), Column("field", _Text, primary_key=True),
+    Column("value", _Text, nullable=False), Column("updated_at", _Text, nullable=False))
+eval_runs = Table(
+    "eval_runs", _meta, Column("run_id", _Text, primary_key=True),
+    Column("created_at", _Text, nullable=False), Column("name", _Text, nullable=False),
+    Column("description", _Text), Column("judge_model", _Text),
+    Column("dataset_size", BigInteger), Column("items", BigInteger, nullable=False),
+    Column("summary", _Text, nullable=False), Index("eval_runs_created", "created_at"))
+eval_items = Table(
+    "eval_items", _meta, Column("run_id", _Text, primary_key=True),
+    Column("position", BigInteger, primary_key=True), Column("item", _Text, nullable=False))
+
+
+def _repair(connection: Connection) -> None:
+    """Tables missing at the current revision (dropped by hand) are made again, empty."""
+    _meta.create_all(connection, checkfirst=True)
+
+
+def migrate(db: Union[str, Database]) -> str:
+    """``fallom serve migrate``: bring the schema up to date, and say so in one line.
+
+    Raises:
+        StoreError: the database cannot be reached or used, or is newer than this code.
+        DatabaseURLError: ``db`` is not a URL or path the server accepts.
+    """
+    from fallom.server.migrations import upgrade
+
+    found = db if isinstance(db, Database) else database(db)
+    made = engine(found)
+    try:
+        before, after = translated(found, lambda: upgrade(made, found, _repair))
+    finally:
+        made.dispose()
+    if before == after:
+        return f"fallom serve: {found.shown} is at schema revision {after}, nothing to do"
+    return (f"fallom serve: {found.shown} migrated to schema revision {after} "
+            f"(from {before or 'no revision'})")
+
+
+# -- small helpers -------------------------------------------------------------------------
 def _now() -> str:
     """The time, UTC, as the SDKs write start times."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _like(text: str) -> str:
-    """A LIKE pattern matching ``text`` anywhere, its own % and _ taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    """A LIKE pattern matching ``text`` anywhere, its own % and _ taken literally ("!" escapes)."""
+    return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+_KEY_CHARS = 256  # a longer value is kept as a prefix and a digest: B-tree entries are bounded
+_START_CHARS = 64  # ISO 8601 times are at most 35: a longer start is compared by its prefix
+_NAMES_CHARS = 4000  # a trace's span names kept for search; more are searched span by span
+_INT64 = 2**63 - 1
+
+
+def _key(value: str) -> str:
+    """The form a trace key's value is stored and looked up in, at most ~330 characters."""
+    if len(value) <= _KEY_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{value[:_KEY_CHARS]}\u2026{digest}"
+
+
+def _lock_key(trace_id: str) -> int:
+    """The advisory lock of a trace: 56 bits of a digest of its id."""
+    return int(hashlib.blake2b(trace_id.encode("utf-8", "surrogatepass"),
+                               digest_size=7).hexdigest(), 16)
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    """Pieces of at most ``size``: bound parameters per statement are limited."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _insert(connection: Connection, table: Table) -> Any:
+    """INSERT with the dialect's ON CONFLICT clauses (both engines have the same ones)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def readable(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -141,249 +272,438 @@ def _without_deep_raw(record: Dict[str, Any]) -> Dict[str, Any]:
     return {**record, "attributes": attributes}
 
 
-_BUSY_S = 30.0  # how long a statement waits for another connection's lock
-_POOL = 8  # idle connections kept open for the next request
+# -- trace summaries -----------------------------------------------------------------------
+class _Span(NamedTuple):
+    """The columns of a span a trace's summary is made of."""
+
+    span_id: str
+    trace_id: str
+    parent: Optional[str]
+    name: str
+    session: Optional[str]
+    customer: Optional[str]
+    config: Optional[str]
+    status: Optional[str]
+    start: Optional[str]
+    duration: Optional[float]
+    tokens: Optional[int]
+    model: Optional[str]
+    error: Optional[str]
 
 
-def _use_wal(db: sqlite3.Connection) -> None:
-    """WAL mode (kept in the file). Switching needs the file to itself and SQLite
-    answers "locked" at once rather than waiting: retried while another server
-    starting on the same new file does the same."""
-    deadline = time.monotonic() + _BUSY_S
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
+_SPAN_COLUMNS = (spans.c.span_id, spans.c.trace_id, spans.c.parent_span_id, spans.c.name,
+                 spans.c.session_id, spans.c.customer_id, spans.c.config_key, spans.c.status,
+                 spans.c.start_time, spans.c.duration_ms, spans.c.total_tokens, spans.c.model,
+                 spans.c.error_message)
+_KEYED = (("session", "session"), ("customer", "customer"), ("config", "config"),
+          ("model", "model"))
 
 
-def _rollback(db: sqlite3.Connection) -> None:
-    """End a failed transaction, if SQLite has not already (it does on a full disk):
-    the error that failed it is the one to report, not "cannot rollback"."""
-    if db.in_transaction:
-        try:
-            db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+def _inherit(trace: str, members: List[_Span]) -> Dict[str, Dict[str, Optional[str]]]:
+    """What each child takes from the trace's root: per span id, the fields to set.
+
+    A span whose session was left to default (its trace id, or none) takes the session
+    of its trace's root, and one with no customer the root's: OpenTelemetry apps often
+    set session.id and user.id on the root span only. ``members`` is updated in place.
+    """
+    roots = [span for span in members if span.parent is None]
+    if not roots:
+        return {}
+    root = min(roots, key=lambda s: (s.start is not None, s.start or "", s.span_id))
+    changes: Dict[str, Dict[str, Optional[str]]] = {}
+    for index, span in enumerate(members):
+        if span.parent is None:
+            continue
+        change: Dict[str, Optional[str]] = {}
+        if span.session in (None, trace) and root.session not in (None, trace):
+            change["session_id"] = root.session
+        if span.customer is None and root.customer is not None:
+            change["customer_id"] = root.customer
+        if change:
+            changes[span.span_id] = change
+            members[index] = span._replace(session=change.get("session_id", span.session),
+                                           customer=change.get("customer_id", span.customer))
+    return changes
 
 
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction taken at once; committed, or rolled back on any error."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-        db.execute("COMMIT")
-    except BaseException:
-        _rollback(db)
-        raise
+def _largest(values: Iterator[Optional[Any]]) -> Optional[Any]:
+    present = [value for value in values if value is not None]
+    return max(present) if present else None
 
 
-# A span whose session was left to default (its trace id, or none) takes the session of
-# its trace's root, and one with no customer the root's: OpenTelemetry apps often set
-# session.id and user.id on the root span only. Children usually arrive first (the root
-# ends last), so this runs for the children already stored when the root arrives too.
-_DEFAULTED = ("(session_id IS NULL OR session_id = trace_id) AND :session IS NOT NULL "
-              "AND :session != trace_id")
-_NO_CUSTOMER = "customer_id IS NULL AND :customer IS NOT NULL"
-_INHERIT = f"""
-    UPDATE spans SET
-        session_id = CASE WHEN {_DEFAULTED} THEN :session ELSE session_id END,
-        customer_id = CASE WHEN {_NO_CUSTOMER} THEN :customer ELSE customer_id END,
-        record = CASE
-            WHEN ({_DEFAULTED}) AND ({_NO_CUSTOMER})
-                THEN json_set(record, '$.session_id', :session, '$.customer_id', :customer)
-            WHEN {_DEFAULTED} THEN json_set(record, '$.session_id', :session)
-            WHEN {_NO_CUSTOMER} THEN json_set(record, '$.customer_id', :customer)
-            ELSE record END
-    WHERE trace_id = :trace AND parent_span_id IS NOT NULL
-      AND (({_DEFAULTED}) OR ({_NO_CUSTOMER}))"""
-_ROOT = ("SELECT session_id, customer_id FROM spans WHERE trace_id = ? "
-         "AND parent_span_id IS NULL ORDER BY start_time LIMIT 1")
+def _summary(trace: str, members: List[_Span], now: str) -> Dict[str, Any]:
+    """The listing's row of a trace: every figure over all its spans."""
+    starts = [span.start for span in members if span.start is not None]
+    roots = [span for span in members if span.parent is None]
+    tokens = [span.tokens for span in members if span.tokens is not None]
+    names = "\n".join(sorted({span.name for span in members}))
+    return {"trace_id": trace, "start_time": min(starts)[:_START_CHARS] if starts else None,
+            "spans": len(members), "total_tokens": min(sum(tokens), _INT64) if tokens else None,
+            "errors": sum(1 for span in members if span.status == "ERROR"),
+            "root_name": _largest(span.name for span in roots),
+            "root_duration_ms": _largest(span.duration for span in roots),
+            "duration_ms": _largest(span.duration for span in members),
+            "session_id": _largest(span.session for span in members),
+            "customer_id": _largest(span.customer for span in members),
+            "config_key": _largest(span.config for span in members),
+            "models": json.dumps(sorted({s.model for s in members if s.model is not None})),
+            "error_message": _largest(span.error for span in members),
+            "names": names if len(names) <= _NAMES_CHARS else None, "updated_at": now}
 
 
-def _may_inherit(row: Sequence[Any]) -> bool:
-    """Whether storing ``row`` can start an inheritance in its trace, either way."""
-    trace, parent, session, customer = row[1], row[2], row[4], row[5]
-    if parent is None:
-        return (session is not None and session != trace) or customer is not None
-    return session is None or session == trace or customer is None
+def _keys(trace: str, members: List[_Span], start: Optional[str]) -> List[Dict[str, Any]]:
+    """The trace's rows of ``trace_keys``: each distinct value of each filtered field."""
+    return [{"trace_id": trace, "field": field, "value": value, "start_time": start}
+            for field, attribute in _KEYED
+            for value in sorted({_key(getattr(span, attribute)) for span in members
+                                 if getattr(span, attribute) is not None})]
+
+
+def _set_inherited(connection: Connection, changes: Dict[str, Dict[str, Optional[str]]]) -> None:
+    """Write inherited sessions and customers into the columns and the records alike."""
+    for part in _chunks(sorted(changes)):
+        found = connection.execute(select(spans.c.span_id, spans.c.record)
+                                   .where(spans.c.span_id.in_(part))).all()
+        rows = []
+        for span_id, record in found:
+            change = changes[span_id]
+            whole = {**json.loads(record), **change}
+            rows.append({"id": span_id, "session": change.get("session_id"),
+                         "customer": change.get("customer_id"), "new_record": json.dumps(whole),
+                         "set_session": "session_id" in change,
+                         "set_customer": "customer_id" in change})
+        for row in rows:
+            values: Dict[str, Any] = {"record": row["new_record"]}
+            if row["set_session"]:
+                values["session_id"] = row["session"]
+            if row["set_customer"]:
+                values["customer_id"] = row["customer"]
+            connection.execute(update(spans).where(spans.c.span_id == row["id"]).values(values))
+
+
+def _summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
+    """Make the summary and keys of each trace again from its spans (after inheritance)."""
+    now = _now()
+    for part in _chunks(sorted(set(trace_ids))):
+        by_trace: Dict[str, List[_Span]] = {}
+        for row in connection.execute(select(*_SPAN_COLUMNS).where(spans.c.trace_id.in_(part))):
+            span = _Span._make(row)
+            by_trace.setdefault(span.trace_id, []).append(span)
+        changes: Dict[str, Dict[str, Optional[str]]] = {}
+        for trace, members in by_trace.items():
+            changes.update(_inherit(trace, members))
+        if changes:
+            _set_inherited(connection, changes)
+        rows = [_summary(trace, members, now) for trace, members in sorted(by_trace.items())]
+        keys = [key for row in rows
+                for key in _keys(row["trace_id"], by_trace[row["trace_id"]], row["start_time"])]
+        connection.execute(delete(trace_keys).where(trace_keys.c.trace_id.in_(part)))
+        gone = [trace for trace in part if trace not in by_trace]
+        if gone:
+            connection.execute(delete(traces_t).where(traces_t.c.trace_id.in_(gone)))
+        if rows:
+            upsert = _insert(connection, traces_t)
+            connection.execute(upsert.on_conflict_do_update(
+                index_elements=["trace_id"],
+                set_={c.name: upsert.excluded[c.name] for c in traces_t.c
+                      if c.name != "trace_id"}), rows)
+        if keys:
+            connection.execute(_insert(connection, trace_keys), keys)
+
+
+def summarise_all(connection: Connection) -> None:
+    """Summarise every stored trace (the migration that added summaries runs this)."""
+    trace_ids = [row[0] for row in connection.execute(select(spans.c.trace_id).distinct())]
+    for part in _chunks(trace_ids, 2000):
+        _summarise(connection, part)
+
+
+def _lock_traces(connection: Connection, trace_ids: Sequence[str]) -> None:
+    """PostgreSQL: hold each trace's advisory lock to the end of the transaction, so
+    replicas writing spans of one trace summarise it one after the other. Taken in
+    one order everywhere: no two writers wait on each other."""
+    if connection.dialect.name != "postgresql" or not trace_ids:
+        return
+    keys = sorted({_lock_key(trace) for trace in trace_ids})
+    connection.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest("
+                            "CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"),
+                       {"keys": keys})
+
+
+# -- retention -----------------------------------------------------------------------------
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_UNIT_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week"}
+_RETENTION = re.compile(r"\s*(\d{1,9})\s*([smhdw])\s*", re.IGNORECASE)
+_SWEEP_BATCH = 500  # traces deleted per transaction: ingest waits for one batch at most
+
+
+def parse_retention(text: str) -> float:
+    """``--retention``: a whole number and a unit (s, m, h, d, w), as seconds.
+
+    Raises:
+        ValueError: anything else, or zero (the message says what is accepted).
+    """
+    found = _RETENTION.fullmatch(text)
+    if not found or int(found.group(1)) == 0:
+        raise ValueError(f"{text[:40]!r} is not a retention: a whole number and a unit, s, m, "
+                         "h, d or w, such as 30d, 12h or 2w")
+    return float(int(found.group(1)) * _UNITS[found.group(2).lower()])
+
+
+def retention_text(seconds: float) -> str:
+    """``seconds`` said in the largest unit that divides it: "30 days", "90 minutes"."""
+    for unit in ("w", "d", "h", "m", "s"):
+        count, rest = divmod(int(seconds), _UNITS[unit])
+        if rest == 0 and count:
+            return f"{count} {_UNIT_NAMES[unit]}{'' if count == 1 else 's'}"
+    return f"{seconds:g} seconds"
+
+
+# -- the store -----------------------------------------------------------------------------
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+_RETRIED = ("40P01", "40001")  # PostgreSQL's deadlock and serialization failure: try again
+
+
+def _said(method: F) -> F:
+    """The method's database errors as :class:`StoreError` (UnavailableError: try later)."""
+    @functools.wraps(method)
+    def run(self: Store, *args: Any, **kwargs: Any) -> Any:
+        return translated(self.db, lambda: method(self, *args, **kwargs))
+    return cast(F, run)
 
 
 class Store:
-    """One SQLite file in WAL mode; a small pool of connections, writes serialised."""
+    """One database: SQLite in WAL mode or PostgreSQL, through a pool of connections.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._idle: List[Tuple[Tuple[int, int], sqlite3.Connection]] = []
-        self._pool = threading.Lock()
-        self._closed = False
-        self._write = threading.Lock()
-        with self._connection() as db:
-            self._create(db)
+    Args:
+        db: a path or URL (see :func:`fallom.server._db.database`), or a parsed one.
+        retention: seconds; traces that started longer ago are deleted in the background.
 
-    @staticmethod
-    def _create(db: sqlite3.Connection) -> None:
-        """The schema, and the columns added since a database was made (filled in).
+    Raises:
+        StoreError: the database cannot be used (UnavailableError: cannot be reached), or its
+            schema is newer than this code (SchemaTooNewError). Migrates it otherwise.
+    """
 
-        In one write transaction, so two servers starting on the same new file
-        do not both add a column: the second waits, then finds them all.
-        """
-        with _transaction(db):
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            have = {row[1] for row in db.execute("PRAGMA table_info(spans)")}
-            for column in (c for c in _ADDED if c not in have):
-                field = "time_to_first_token_ms" if column == "ttft_ms" else column
-                db.execute(f"ALTER TABLE spans ADD COLUMN {column} {_ADDED_TYPES[column]}")
-                db.execute(f"UPDATE spans SET {column} = json_extract(record, '$.{field}')")
+    def __init__(self, db: Union[str, Database], *, retention: Optional[float] = None) -> None:
+        from fallom.server.migrations import upgrade
 
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=_BUSY_S, isolation_level=None,
-                             check_same_thread=False)  # used by one thread at a time
+        self.db = db if isinstance(db, Database) else database(db)
+        self.path = self.db.path or self.db.shown
+        self.engine = engine(self.db)
+        self._postgres = self.db.kind == "postgresql"
+        self._write = threading.Lock()  # SQLite: writers wait here, not in SQLite's busy loop
         try:
-            _use_wal(db)
-            db.execute("PRAGMA synchronous=NORMAL")
+            translated(self.db, lambda: upgrade(self.engine, self.db, _repair))
         except BaseException:
-            db.close()
+            self.engine.dispose()
             raise
-        return db
-
-    def _file(self) -> Tuple[int, int]:
-        """Which file is at ``path`` now: a connection to a deleted or replaced one is
-        not reused (writes to it would be lost with it)."""
-        try:
-            found = os.stat(self.path)
-        except OSError:
-            return (-1, -1)
-        return (found.st_dev, found.st_ino)
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """A connection from the pool: one per request thread would hold three file
-        descriptors each until the collector found it, however many threads came and went."""
-        file = self._file()
-        with self._pool:
-            stale = [db for at, db in self._idle if at != file]
-            self._idle = [entry for entry in self._idle if entry[0] == file]
-            db = self._idle.pop()[1] if self._idle else None
-        for old in stale:
-            old.close()
-        if db is None:
-            db = self._open()
-            file = self._file()
-        try:
-            yield db
-        finally:
-            with self._pool:
-                kept = not self._closed and len(self._idle) < _POOL
-                if kept:
-                    self._idle.append((file, db))
-            if not kept:
-                db.close()
+        self.retention = retention
+        self.swept = threading.Event()  # set after each retention pass
+        self._stop = threading.Event()
+        self._sweeper: Optional[threading.Thread] = None
+        if retention is not None:
+            self._sweeper = threading.Thread(target=self._sweep, name="fallom-retention",
+                                             daemon=True)
+            self._sweeper.start()
 
     def close(self) -> None:
-        """Close every connection: the idle ones now, those in use when given back."""
-        with self._pool:
-            idle, self._idle, self._closed = self._idle, [], True
-        for _, db in idle:
-            db.close()
+        """Stop the retention thread and close every connection (those in use when returned)."""
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=30)
+        self.engine.dispose()
 
-    # -- spans -----------------------------------------------------------------------
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction, SQLite's write lock taken at its start; committed, or
+        rolled back on any error."""
+        queue: ContextManager[Any] = nullcontext() if self._postgres else self._write
+        with queue, self.engine.connect().execution_options(**{WRITE: True}) as connection, \
+                connection.begin():
+            yield connection
+
+    def _written(self, work: Callable[[Connection], T]) -> T:
+        """``work`` in a write transaction, run again when PostgreSQL chose it as the
+        victim of a deadlock (the other transaction goes on)."""
+        for attempt in range(5):
+            try:
+                with self._writing() as connection:
+                    return work(connection)
+            except sa_exc.DBAPIError as error:
+                if attempt == 4 or getattr(error.orig, "sqlstate", None) not in _RETRIED:
+                    raise
+        raise AssertionError("not reached")
+
+    @_said
+    def query(self, statement: Union[str, Executable],
+              params: Optional[Mapping[str, Any]] = None) -> List[Tuple[Any, ...]]:
+        """Rows of a read-only query (for the views of the web UI): a Core statement, or
+        SQL both engines speak with ``:name`` parameters."""
+        run = text(statement) if isinstance(statement, str) else statement
+        with self.engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(run, dict(params or {}))]
+
+    # -- spans -----------------------------------------------------------------------------
+    @_said
     def add_rows(self, rows: Sequence[Tuple[Any, ...]]) -> int:
         """Store prepared rows, each once by span id; committed before this returns."""
-        traces = sorted({row[1] for row in rows if _may_inherit(row)})
-        with self._write, self._connection() as db, _transaction(db):
-            before = db.total_changes
-            db.executemany(_INSERT, rows)
-            stored = db.total_changes - before
-            for trace in traces:
-                root = db.execute(_ROOT, (trace,)).fetchone()
-                if root is not None:
-                    db.execute(_INHERIT, {"trace": trace, "session": root[0],
-                                          "customer": root[1]})
-        return stored
+        if not rows:
+            return 0
+        unique: Dict[str, Dict[str, Any]] = {}
+        for row in rows:  # the first of a span id sent twice in one batch, as before
+            unique.setdefault(row[0], dict(zip(COLUMNS, row)))
+        ordered = [unique[span_id] for span_id in sorted(unique)]  # one lock order for all
 
-    def traces(self, *, session_id: Optional[str] = None, customer_id: Optional[str] = None,
-               config_key: Optional[str] = None, status: Optional[str] = None,
-               model: Optional[str] = None, name: Optional[str] = None,
-               since: Optional[str] = None, until: Optional[str] = None,
-               search: Optional[str] = None, min_duration_ms: Optional[int] = None,
-               min_tokens: Optional[int] = None, min_spans: Optional[int] = None,
-               oldest_first: bool = False, limit: int = 50, offset: int = 0
-               ) -> List[Dict[str, Any]]:
-        """Traces newest first, one summary each; every filter is optional.
+        def work(connection: Connection) -> int:
+            _lock_traces(connection, [row["trace_id"] for row in ordered])
+            stored = connection.execute(
+                _insert(connection, spans).on_conflict_do_nothing()
+                .returning(spans.c.trace_id), ordered).all()
+            _summarise(connection, [row[0] for row in stored])
+            return len(stored)
+
+        return self._written(work)
+
+    def _contains(self, column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
+        """``column`` contains ``needle``, ASCII case ignored (SQLite's LIKE does)."""
+        pattern = _like(needle)
+        if self._postgres:
+            return column.ilike(pattern, escape="!")
+        return column.like(pattern, escape="!")
+
+    def _search(self, summary: FromClause, needle: str) -> ColumnElement[bool]:
+        """Any span's name contains ``needle``: the summary's names say so, unless they were
+        too many to keep (or ``needle`` spans two of them): then the spans are read."""
+        other = spans.alias("named")
+        by_span = exists().where(other.c.trace_id == summary.c.trace_id,
+                                 self._contains(other.c.name, needle))
+        if "\n" in needle:
+            return by_span
+        return or_(self._contains(summary.c.names, needle),
+                   and_(summary.c.names.is_(None), by_span))
+
+    @_said
+    def traces(self, **filters: Any) -> List[Dict[str, Any]]:
+        """Traces newest first, one summary each; every filter is optional (see
+        :meth:`listing`).
 
         A filter picks traces; each summary is over all the trace's spans. Tokens
         are null when no span of the trace counted any. ``since`` and ``until`` (a
         trace starting before it) are ISO 8601 dates or times (ValueError if not).
         """
-        where, args = [], []
-        for column, value in (("session_id", session_id), ("customer_id", customer_id),
-                              ("config_key", config_key)):
-            if value:
-                where.append(f"trace_id IN (SELECT trace_id FROM spans WHERE {column} = ?)")
-                args.append(value)
-        having: List[str] = []
-        later: List[Any] = []
-        if status == "ERROR":
-            having.append("MAX(status = 'ERROR') = 1")
-        elif status == "OK":
-            having.append("MAX(status = 'ERROR') = 0")
-        if model:
-            having.append("SUM(model = ?) > 0")
-            later.append(model)
-        if name:
-            having.append("MAX(CASE WHEN parent_span_id IS NULL THEN name END) LIKE ? ESCAPE '\\'")
-            later.append(_like(name))
-        if search:  # any span's name
-            having.append("SUM(name LIKE ? ESCAPE '\\') > 0")
-            later.append(_like(search))
-        if since:
-            having.append("MIN(start_time) >= ?")
-            later.append(since_key(since))
-        if until:
-            having.append("MIN(start_time) < ?")
-            later.append(since_key(until))
-        for minimum, expression in ((min_duration_ms, "MAX(duration_ms)"),
-                                    (min_tokens, "SUM(total_tokens)"),
-                                    (min_spans, "COUNT(*)")):
-            if minimum is not None:
-                having.append(f"{expression} >= ?")
-                later.append(minimum)
-        sql = f"""
-            SELECT trace_id, MIN(start_time), SUM(total_tokens),
-                   MAX(status = 'ERROR'), COUNT(*),
-                   MAX(CASE WHEN parent_span_id IS NULL THEN name END),
-                   MAX(CASE WHEN parent_span_id IS NULL THEN duration_ms END),
-                   MAX(session_id), MAX(customer_id), MAX(config_key),
-                   json_group_array(DISTINCT model), MAX(error_message), MAX(duration_ms)
-            FROM spans {"WHERE " + " AND ".join(where) if where else ""}
-            GROUP BY trace_id {"HAVING " + " AND ".join(having) if having else ""}
-            ORDER BY MIN(start_time) {"ASC" if oldest_first else "DESC"} LIMIT ? OFFSET ?"""
-        rows = self.query(sql, (*args, *later, max(0, min(limit, 1000)), max(0, offset)))
         return [{"trace_id": r[0], "start_time": r[1], "total_tokens": r[2],
                  "status": "ERROR" if r[3] else "OK", "spans": r[4], "root_name": r[5],
                  "duration_ms": r[6] if r[6] is not None else r[12], "session_id": r[7],
-                 "customer_id": r[8], "config_key": r[9],
-                 "models": sorted(m for m in json.loads(r[10]) if m is not None),
-                 "error_message": r[11]} for r in rows]
+                 "customer_id": r[8], "config_key": r[9], "models": json.loads(r[10]),
+                 "error_message": r[11]} for r in self.query(self.listing(**filters))]
 
-    def query(self, sql: str, args: Sequence[Any] = ()) -> List[Tuple[Any, ...]]:
-        """Rows of a read-only query (for the views of the web UI)."""
-        with self._connection() as db:
-            return db.execute(sql, tuple(args)).fetchall()
+    def listing(self, *, session_id: Optional[str] = None, customer_id: Optional[str] = None,
+                config_key: Optional[str] = None, status: Optional[str] = None,
+                model: Optional[str] = None, name: Optional[str] = None,
+                since: Optional[str] = None, until: Optional[str] = None,
+                search: Optional[str] = None, min_duration_ms: Optional[int] = None,
+                min_tokens: Optional[int] = None, min_spans: Optional[int] = None,
+                oldest_first: bool = False, limit: int = 50, offset: int = 0) -> Select[Any]:
+        """The query of :meth:`traces`: read in the order of an index (traces_start, or
+        trace_keys_value for a session, customer, config or model), so a page costs its
+        50 rows, not a pass over every span."""
+        t = traces_t
+        keyed = [(field, value) for field, value in (
+            ("session", session_id), ("customer", customer_id), ("config", config_key),
+            ("model", model)) if value]
+        where: List[ColumnElement[bool]] = []
+        source: FromClause = t
+        order_start, order_id = t.c.start_time, t.c.trace_id
+        for index, (field, value) in enumerate(keyed):
+            k = trace_keys.alias(f"k{index}")
+            if index == 0:  # read in the order of this key's index: its newest traces first
+                source = k.join(t, t.c.trace_id == k.c.trace_id)
+                order_start, order_id = k.c.start_time, k.c.trace_id
+                where += [k.c.field == field, k.c.value == _key(value)]
+            else:
+                where.append(exists().where(k.c.trace_id == t.c.trace_id, k.c.field == field,
+                                            k.c.value == _key(value)))
+        if status in ("ERROR", "OK"):  # a literal 0, so the partial index of errors applies
+            errors = t.c.errors > literal_column("0")
+            where.append(errors if status == "ERROR" else ~errors)
+        if name:
+            where.append(self._contains(t.c.root_name, name))
+        if search:
+            where.append(self._search(t, search))
+        if since:
+            where.append(t.c.start_time >= since_key(since))
+        if until:
+            where.append(t.c.start_time < since_key(until))
+        for minimum, column in ((min_duration_ms, t.c.duration_ms), (min_tokens, t.c.total_tokens),
+                                (min_spans, t.c.spans)):
+            if minimum is not None:
+                where.append(column >= minimum)
+        order = ([order_start.asc().nulls_first(), order_id.asc()] if oldest_first
+                 else [order_start.desc().nulls_last(), order_id.desc()])
+        return (select(t.c.trace_id, t.c.start_time, t.c.total_tokens, t.c.errors, t.c.spans,
+                       t.c.root_name, t.c.root_duration_ms, t.c.session_id, t.c.customer_id,
+                       t.c.config_key, t.c.models, t.c.error_message, t.c.duration_ms)
+                .select_from(source).where(*where).order_by(*order)
+                .limit(max(0, min(limit, 1000))).offset(max(0, offset)))
 
+    @_said
     def trace(self, trace_id: str) -> List[Dict[str, Any]]:
-        rows = self.query("SELECT record FROM spans WHERE trace_id = ? ORDER BY start_time",
-                          (trace_id,))
+        rows = self.query(select(spans.c.record).where(spans.c.trace_id == trace_id)
+                          .order_by(spans.c.start_time.asc().nulls_first()))
         return [readable(json.loads(r[0])) for r in rows]
 
+    # -- retention -------------------------------------------------------------------------
+    @_said
+    def expire(self, before: str, batch: int = _SWEEP_BATCH) -> int:
+        """Delete up to ``batch`` traces that started before ``before`` (since_key's form),
+        oldest first, in one transaction; those without a start time by when their last
+        span came. Returns how many; PostgreSQL replicas take turns (0: another is at it)."""
+        t = traces_t
+
+        def work(connection: Connection) -> int:
+            if self._postgres and not connection.execute(text(
+                    "SELECT pg_try_advisory_xact_lock(:a, :b)"),
+                    {"a": 0x66616C6C, "b": 0x72657465}).scalar():
+                return 0
+            chosen = list(connection.execute(
+                select(t.c.trace_id).where(t.c.start_time < before)
+                .order_by(t.c.start_time.asc().nulls_first(), t.c.trace_id).limit(batch)
+            ).scalars())
+            if len(chosen) < batch:
+                chosen += connection.execute(
+                    select(t.c.trace_id).where(t.c.start_time.is_(None), t.c.updated_at < before)
+                    .limit(batch - len(chosen))).scalars()
+            _lock_traces(connection, chosen)
+            for table in (spans, trace_keys, traces_t):
+                connection.execute(delete(table).where(table.c.trace_id.in_(chosen)))
+            return len(chosen)
+
+        return self._written(work)
+
+    def _cutoff(self) -> str:
+        assert self.retention is not None
+        moment = datetime.now(timezone.utc) - timedelta(seconds=self.retention)
+        return since_key(moment.isoformat())
+
+    def _sweep(self) -> None:
+        """The retention thread: a pass now and then, each in batches, so ingest goes on."""
+        assert self.retention is not None
+        every = min(60.0, max(1.0, self.retention / 10))
+        while not self._stop.is_set():
+            try:
+                while self.expire(self._cutoff()) == _SWEEP_BATCH and not self._stop.wait(0.01):
+                    pass
+            except StoreError as exc:  # the database went away: the next pass tries again
+                logger.warning("fallom serve: retention: %s", exc)
+            except Exception:  # a bug: said, and the server goes on
+                logger.exception("fallom serve: retention failed")
+            self.swept.set()
+            self._stop.wait(every)
+
     # -- custom metrics of sessions --------------------------------------------------------
+    @_said
     def set_metrics(self, session_id: str, config_key: str, values: Dict[str, str]) -> int:
         """Set each metric of a session (its value as JSON text): the latest value per
         field wins. Requests are applied whole, one after the other.
@@ -391,65 +711,103 @@ class Store:
         Returns:
             How many fields were added or changed value.
         """
-        with self._write, self._connection() as db, _transaction(db):
-            at, before = _now(), db.total_changes  # taken in turn: later requests, later times
-            rows = [{"session": session_id, "config": config_key, "field": field,
-                     "value": value, "at": at} for field, value in values.items()]
-            db.executemany(_SET_METRIC, rows)
-            db.executemany(_ADD_METRIC, rows)
-            return db.total_changes - before
+        def work(connection: Connection) -> int:
+            at = _now()  # taken in turn: later requests, later times
+            upsert = _insert(connection, metrics_t)
+            # a value is replaced only when it differs, so a request sent again (a retry
+            # after a lost reply) changes nothing, not even when the value was set
+            statement = upsert.on_conflict_do_update(
+                index_elements=["session_id", "config_key", "field"],
+                set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
+                where=metrics_t.c.value != upsert.excluded.value).returning(metrics_t.c.field)
+            changed = 0
+            for field, value in sorted(values.items()):  # a row back: added or changed
+                changed += len(connection.execute(statement, {
+                    "session_id": session_id, "config_key": config_key, "field": field,
+                    "value": value, "updated_at": at}).all())
+            return changed
 
+        return self._written(work)
+
+    @_said
     def metrics(self, session_ids: Sequence[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
         """Per session id, per config key, each metric: ``{"value", "updated_at"}``."""
         found: Dict[str, Dict[str, Dict[str, Any]]] = {}
-        for start in range(0, len(session_ids), 500):  # SQLite's bound on parameters
-            part = session_ids[start:start + 500]
+        m = metrics_t
+        for part in _chunks(list(session_ids)):
             for session, config, field, value, at in self.query(
-                    f"SELECT session_id, config_key, field, value, updated_at FROM metrics "
-                    f"WHERE session_id IN ({', '.join('?' * len(part))}) "
-                    f"ORDER BY session_id, config_key, field", part):
+                    select(m.c.session_id, m.c.config_key, m.c.field, m.c.value, m.c.updated_at)
+                    .where(m.c.session_id.in_(part))
+                    .order_by(m.c.session_id, m.c.config_key, m.c.field)):
                 by_config = found.setdefault(session, {}).setdefault(config, {})
                 by_config[field] = {"value": json.loads(value), "updated_at": at}
         return found
 
     # -- assignments and versions ---------------------------------------------------------
+    @_said
     def add_assignment(self, body: Dict[str, Any]) -> None:
-        with self._write, self._connection() as db:
-            db.execute("INSERT OR REPLACE INTO assignments VALUES (?,?,?,?)", (
-                str(body.get("config_key")), str(body.get("config_version")),
-                str(body.get("session_id")), str(body.get("assigned_model"))))
+        row = {name: str(body.get(name)) for name in
+               ("config_key", "config_version", "session_id", "assigned_model")}
 
+        def work(connection: Connection) -> None:
+            upsert = _insert(connection, assignments)
+            connection.execute(upsert.on_conflict_do_update(
+                index_elements=["config_key", "config_version", "session_id"],
+                set_={"assigned_model": upsert.excluded.assigned_model}), row)
+
+        self._written(work)
+
+    @_said
     def assignments(self) -> List[Tuple[str, str, str, str]]:
-        return list(self.query("SELECT * FROM assignments"))
+        a = assignments
+        return cast(List[Tuple[str, str, str, str]], self.query(
+            select(a.c.config_key, a.c.config_version, a.c.session_id, a.c.assigned_model)))
 
+    @_said
     def version_of(self, kind: str, key: str, body: Dict[str, Any]) -> int:
         """The version number of ``body``: the latest one if unchanged, else a new one.
 
         Bodies are kept and compared exactly as written, key order included:
-        the order of object-shaped variants decides assignments.
+        the order of object-shaped variants decides assignments. Replicas meeting the
+        same new body make one version of it: the second finds the first's.
         """
-        text = json.dumps(body)
-        with self._write, self._connection() as db:
-            row = db.execute("SELECT version, body FROM versions WHERE kind = ? AND key = ? "
-                             "ORDER BY version DESC LIMIT 1", (kind, key)).fetchone()
-            if row is not None and row[1] == text:
-                return int(row[0])
-            version = 1 if row is None else int(row[0]) + 1
-            db.execute("INSERT INTO versions VALUES (?,?,?,?)", (kind, key, version, text))
-            return version
+        written = json.dumps(body)
 
+        def work(connection: Connection) -> int:
+            while True:
+                latest = connection.execute(
+                    select(versions.c.version, versions.c.body)
+                    .where(versions.c.kind == kind, versions.c.key == key)
+                    .order_by(versions.c.version.desc()).limit(1)).first()
+                if latest is not None and latest[1] == written:
+                    return int(latest[0])
+                number = 1 if latest is None else int(latest[0]) + 1
+                made = connection.execute(
+                    _insert(connection, versions).on_conflict_do_nothing()
+                    .returning(versions.c.version),
+                    {"kind": kind, "key": key, "version": number, "body": written}).first()
+                if made is not None:
+                    return number
+
+        return self._written(work)
+
+    @_said
     def version(self, kind: str, key: str, version: int) -> Optional[Dict[str, Any]]:
-        rows = self.query("SELECT body FROM versions WHERE kind = ? AND key = ? AND "
-                          "version = ?", (kind, key, version))
+        v = versions
+        rows = self.query(select(v.c.body).where(v.c.kind == kind, v.c.key == key,
+                                                 v.c.version == version))
         return dict(json.loads(rows[0][0])) if rows else None
 
+    @_said
     def latest_version(self, kind: str, key: str) -> Optional[Tuple[int, Dict[str, Any]]]:
         """The newest version of ``key`` and its body; None when it has none."""
-        rows = self.query("SELECT version, body FROM versions WHERE kind = ? AND key = ? "
-                          "ORDER BY version DESC LIMIT 1", (kind, key))
+        v = versions
+        rows = self.query(select(v.c.version, v.c.body).where(v.c.kind == kind, v.c.key == key)
+                          .order_by(v.c.version.desc()).limit(1))
         return (int(rows[0][0]), dict(json.loads(rows[0][1]))) if rows else None
 
     # -- evaluation runs -------------------------------------------------------------------
+    @_said
     def add_run(self, head: Dict[str, Any], items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         """Store a run and its items in one transaction, under a new id.
 
@@ -462,31 +820,42 @@ class Store:
             The run as :meth:`runs` lists it.
         """
         run_id, at = uuid.uuid4().hex, _now()
-        rows = [(run_id, i, json.dumps(item, allow_nan=False)) for i, item in enumerate(items)]
-        with self._write, self._connection() as db, _transaction(db):
-            db.execute("INSERT INTO eval_runs VALUES (?,?,?,?,?,?,?,?)", (
-                run_id, at, head["name"], head["description"], head["judge_model"],
-                head["dataset_size"], len(rows), json.dumps(head["summary"])))
-            db.executemany("INSERT INTO eval_items VALUES (?,?,?)", rows)
+        rows = [{"run_id": run_id, "position": i, "item": json.dumps(item, allow_nan=False)}
+                for i, item in enumerate(items)]
+
+        def work(connection: Connection) -> None:
+            connection.execute(eval_runs.insert(), {
+                "run_id": run_id, "created_at": at, "name": head["name"],
+                "description": head["description"], "judge_model": head["judge_model"],
+                "dataset_size": head["dataset_size"], "items": len(rows),
+                "summary": json.dumps(head["summary"])})
+            if rows:
+                connection.execute(eval_items.insert(), rows)
+
+        self._written(work)
         return self.runs(run_id=run_id)[0]
 
+    @_said
     def runs(self, *, run_id: Optional[str] = None, limit: int = 50,
              offset: int = 0) -> List[Dict[str, Any]]:
         """Runs newest first (or the one ``run_id``), each with its figures, no items."""
-        where, args = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
-        rows = self.query(f"SELECT run_id, created_at, name, description, judge_model, "
-                          f"dataset_size, items, summary FROM eval_runs {where} "
-                          f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
-                          (*args, max(0, min(limit, 1000)), max(0, offset)))
+        r = eval_runs
+        statement = select(r.c.run_id, r.c.created_at, r.c.name, r.c.description,
+                           r.c.judge_model, r.c.dataset_size, r.c["items"], r.c.summary)
+        if run_id is not None:
+            statement = statement.where(r.c.run_id == run_id)
+        rows = self.query(statement.order_by(r.c.created_at.desc(), r.c.run_id.desc())
+                          .limit(max(0, min(limit, 1000))).offset(max(0, offset)))
         return [{"run_id": r[0], "created_at": r[1], "name": r[2], "description": r[3],
                  "judge_model": r[4], "dataset_size": r[5], "items": r[6],
                  **json.loads(r[7])} for r in rows]
 
+    @_said
     def run(self, run_id: str) -> Optional[Dict[str, Any]]:
         """One run with every item's result (``results``, in the order sent); None if absent."""
         found = self.runs(run_id=run_id)
         if not found:
             return None
-        items = self.query("SELECT item FROM eval_items WHERE run_id = ? ORDER BY position",
-                           (run_id,))
+        items = self.query(select(eval_items.c.item).where(eval_items.c.run_id == run_id)
+                           .order_by(eval_items.c.position))
         return {**found[0], "results": [json.loads(row[0]) for row in items]}

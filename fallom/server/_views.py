@@ -36,11 +36,13 @@ def session(store: Store, session_id: str) -> Optional[Dict[str, Any]]:
 
 
 # Each session's spans summed up, then its metrics: a session of metrics alone is listed too.
+# SQL both engines run: sums cast to BIGINT (PostgreSQL's SUM of one is NUMERIC).
 _PARTS = """
     SELECT session_id, MAX(customer_id) AS customer, MAX(config_key) AS config,
            COUNT(DISTINCT trace_id) AS traces, COUNT(*) AS spans, SUM(total_tokens) AS tokens,
-           SUM(status = 'ERROR') AS errors, MIN(start_time) AS first,
-           MAX(start_time) AS last, NULL AS updated
+           SUM(CASE WHEN status = 'ERROR' THEN 1 ELSE 0 END) AS errors,
+           MIN(start_time) AS first_start, MAX(start_time) AS last_start,
+           CAST(NULL AS TEXT) AS updated
     FROM spans WHERE {spans} GROUP BY session_id
     UNION ALL
     SELECT session_id, NULL, MAX(config_key), 0, 0, NULL, NULL, NULL, NULL, MAX(updated_at)
@@ -50,22 +52,23 @@ _PARTS = """
 def _sessions(store: Store, *, customer_id: Optional[str] = None,
               session_id: Optional[str] = None, limit: int, offset: int
               ) -> List[Dict[str, Any]]:
-    spans, metrics, args = ["session_id IS NOT NULL", "session_id != trace_id"], ["1"], []
+    spans, metrics = ["session_id IS NOT NULL", "session_id != trace_id"], ["1 = 1"]
+    args: Dict[str, Any] = {"limit": max(0, min(limit, 1000)), "offset": max(0, offset)}
     if session_id is not None:
-        spans.append("session_id = ?")
-        metrics.append("session_id = ?")
-        args.append(session_id)
+        spans.append("session_id = :session")
+        metrics.append("session_id = :session")
+        args["session"] = session_id
     if customer_id:  # a session of metrics alone has no customer
-        spans.append("customer_id = ?")
-        metrics.append("session_id IN (SELECT session_id FROM spans WHERE customer_id = ?)")
-        args.append(customer_id)
+        spans.append("customer_id = :customer")
+        metrics.append("session_id IN (SELECT session_id FROM spans WHERE customer_id = :customer)")
+        args["customer"] = customer_id
     parts = _PARTS.format(spans=" AND ".join(spans), metrics=" AND ".join(metrics))
     rows = store.query(f"""
-        SELECT session_id, MAX(customer), MAX(config), SUM(traces), SUM(spans), SUM(tokens),
-               SUM(errors), MIN(first), MAX(last), MAX(updated)
-        FROM ({parts}) GROUP BY session_id
-        ORDER BY MAX(COALESCE(last, updated)) DESC LIMIT ? OFFSET ?""",
-        (*args, *args, max(0, min(limit, 1000)), max(0, offset)))
+        SELECT session_id, MAX(customer), MAX(config), CAST(SUM(traces) AS BIGINT),
+               CAST(SUM(spans) AS BIGINT), CAST(SUM(tokens) AS BIGINT),
+               CAST(SUM(errors) AS BIGINT), MIN(first_start), MAX(last_start), MAX(updated)
+        FROM ({parts}) AS parts GROUP BY session_id
+        ORDER BY MAX(COALESCE(last_start, updated)) DESC LIMIT :limit OFFSET :offset""", args)
     metrics_of = store.metrics([r[0] for r in rows])
     return [{"session_id": r[0], "customer_id": r[1], "config_key": r[2], "traces": r[3],
              "spans": r[4], "total_tokens": r[5], "errors": r[6], "first_start": r[7],
@@ -151,8 +154,8 @@ def _versions(store: Store, kind: str) -> Dict[str, List[Dict[str, Any]]]:
     """Every stored version of each ``kind`` key, oldest first, bodies as written."""
     versions: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
     for key, version, body in store.query(
-            "SELECT key, version, body FROM versions WHERE kind = ? ORDER BY key, version",
-            (kind,)):
+            "SELECT key, version, body FROM versions WHERE kind = :kind ORDER BY key, version",
+            {"kind": kind}):
         versions[key].append({"version": version, **_json(body)})
     return versions
 

@@ -1,0 +1,1 @@
+"""The revisions, oldest first: each file one step of the schema (Alembic loads them by path)."""

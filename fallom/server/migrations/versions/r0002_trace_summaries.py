@@ -1,0 +1,61 @@
+"""A summary row per trace and its keys, so the listing reads 50 rows, not every span.
+
+``traces`` holds what ``/api/traces`` shows and filters on (kept by ingest);
+``trace_keys`` each session, customer, config and model a trace's spans carry,
+with the trace's start, so a filter on one reads its newest traces in index
+order. Existing spans are summarised here.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from typing import Any, List
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def _traces() -> List[Any]:
+    return [sa.Column("trace_id", sa.Text, primary_key=True), sa.Column("start_time", sa.Text),
+            sa.Column("spans", sa.BigInteger, nullable=False), sa.Column("total_tokens",
+                                                                          sa.BigInteger),
+            sa.Column("errors", sa.BigInteger, nullable=False), sa.Column("root_name", sa.Text),
+            sa.Column("root_duration_ms", sa.Float), sa.Column("duration_ms", sa.Float),
+            sa.Column("session_id", sa.Text), sa.Column("customer_id", sa.Text),
+            sa.Column("config_key", sa.Text), sa.Column("models", sa.Text, nullable=False),
+            sa.Column("error_message", sa.Text), sa.Column("names", sa.Text),
+            sa.Column("updated_at", sa.Text, nullable=False)]
+
+
+def _trace_keys() -> List[Any]:
+    return [sa.Column("trace_id", sa.Text, nullable=False),
+            sa.Column("field", sa.Text, nullable=False), sa.Column("value", sa.Text,
+                                                                   nullable=False),
+            sa.Column("start_time", sa.Text),
+            sa.PrimaryKeyConstraint("trace_id", "field", "value")]
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    op.create_table("traces", *_traces())
+    op.create_table("trace_keys", *_trace_keys())
+    # newest first is a backward scan: start times descending, those without one last
+    start = "start_time NULLS FIRST" if bind.dialect.name == "postgresql" else "start_time"
+    op.execute(f"CREATE INDEX traces_start ON traces ({start}, trace_id)")
+    op.execute(f"CREATE INDEX traces_errors ON traces ({start}, trace_id) WHERE errors > 0")
+    op.execute(f"CREATE INDEX trace_keys_value ON trace_keys (field, value, {start}, trace_id)")
+    op.drop_index("spans_start", "spans")  # the listing reads traces.start_time now
+    from fallom.server._store import summarise_all  # the summaries exactly as ingest makes them
+
+    summarise_all(bind)
+
+
+def downgrade() -> None:
+    op.create_index("spans_start", "spans", ["start_time"])
+    op.drop_table("trace_keys")
+    op.drop_table("traces")
