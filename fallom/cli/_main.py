@@ -389,7 +389,8 @@ def _serve_parser(commands: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     serve.set_defaults(run=_serve)
     if defaults is None:  # without the server extra: any arguments, to say what to install
-        serve.add_argument("rest", nargs=argparse.REMAINDER, help=f"(needs {SERVER_EXTRA})")
+        serve.set_defaults(any_arguments=True)
+        serve.epilog = f"(needs the server extra: {SERVER_EXTRA})"
         return
     serve.add_argument("action", nargs="?", choices=("migrate",),
                        help="migrate: upgrade the database's schema, then exit")
@@ -425,7 +426,10 @@ def _serve_parser(commands: Any) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args))
     except BrokenPipeError:  # ``fallom traces | head``: the reader left; end quietly
