@@ -51,6 +51,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    func,
     literal_column,
     or_,
     select,
@@ -129,6 +130,7 @@ traces_t = Table(
     "traces", _meta, Column("trace_id", _Text, primary_key=True), Column("start_time", _Text),
     Column("spans", BigInteger, nullable=False), Column("total_tokens", BigInteger),
     Column("errors", BigInteger, nullable=False), Column("root_name", _Text),
+    Column("root_lower", _Text),
     Column("root_duration_ms", Float), Column("duration_ms", Float), Column("session_id", _Text),
     Column("customer_id", _Text), Column("config_key", _Text),
     Column("models", _Text, nullable=False), Column("error_message", _Text),
@@ -201,6 +203,15 @@ _KEY_CHARS = 256  # a longer value is kept as a prefix and a digest: B-tree entr
 _START_CHARS = 64  # ISO 8601 times are at most 35: a longer start is compared by its prefix
 _NAMES_CHARS = 4000  # a trace's span names kept for search; more are searched span by span
 _INT64 = 2**63 - 1
+
+
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWERING = str.maketrans(_UPPER, _UPPER.lower())
+
+
+def _lower(text: str) -> str:
+    """ASCII letters in lower case, every other character as it is (SQLite's LIKE folds so)."""
+    return text.translate(_LOWERING)
 
 
 def _key(value: str) -> str:
@@ -336,11 +347,12 @@ def _summary(trace: str, members: List[_Span], now: str) -> Dict[str, Any]:
     starts = [span.start for span in members if span.start is not None]
     roots = [span for span in members if span.parent is None]
     tokens = [span.tokens for span in members if span.tokens is not None]
-    names = "\n".join(sorted({span.name for span in members}))
+    names = _lower("\n".join(sorted({span.name for span in members})))
+    root_name = _largest(span.name for span in roots)
     return {"trace_id": trace, "start_time": min(starts)[:_START_CHARS] if starts else None,
             "spans": len(members), "total_tokens": min(sum(tokens), _INT64) if tokens else None,
             "errors": sum(1 for span in members if span.status == "ERROR"),
-            "root_name": _largest(span.name for span in roots),
+            "root_name": root_name, "root_lower": None if root_name is None else _lower(root_name),
             "root_duration_ms": _largest(span.duration for span in roots),
             "duration_ms": _largest(span.duration for span in members),
             "session_id": _largest(span.session for span in members),
@@ -566,11 +578,14 @@ class Store:
 
         return self._written(work)
 
-    def _contains(self, column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
-        """``column`` contains ``needle``, ASCII case ignored (SQLite's LIKE does)."""
-        pattern = _like(needle)
-        if self._postgres:
-            return column.ilike(pattern, escape="!")
+    def _contains(self, column: ColumnElement[Any], needle: str,
+                  lowered: bool = False) -> ColumnElement[bool]:
+        """``column`` contains ``needle``, ASCII case ignored, as SQLite's LIKE does; on
+        PostgreSQL too (its ILIKE would fold more, and slowly). ``lowered``: the column
+        holds ASCII lower case already."""
+        pattern = _like(_lower(needle))
+        if self._postgres and not lowered:
+            column = func.translate(column, _UPPER, _UPPER.lower())
         return column.like(pattern, escape="!")
 
     def _search(self, summary: FromClause, needle: str) -> ColumnElement[bool]:
@@ -581,7 +596,7 @@ class Store:
                                  self._contains(other.c.name, needle))
         if "\n" in needle:
             return by_span
-        return or_(self._contains(summary.c.names, needle),
+        return or_(self._contains(summary.c.names, needle, lowered=True),
                    and_(summary.c.names.is_(None), by_span))
 
     @_said
@@ -629,7 +644,7 @@ class Store:
             errors = t.c.errors > literal_column("0")
             where.append(errors if status == "ERROR" else ~errors)
         if name:
-            where.append(self._contains(t.c.root_name, name))
+            where.append(self._contains(t.c.root_lower, name, lowered=True))
         if search:
             where.append(self._search(t, search))
         if since:

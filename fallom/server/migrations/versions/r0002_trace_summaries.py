@@ -25,6 +25,7 @@ def _traces() -> List[Any]:
             sa.Column("spans", sa.BigInteger, nullable=False), sa.Column("total_tokens",
                                                                           sa.BigInteger),
             sa.Column("errors", sa.BigInteger, nullable=False), sa.Column("root_name", sa.Text),
+            sa.Column("root_lower", sa.Text),
             sa.Column("root_duration_ms", sa.Float), sa.Column("duration_ms", sa.Float),
             sa.Column("session_id", sa.Text), sa.Column("customer_id", sa.Text),
             sa.Column("config_key", sa.Text), sa.Column("models", sa.Text, nullable=False),
