@@ -258,8 +258,9 @@ def fill(db: str, spans: int) -> float:
                     assert row is not None, reason
                     rows.append(row)
             store.add_rows(rows)
-            if first % 20_000 == 1:
-                print(f"    filled {first * SPANS_PER_TRACE:,} spans", flush=True)
+            done = (first + 499) * SPANS_PER_TRACE
+            if done % 200_000 == 0:
+                print(f"    {done:,} spans stored", flush=True)
     finally:
         store.close()
     return time.perf_counter() - start
