@@ -405,3 +405,16 @@ def test_answers_are_sent_at_once_not_held_for_the_client_s_ack(strict: FallomSe
         (connection,) = strict._server.server_state.connections  # the session's, kept alive
         sock = connection.transport.get_extra_info("socket")
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_pipelined_requests_without_host_are_each_answered(strict: FallomServer) -> None:
+    auth = b"Authorization: Bearer " + KEY.encode() + b"\r\n"
+    host, port = strict.httpd.server_address[:2]
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"GET /configs HTTP/1.1\r\n" + auth + b"\r\n"  # both in one segment
+                     b"GET /prompts HTTP/1.1\r\n" + auth + b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.count(b"HTTP/1.1 200 OK") == 2, answer
+    assert b'{"prompts": []}' in answer

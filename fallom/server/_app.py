@@ -419,11 +419,15 @@ class _Worker:
 
 
 class _Parser(h11.Connection):
-    """h11's parser, keeping why it refused a request (uvicorn only says 400)."""
+    """h11's parser, keeping why it refused a request (uvicorn only says 400) and the
+    bytes the request's head was read from (h11 consumes them)."""
 
     refused: Optional[h11.RemoteProtocolError] = None
+    head = b""
 
     def next_event(self) -> Any:
+        if self.their_state is h11.IDLE:  # what is buffered starts with the next head
+            self.head = self.trailing_data[0][:_HEAD_BYTES]
         try:
             return super().next_event()
         except h11.RemoteProtocolError as exc:
@@ -487,7 +491,6 @@ class _Protocol(H11Protocol):
         assert isinstance(config, _Config)
         self.gate, self.limits = config.gate, config.limits
         self.conn = self._parser = _Parser(h11.SERVER, _HEAD_BYTES)
-        self._head = bytearray()
         self._deadline: Optional[asyncio.TimerHandle] = None
         self._hostless = False
 
@@ -500,11 +503,8 @@ class _Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:  # a request's head is arriving
-            self._head += data[:_HEAD_BYTES - len(self._head)]
-            if self._deadline is None:
-                self._deadline = self.loop.call_later(self.limits.request_timeout,
-                                                      self._too_slow)
+        if self.conn.their_state is h11.IDLE and self._deadline is None:  # a head begins
+            self._deadline = self.loop.call_later(self.limits.request_timeout, self._too_slow)
         cycle = self.cycle
         super().data_received(data)
         self._began(cycle)
@@ -522,7 +522,6 @@ class _Protocol(H11Protocol):
         loses the empty Host that :meth:`_without_host` put in."""
         if self.cycle is None or self.cycle is before:
             return
-        self._head.clear()
         scope = self.cycle.scope
         scope["extensions"] = {"fallom.trust": self._trust}
         if self._hostless:
@@ -534,8 +533,7 @@ class _Protocol(H11Protocol):
         request deadline runs."""
         if self.transport.is_closing():
             return
-        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0] \
-                and not self._head:
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
             self._trust()
         if self.cycle is None or self.cycle.response_complete:
             self._unset_keepalive_if_required()
@@ -565,17 +563,18 @@ class _Protocol(H11Protocol):
         if refused is not None and "Missing mandatory Host" in str(refused) \
                 and self._without_host():
             return
-        self._refuse(*_explain(refused, bytes(self._head), self.gate))
+        self._refuse(*_explain(refused, self._parser.head, self.gate))
 
     def _without_host(self) -> bool:
         """Parse again, with an empty Host, a request that came without one: HTTP/1.1 asks
         for it, but scripts leave it out and http.server's fallom serve took them (a
         request without Host is not from a browser, so it passes the Host check)."""
-        end, first = self._head.find(b"\r\n\r\n"), self._head.find(b"\r\n")
+        given = self._parser.head
+        end, first = given.find(b"\r\n\r\n"), given.find(b"\r\n")
         if end < 0 or self._hostless:
             return False
-        head = bytes(self._head[:first + 2]) + b"Host: \r\n" + bytes(self._head[first + 2:end + 4])
-        rest = self.conn.trailing_data[0]
+        head = given[:first + 2] + b"Host: \r\n" + given[first + 2:end + 4]
+        rest = self.conn.trailing_data[0]  # what followed the head
         self.conn = self._parser = _Parser(h11.SERVER, _HEAD_BYTES)
         self.conn.receive_data(head + rest)
         self._hostless = True
