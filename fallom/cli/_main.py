@@ -48,7 +48,7 @@ def _stop_on_signals() -> None:
 SERVER_EXTRA = "pip install -e '.[server]' in a checkout of fallom"
 # what the server extra installs (with what they bring): a missing one means no extra
 _SERVER_MODULES = frozenset({"starlette", "uvicorn", "h11", "anyio", "sqlalchemy", "alembic",
-                             "psycopg", "psycopg_pool"})
+                             "psycopg"})
 RETENTION_ENV = "FALLOM_RETENTION"
 
 
