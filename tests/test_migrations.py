@@ -17,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
 
-from fallom.server import migrations
+from fallom.server import _views, migrations
 from fallom.server._db import SchemaTooNewError, database, engine
 from fallom.server._store import Store, migrate
 
@@ -83,6 +83,8 @@ def test_a_0_1_0_file_upgrades_in_place_and_keeps_everything(tmp_path: Path) -> 
         assert [t["trace_id"] for t in store.traces(model="claude")] == [newest["trace_id"]]
         assert [t["trace_id"] for t in store.traces(session_id="s-1")] == [oldest["trace_id"]]
         assert store.assignments() == [("agent", "1", "s-1", "gpt-4o")]
+        assert [(s["session_id"], s["spans"], s["total_tokens"]) for s in _views.sessions(store)
+                ] == [("s-1", 2, 9), ("s-2", 1, 1)]
         assert store.version_of("config", "agent", {"variants": [
             {"model": "gpt-4o", "weight": 100}]}) == 1  # the stored version, not a new one
         assert store.set_metrics("s-1", "agent", {"csat": "5"}) == 1  # tables 0.1.0 lacked

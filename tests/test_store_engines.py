@@ -105,6 +105,10 @@ def test_a_child_takes_the_root_s_session_and_customer_in_either_order(store: St
     assert ids(store.traces(session_id="s-otel")) == [5]
     assert ids(store.traces(customer_id="u-own")) == [5]
     assert store.traces(session_id=trace) == []  # the defaulted session is gone
+    shown = _views.session(store, "s-otel")  # the sessions page counts the children too
+    assert shown is not None
+    assert (shown["traces"], shown["spans"], shown["customer_id"]) == (1, 4, "u-own")
+    assert _views.session(store, trace) is None
 
 
 # -- filters ----------------------------------------------------------------------------------
@@ -280,15 +284,17 @@ def test_experiments_and_prompts_read_the_stored_calls(store: Store, tmp_path: P
 # -- retention --------------------------------------------------------------------------------
 def test_expire_deletes_old_traces_in_bounded_batches_while_ingest_goes_on(store: Store) -> None:
     for trace in range(1, 26):  # 25 old traces
-        add(store, span(0, trace=trace), span(1, trace=trace))
+        add(store, span(0, trace=trace, session_id="s-old"), span(1, trace=trace))
     add(store, span(0, trace=100, start_time="2027-06-01T00:00:00Z"))
     assert store.expire("2027-01-01", batch=10) == 10  # one transaction, ten traces
-    assert add(store, span(0, trace=101, start_time="2027-06-02T00:00:00Z")) == 1
+    assert add(store, span(0, trace=101, start_time="2027-06-02T00:00:00Z",
+                           session_id="s-new")) == 1
     assert store.expire("2027-01-01", batch=10) == 10
     assert store.expire("2027-01-01", batch=10) == 5
     assert store.expire("2027-01-01", batch=10) == 0
     assert ids(store.traces()) == [101, 100]
     assert store.trace(f"{3:032x}") == []
+    assert [s["session_id"] for s in _views.sessions(store)] == ["s-new"]
     assert store.traces(session_id=None, oldest_first=True)[0]["trace_id"] == f"{100:032x}"
 
 

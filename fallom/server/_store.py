@@ -66,8 +66,8 @@ from sqlalchemy.sql.expression import FromClause
 from fallom.protocol._wire import RecordView
 from fallom.server._db import WRITE, Database, StoreError, database, engine, translated
 
-__all__ = ["COLUMNS", "Store", "migrate", "parse_retention", "readable", "retention_text",
-           "since_key", "summarise_all"]
+__all__ = ["COLUMNS", "Store", "index_key", "migrate", "parse_retention", "readable",
+           "retention_text", "since_key", "summarise_all"]
 
 logger = logging.getLogger("fallom.serve")
 
@@ -139,6 +139,13 @@ trace_keys = Table(
     "trace_keys", _meta, Column("trace_id", _Text, primary_key=True),
     Column("field", _Text, primary_key=True), Column("value", _Text, primary_key=True),
     Column("start_time", _Text))
+session_parts = Table(
+    "session_parts", _meta, Column("session_key", _Text, primary_key=True),
+    Column("trace_id", _Text, primary_key=True), Column("session_id", _Text, nullable=False),
+    Column("customer_id", _Text), Column("config_key", _Text),
+    Column("spans", BigInteger, nullable=False), Column("total_tokens", BigInteger),
+    Column("errors", BigInteger, nullable=False), Column("first_start", _Text),
+    Column("last_start", _Text))
 assignments = Table(
     "assignments", _meta, Column("config_key", _Text, primary_key=True),
     Column("config_version", _Text, primary_key=True),
@@ -179,7 +186,7 @@ def migrate(db: Union[str, Database]) -> str:
     found = db if isinstance(db, Database) else database(db)
     made = engine(found)
     try:
-        before, after = translated(found, lambda: upgrade(made, found, _repair))
+        before, after = translated(found, lambda: upgrade(made, found, _repair, summarise_all))
     finally:
         made.dispose()
     if before == after:
@@ -214,8 +221,9 @@ def _lower(text: str) -> str:
     return text.translate(_LOWERING)
 
 
-def _key(value: str) -> str:
-    """The form a trace key's value is stored and looked up in, at most ~330 characters."""
+def index_key(value: str) -> str:
+    """The form a key (a session id, a model...) takes in the summaries' indexes: itself,
+    or when too long for a B-tree entry a prefix and a digest (~330 characters at most)."""
     if len(value) <= _KEY_CHARS:
         return value
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
@@ -367,8 +375,30 @@ def _keys(trace: str, members: List[_Span], start: Optional[str]) -> List[Dict[s
     """The trace's rows of ``trace_keys``: each distinct value of each filtered field."""
     return [{"trace_id": trace, "field": field, "value": value, "start_time": start}
             for field, attribute in _KEYED
-            for value in sorted({_key(getattr(span, attribute)) for span in members
+            for value in sorted({index_key(getattr(span, attribute)) for span in members
                                  if getattr(span, attribute) is not None})]
+
+
+def _session_parts(trace: str, members: List[_Span]) -> List[Dict[str, Any]]:
+    """The trace's figures per session it has (not the trace's own id, which a trace
+    outside any session carries): the sessions page adds these up."""
+    by_session: Dict[str, List[_Span]] = {}
+    for span in members:
+        if span.session is not None and span.session != trace:
+            by_session.setdefault(span.session, []).append(span)
+    parts = []
+    for session, group in by_session.items():
+        tokens = [span.tokens for span in group if span.tokens is not None]
+        starts = [span.start for span in group if span.start is not None]
+        parts.append({
+            "session_key": index_key(session), "trace_id": trace, "session_id": session,
+            "customer_id": _largest(span.customer for span in group),
+            "config_key": _largest(span.config for span in group), "spans": len(group),
+            "total_tokens": min(sum(tokens), _INT64) if tokens else None,
+            "errors": sum(1 for span in group if span.status == "ERROR"),
+            "first_start": min(starts) if starts else None,
+            "last_start": max(starts) if starts else None})
+    return parts
 
 
 def _set_inherited(connection: Connection, changes: Dict[str, Dict[str, Optional[str]]]) -> None:
@@ -409,7 +439,10 @@ def _summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
         rows = [_summary(trace, members, now) for trace, members in sorted(by_trace.items())]
         keys = [key for row in rows
                 for key in _keys(row["trace_id"], by_trace[row["trace_id"]], row["start_time"])]
-        connection.execute(delete(trace_keys).where(trace_keys.c.trace_id.in_(part)))
+        sessions = [found for trace, members in sorted(by_trace.items())
+                    for found in _session_parts(trace, members)]
+        for derived in (trace_keys, session_parts):
+            connection.execute(delete(derived).where(derived.c.trace_id.in_(part)))
         gone = [trace for trace in part if trace not in by_trace]
         if gone:
             connection.execute(delete(traces_t).where(traces_t.c.trace_id.in_(gone)))
@@ -421,6 +454,8 @@ def _summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
                       if c.name != "trace_id"}), rows)
         if keys:
             connection.execute(_insert(connection, trace_keys), keys)
+        if sessions:
+            connection.execute(_insert(connection, session_parts), sessions)
 
 
 def summarise_all(connection: Connection) -> None:
@@ -506,7 +541,7 @@ class Store:
         self._postgres = self.db.kind == "postgresql"
         self._write = threading.Lock()  # SQLite: writers wait here, not in SQLite's busy loop
         try:
-            translated(self.db, lambda: upgrade(self.engine, self.db, _repair))
+            translated(self.db, lambda: upgrade(self.engine, self.db, _repair, summarise_all))
         except BaseException:
             self.engine.dispose()
             raise
@@ -636,10 +671,10 @@ class Store:
             if index == 0:  # read in the order of this key's index: its newest traces first
                 source = k.join(t, t.c.trace_id == k.c.trace_id)
                 order_start, order_id = k.c.start_time, k.c.trace_id
-                where += [k.c.field == field, k.c.value == _key(value)]
+                where += [k.c.field == field, k.c.value == index_key(value)]
             else:
                 where.append(exists().where(k.c.trace_id == t.c.trace_id, k.c.field == field,
-                                            k.c.value == _key(value)))
+                                            k.c.value == index_key(value)))
         if status in ("ERROR", "OK"):  # a literal 0, so the partial index of errors applies
             errors = t.c.errors > literal_column("0")
             where.append(errors if status == "ERROR" else ~errors)
@@ -691,7 +726,7 @@ class Store:
                     select(t.c.trace_id).where(t.c.start_time.is_(None), t.c.updated_at < before)
                     .limit(batch - len(chosen))).scalars()
             _lock_traces(connection, chosen)
-            for table in (spans, trace_keys, traces_t):
+            for table in (spans, trace_keys, session_parts, traces_t):
                 connection.execute(delete(table).where(table.c.trace_id.in_(chosen)))
             return len(chosen)
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from fallom.server._catalog import Catalog
-from fallom.server._store import Store
+from fallom.server._store import Store, index_key
 
 __all__ = ["call_stats", "experiments", "prompts", "session", "sessions"]
 
@@ -35,16 +35,24 @@ def session(store: Store, session_id: str) -> Optional[Dict[str, Any]]:
     return found[0] if found else None
 
 
-# Each session's spans summed up, then its metrics: a session of metrics alone is listed too.
-# SQL both engines run: sums cast to BIGINT (PostgreSQL's SUM of one is NUMERIC).
-_PARTS = """
+# Each session's figures, then its metrics: a session of metrics alone is listed too. The
+# figures come from the per-trace session parts ingest keeps (one row per trace and session,
+# not per span); for one customer's sessions, from that customer's spans. SQL both engines
+# run: sums cast to BIGINT (PostgreSQL's SUM of one is NUMERIC).
+_FROM_PARTS = """
+    SELECT MAX(session_id) AS session_id, MAX(customer_id) AS customer,
+           MAX(config_key) AS config, COUNT(*) AS traces, SUM(spans) AS spans,
+           SUM(total_tokens) AS tokens, SUM(errors) AS errors, MIN(first_start) AS first_start,
+           MAX(last_start) AS last_start, CAST(NULL AS TEXT) AS updated
+    FROM session_parts WHERE {parts} GROUP BY session_key"""
+_FROM_SPANS = """
     SELECT session_id, MAX(customer_id) AS customer, MAX(config_key) AS config,
            COUNT(DISTINCT trace_id) AS traces, COUNT(*) AS spans, SUM(total_tokens) AS tokens,
            SUM(CASE WHEN status = 'ERROR' THEN 1 ELSE 0 END) AS errors,
            MIN(start_time) AS first_start, MAX(start_time) AS last_start,
            CAST(NULL AS TEXT) AS updated
-    FROM spans WHERE {spans} GROUP BY session_id
-    UNION ALL
+    FROM spans WHERE {spans} GROUP BY session_id"""
+_FROM_METRICS = """
     SELECT session_id, NULL, MAX(config_key), 0, 0, NULL, NULL, NULL, NULL, MAX(updated_at)
     FROM metrics WHERE {metrics} GROUP BY session_id"""
 
@@ -52,22 +60,26 @@ _PARTS = """
 def _sessions(store: Store, *, customer_id: Optional[str] = None,
               session_id: Optional[str] = None, limit: int, offset: int
               ) -> List[Dict[str, Any]]:
-    spans, metrics = ["session_id IS NOT NULL", "session_id != trace_id"], ["1 = 1"]
+    parts, metrics = ["1 = 1"], ["1 = 1"]
+    spans = ["session_id IS NOT NULL", "session_id != trace_id", "customer_id = :customer"]
     args: Dict[str, Any] = {"limit": max(0, min(limit, 1000)), "offset": max(0, offset)}
     if session_id is not None:
+        parts.append("session_key = :session_key")
         spans.append("session_id = :session")
         metrics.append("session_id = :session")
-        args["session"] = session_id
+        args.update(session=session_id, session_key=index_key(session_id))
     if customer_id:  # a session of metrics alone has no customer
-        spans.append("customer_id = :customer")
+        figures = _FROM_SPANS.format(spans=" AND ".join(spans))
         metrics.append("session_id IN (SELECT session_id FROM spans WHERE customer_id = :customer)")
         args["customer"] = customer_id
-    parts = _PARTS.format(spans=" AND ".join(spans), metrics=" AND ".join(metrics))
+    else:
+        figures = _FROM_PARTS.format(parts=" AND ".join(parts))
     rows = store.query(f"""
         SELECT session_id, MAX(customer), MAX(config), CAST(SUM(traces) AS BIGINT),
                CAST(SUM(spans) AS BIGINT), CAST(SUM(tokens) AS BIGINT),
                CAST(SUM(errors) AS BIGINT), MIN(first_start), MAX(last_start), MAX(updated)
-        FROM ({parts}) AS parts GROUP BY session_id
+        FROM ({figures} UNION ALL {_FROM_METRICS.format(metrics=" AND ".join(metrics))})
+            AS parts GROUP BY session_id
         ORDER BY MAX(COALESCE(last_start, updated)) DESC LIMIT :limit OFFSET :offset""", args)
     metrics_of = store.metrics([r[0] for r in rows])
     return [{"session_id": r[0], "customer_id": r[1], "config_key": r[2], "traces": r[3],

@@ -51,12 +51,16 @@ def current(connection: Connection) -> Optional[str]:
     return heads[0] if heads else None
 
 
-def upgrade(engine: Engine, db: Database,
-            repair: Callable[[Connection], None]) -> Tuple[Optional[str], str]:
+def upgrade(engine: Engine, db: Database, repair: Callable[[Connection], None],
+            summarise: Callable[[Connection], None]) -> Tuple[Optional[str], str]:
     """Bring the database to :data:`HEAD`, one process at a time.
 
     Args:
         repair: run last, in the same transaction: creates any table missing at head.
+        summarise: makes every derived row (trace summaries) from the stored spans; run
+            after the schema is current when a revision asked for it
+            (``context.config.attributes["summarise"] = True``), so that code of today
+            never writes to the schema of an earlier revision.
 
     Returns:
         The revision before (None for a new or unversioned database) and after.
@@ -74,9 +78,12 @@ def upgrade(engine: Engine, db: Database,
                 f"the database {db.shown} is at schema revision {before}, newer than this "
                 f"fallom serve knows (up to {HEAD}): upgrade fallom (pip install -U "
                 f"'fallom[server]'), or use another --db")
+        config = _config(connection)
         if before != HEAD:
-            command.upgrade(_config(connection), "head")
+            command.upgrade(config, "head")
         repair(connection)
+        if config.attributes.get("summarise"):
+            summarise(connection)
     return before, HEAD
 
 
