@@ -5,6 +5,7 @@ views of the web UI, retention, and the errors a person reads."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -16,6 +17,7 @@ from fallom.server._catalog import Catalog
 from fallom.server._db import DatabaseURLError, StoreError, UnavailableError, database
 from fallom.server._ingest import prepare
 from fallom.server._store import Store, parse_retention, retention_text
+from fallom.server._summaries import summarise_all
 
 from ._databases import db_url, postgres_db  # noqa: F401  (fixtures)
 
@@ -109,6 +111,47 @@ def test_a_child_takes_the_root_s_session_and_customer_in_either_order(store: St
     assert shown is not None
     assert (shown["traces"], shown["spans"], shown["customer_id"]) == (1, 4, "u-own")
     assert _views.session(store, trace) is None
+
+
+def _snapshot(store: Store) -> Any:
+    """What the pages show: the listing, a few filters, the sessions."""
+    return (store.traces(limit=1000), [ids(store.traces(session_id=f"s-{k}")) for k in range(3)],
+            ids(store.traces(search="step-1")), ids(store.traces(model="m1")),
+            sorted(map(str, _views.sessions(store, limit=1000))))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_summaries_kept_batch_by_batch_equal_those_made_from_all_spans(
+        store: Store, seed: int) -> None:
+    # a trace known to the store is brought up to date from each batch's spans alone
+    # (unless its root came): whatever the order and the batches, the same figures
+    rng = random.Random(seed)
+    records = []
+    for trace in range(1, 13):
+        for i in range(rng.randint(1, 30)):
+            records.append(span(i, trace=trace, name=f"step-{rng.randint(0, 9)}",
+                                parent_span_id=None if i == 0 else f"{trace:08x}{1:08x}",
+                                session_id=rng.choice([None, f"{trace:032x}", "s-0", "s-1",
+                                                       "s-2"]),
+                                customer_id=rng.choice([None, "u-1", "u-2"]),
+                                config_key=rng.choice([None, "c"]),
+                                model=rng.choice([None, "m1", "m2"]),
+                                status=rng.choice(["OK", "ERROR", None]),
+                                total_tokens=rng.choice([None, rng.randint(0, 99)]),
+                                duration_ms=rng.choice([None, rng.random() * 100]),
+                                start_time=f"2026-01-01T00:{rng.randint(0, 59):02d}:00Z"))
+    rng.shuffle(records)
+    sent: List[Dict[str, Any]] = []
+    while records:
+        size = rng.randint(1, 25)
+        batch, records = records[:size], records[size:]
+        add(store, *batch, *rng.sample(sent, min(2, len(sent))))  # with a few sent again
+        sent += batch
+    kept = _snapshot(store)
+    with store.engine.connect().execution_options(fallom_write=True) as connection, \
+            connection.begin():
+        summarise_all(connection)
+    assert _snapshot(store) == kept
 
 
 # -- filters ----------------------------------------------------------------------------------

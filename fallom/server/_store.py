@@ -10,7 +10,6 @@ per-trace advisory locks), so replicas behave as one server.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -26,7 +25,6 @@ from typing import (
     Iterator,
     List,
     Mapping,
-    NamedTuple,
     Optional,
     Sequence,
     Tuple,
@@ -36,18 +34,10 @@ from typing import (
 )
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     ColumnElement,
     Connection,
     Executable,
-    Float,
-    Index,
-    MetaData,
     Select,
-    Table,
-    Text,
-    TypeDecorator,
     and_,
     delete,
     exists,
@@ -56,18 +46,33 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    update,
 )
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.expression import FromClause
 
 from fallom.protocol._wire import RecordView
 from fallom.server._db import WRITE, Database, StoreError, database, engine, translated
+from fallom.server._summaries import UPPER, add_spans, ascii_lower, lock_traces, summarise_all
+from fallom.server._tables import (
+    COLUMNS,
+    assignments,
+    chunks,
+    eval_items,
+    eval_runs,
+    index_key,
+    insert,
+    now,
+    repair,
+    session_parts,
+    spans,
+    trace_keys,
+    versions,
+)
+from fallom.server._tables import metrics as metrics_t
+from fallom.server._tables import traces as traces_t
 
-__all__ = ["COLUMNS", "Store", "index_key", "migrate", "parse_retention", "readable",
-           "retention_text", "since_key", "summarise_all"]
+__all__ = ["COLUMNS", "Store", "migrate", "parse_retention", "readable", "retention_text",
+           "since_key"]
 
 logger = logging.getLogger("fallom.serve")
 
@@ -94,86 +99,6 @@ def since_key(text: str) -> str:
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 
-# -- the tables (their DDL is in fallom/server/migrations) --------------------------------
-class _Text(TypeDecorator[str]):
-    """Text. PostgreSQL's cannot hold NUL, which JSON strings may: there a NUL in a column
-    is stored as U+FFFD (the record, JSON text, keeps it escaped and whole)."""
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Optional[str], dialect: Dialect) -> Optional[str]:
-        if isinstance(value, str) and dialect.name == "postgresql" and "\x00" in value:
-            return value.replace("\x00", "\ufffd")
-        return value
-
-
-_meta = MetaData()
-_INTEGERS = {"total_tokens", "prompt_version", "prompt_variant_index"}
-_REALS = {"duration_ms", "ttft_ms"}
-# columns later than the first schema, where older records keep the value
-_ADDED = ("model", "error_message", "kind", "ttft_ms", "prompt_key", "prompt_version",
-          "prompt_ab_test_key", "prompt_variant_index")
-COLUMNS = ("span_id", "trace_id", "parent_span_id", "name", "session_id", "customer_id",
-           "config_key", "status", "start_time", "duration_ms", "total_tokens", "record",
-           *_ADDED)
-
-
-def _typed(name: str) -> Any:
-    return BigInteger() if name in _INTEGERS else Float() if name in _REALS else _Text()
-
-
-spans = Table("spans", _meta, *(Column(name, _typed(name), primary_key=name == "span_id",
-                                       nullable=name not in ("trace_id", "name", "record"))
-                                for name in COLUMNS))
-traces_t = Table(
-    "traces", _meta, Column("trace_id", _Text, primary_key=True), Column("start_time", _Text),
-    Column("spans", BigInteger, nullable=False), Column("total_tokens", BigInteger),
-    Column("errors", BigInteger, nullable=False), Column("root_name", _Text),
-    Column("root_lower", _Text),
-    Column("root_duration_ms", Float), Column("duration_ms", Float), Column("session_id", _Text),
-    Column("customer_id", _Text), Column("config_key", _Text),
-    Column("models", _Text, nullable=False), Column("error_message", _Text),
-    Column("names", _Text), Column("updated_at", _Text, nullable=False))
-trace_keys = Table(
-    "trace_keys", _meta, Column("trace_id", _Text, primary_key=True),
-    Column("field", _Text, primary_key=True), Column("value", _Text, primary_key=True),
-    Column("start_time", _Text))
-session_parts = Table(
-    "session_parts", _meta, Column("session_key", _Text, primary_key=True),
-    Column("trace_id", _Text, primary_key=True), Column("session_id", _Text, nullable=False),
-    Column("customer_id", _Text), Column("config_key", _Text),
-    Column("spans", BigInteger, nullable=False), Column("total_tokens", BigInteger),
-    Column("errors", BigInteger, nullable=False), Column("first_start", _Text),
-    Column("last_start", _Text))
-assignments = Table(
-    "assignments", _meta, Column("config_key", _Text, primary_key=True),
-    Column("config_version", _Text, primary_key=True),
-    Column("session_id", _Text, primary_key=True), Column("assigned_model", _Text))
-versions = Table(
-    "versions", _meta, Column("kind", _Text, primary_key=True),
-    Column("key", _Text, primary_key=True), Column("version", BigInteger, primary_key=True),
-    Column("body", _Text))
-metrics_t = Table(
-    "metrics", _meta, Column("session_id", _Text, primary_key=True),
-    Column("config_key", _Text, primary_key=True), Column("field", _Text, primary_key=True),
-    Column("value", _Text, nullable=False), Column("updated_at", _Text, nullable=False))
-eval_runs = Table(
-    "eval_runs", _meta, Column("run_id", _Text, primary_key=True),
-    Column("created_at", _Text, nullable=False), Column("name", _Text, nullable=False),
-    Column("description", _Text), Column("judge_model", _Text),
-    Column("dataset_size", BigInteger), Column("items", BigInteger, nullable=False),
-    Column("summary", _Text, nullable=False), Index("eval_runs_created", "created_at"))
-eval_items = Table(
-    "eval_items", _meta, Column("run_id", _Text, primary_key=True),
-    Column("position", BigInteger, primary_key=True), Column("item", _Text, nullable=False))
-
-
-def _repair(connection: Connection) -> None:
-    """Tables missing at the current revision (dropped by hand) are made again, empty."""
-    _meta.create_all(connection, checkfirst=True)
-
-
 def migrate(db: Union[str, Database]) -> str:
     """``fallom serve migrate``: bring the schema up to date, and say so in one line.
 
@@ -186,7 +111,7 @@ def migrate(db: Union[str, Database]) -> str:
     found = db if isinstance(db, Database) else database(db)
     made = engine(found)
     try:
-        before, after = translated(found, lambda: upgrade(made, found, _repair, summarise_all))
+        before, after = translated(found, lambda: upgrade(made, found, repair, summarise_all))
     finally:
         made.dispose()
     if before == after:
@@ -195,57 +120,11 @@ def migrate(db: Union[str, Database]) -> str:
             f"(from {before or 'no revision'})")
 
 
-# -- small helpers -------------------------------------------------------------------------
-def _now() -> str:
-    """The time, UTC, as the SDKs write start times."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _like(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, its own % and _ taken literally ("!" escapes)."""
     return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
-_KEY_CHARS = 256  # a longer value is kept as a prefix and a digest: B-tree entries are bounded
-_START_CHARS = 64  # ISO 8601 times are at most 35: a longer start is compared by its prefix
-_NAMES_CHARS = 4000  # a trace's span names kept for search; more are searched span by span
-_INT64 = 2**63 - 1
-
-
-_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_LOWERING = str.maketrans(_UPPER, _UPPER.lower())
-
-
-def _lower(text: str) -> str:
-    """ASCII letters in lower case, every other character as it is (SQLite's LIKE folds so)."""
-    return text.translate(_LOWERING)
-
-
-def index_key(value: str) -> str:
-    """The form a key (a session id, a model...) takes in the summaries' indexes: itself,
-    or when too long for a B-tree entry a prefix and a digest (~330 characters at most)."""
-    if len(value) <= _KEY_CHARS:
-        return value
-    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{value[:_KEY_CHARS]}\u2026{digest}"
-
-
-def _lock_key(trace_id: str) -> int:
-    """The advisory lock of a trace: 56 bits of a digest of its id."""
-    return int(hashlib.blake2b(trace_id.encode("utf-8", "surrogatepass"),
-                               digest_size=7).hexdigest(), 16)
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    """Pieces of at most ``size``: bound parameters per statement are limited."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _insert(connection: Connection, table: Table) -> Any:
-    """INSERT with the dialect's ON CONFLICT clauses (both engines have the same ones)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 def readable(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -289,192 +168,6 @@ def _without_deep_raw(record: Dict[str, Any]) -> Dict[str, Any]:
             except ValueError:
                 pass
     return {**record, "attributes": attributes}
-
-
-# -- trace summaries -----------------------------------------------------------------------
-class _Span(NamedTuple):
-    """The columns of a span a trace's summary is made of."""
-
-    span_id: str
-    trace_id: str
-    parent: Optional[str]
-    name: str
-    session: Optional[str]
-    customer: Optional[str]
-    config: Optional[str]
-    status: Optional[str]
-    start: Optional[str]
-    duration: Optional[float]
-    tokens: Optional[int]
-    model: Optional[str]
-    error: Optional[str]
-
-
-_SPAN_COLUMNS = (spans.c.span_id, spans.c.trace_id, spans.c.parent_span_id, spans.c.name,
-                 spans.c.session_id, spans.c.customer_id, spans.c.config_key, spans.c.status,
-                 spans.c.start_time, spans.c.duration_ms, spans.c.total_tokens, spans.c.model,
-                 spans.c.error_message)
-_KEYED = (("session", "session"), ("customer", "customer"), ("config", "config"),
-          ("model", "model"))
-
-
-def _inherit(trace: str, members: List[_Span]) -> Dict[str, Dict[str, Optional[str]]]:
-    """What each child takes from the trace's root: per span id, the fields to set.
-
-    A span whose session was left to default (its trace id, or none) takes the session
-    of its trace's root, and one with no customer the root's: OpenTelemetry apps often
-    set session.id and user.id on the root span only. ``members`` is updated in place.
-    """
-    roots = [span for span in members if span.parent is None]
-    if not roots:
-        return {}
-    root = min(roots, key=lambda s: (s.start is not None, s.start or "", s.span_id))
-    changes: Dict[str, Dict[str, Optional[str]]] = {}
-    for index, span in enumerate(members):
-        if span.parent is None:
-            continue
-        change: Dict[str, Optional[str]] = {}
-        if span.session in (None, trace) and root.session not in (None, trace):
-            change["session_id"] = root.session
-        if span.customer is None and root.customer is not None:
-            change["customer_id"] = root.customer
-        if change:
-            changes[span.span_id] = change
-            members[index] = span._replace(session=change.get("session_id", span.session),
-                                           customer=change.get("customer_id", span.customer))
-    return changes
-
-
-def _largest(values: Iterator[Optional[Any]]) -> Optional[Any]:
-    present = [value for value in values if value is not None]
-    return max(present) if present else None
-
-
-def _summary(trace: str, members: List[_Span], now: str) -> Dict[str, Any]:
-    """The listing's row of a trace: every figure over all its spans."""
-    starts = [span.start for span in members if span.start is not None]
-    roots = [span for span in members if span.parent is None]
-    tokens = [span.tokens for span in members if span.tokens is not None]
-    names = _lower("\n".join(sorted({span.name for span in members})))
-    root_name = _largest(span.name for span in roots)
-    return {"trace_id": trace, "start_time": min(starts)[:_START_CHARS] if starts else None,
-            "spans": len(members), "total_tokens": min(sum(tokens), _INT64) if tokens else None,
-            "errors": sum(1 for span in members if span.status == "ERROR"),
-            "root_name": root_name, "root_lower": None if root_name is None else _lower(root_name),
-            "root_duration_ms": _largest(span.duration for span in roots),
-            "duration_ms": _largest(span.duration for span in members),
-            "session_id": _largest(span.session for span in members),
-            "customer_id": _largest(span.customer for span in members),
-            "config_key": _largest(span.config for span in members),
-            "models": json.dumps(sorted({s.model for s in members if s.model is not None})),
-            "error_message": _largest(span.error for span in members),
-            "names": names if len(names) <= _NAMES_CHARS else None, "updated_at": now}
-
-
-def _keys(trace: str, members: List[_Span], start: Optional[str]) -> List[Dict[str, Any]]:
-    """The trace's rows of ``trace_keys``: each distinct value of each filtered field."""
-    return [{"trace_id": trace, "field": field, "value": value, "start_time": start}
-            for field, attribute in _KEYED
-            for value in sorted({index_key(getattr(span, attribute)) for span in members
-                                 if getattr(span, attribute) is not None})]
-
-
-def _session_parts(trace: str, members: List[_Span]) -> List[Dict[str, Any]]:
-    """The trace's figures per session it has (not the trace's own id, which a trace
-    outside any session carries): the sessions page adds these up."""
-    by_session: Dict[str, List[_Span]] = {}
-    for span in members:
-        if span.session is not None and span.session != trace:
-            by_session.setdefault(span.session, []).append(span)
-    parts = []
-    for session, group in by_session.items():
-        tokens = [span.tokens for span in group if span.tokens is not None]
-        starts = [span.start for span in group if span.start is not None]
-        parts.append({
-            "session_key": index_key(session), "trace_id": trace, "session_id": session,
-            "customer_id": _largest(span.customer for span in group),
-            "config_key": _largest(span.config for span in group), "spans": len(group),
-            "total_tokens": min(sum(tokens), _INT64) if tokens else None,
-            "errors": sum(1 for span in group if span.status == "ERROR"),
-            "first_start": min(starts) if starts else None,
-            "last_start": max(starts) if starts else None})
-    return parts
-
-
-def _set_inherited(connection: Connection, changes: Dict[str, Dict[str, Optional[str]]]) -> None:
-    """Write inherited sessions and customers into the columns and the records alike."""
-    for part in _chunks(sorted(changes)):
-        found = connection.execute(select(spans.c.span_id, spans.c.record)
-                                   .where(spans.c.span_id.in_(part))).all()
-        rows = []
-        for span_id, record in found:
-            change = changes[span_id]
-            whole = {**json.loads(record), **change}
-            rows.append({"id": span_id, "session": change.get("session_id"),
-                         "customer": change.get("customer_id"), "new_record": json.dumps(whole),
-                         "set_session": "session_id" in change,
-                         "set_customer": "customer_id" in change})
-        for row in rows:
-            values: Dict[str, Any] = {"record": row["new_record"]}
-            if row["set_session"]:
-                values["session_id"] = row["session"]
-            if row["set_customer"]:
-                values["customer_id"] = row["customer"]
-            connection.execute(update(spans).where(spans.c.span_id == row["id"]).values(values))
-
-
-def _summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
-    """Make the summary and keys of each trace again from its spans (after inheritance)."""
-    now = _now()
-    for part in _chunks(sorted(set(trace_ids))):
-        by_trace: Dict[str, List[_Span]] = {}
-        for row in connection.execute(select(*_SPAN_COLUMNS).where(spans.c.trace_id.in_(part))):
-            span = _Span._make(row)
-            by_trace.setdefault(span.trace_id, []).append(span)
-        changes: Dict[str, Dict[str, Optional[str]]] = {}
-        for trace, members in by_trace.items():
-            changes.update(_inherit(trace, members))
-        if changes:
-            _set_inherited(connection, changes)
-        rows = [_summary(trace, members, now) for trace, members in sorted(by_trace.items())]
-        keys = [key for row in rows
-                for key in _keys(row["trace_id"], by_trace[row["trace_id"]], row["start_time"])]
-        sessions = [found for trace, members in sorted(by_trace.items())
-                    for found in _session_parts(trace, members)]
-        for derived in (trace_keys, session_parts):
-            connection.execute(delete(derived).where(derived.c.trace_id.in_(part)))
-        gone = [trace for trace in part if trace not in by_trace]
-        if gone:
-            connection.execute(delete(traces_t).where(traces_t.c.trace_id.in_(gone)))
-        if rows:
-            upsert = _insert(connection, traces_t)
-            connection.execute(upsert.on_conflict_do_update(
-                index_elements=["trace_id"],
-                set_={c.name: upsert.excluded[c.name] for c in traces_t.c
-                      if c.name != "trace_id"}), rows)
-        if keys:
-            connection.execute(_insert(connection, trace_keys), keys)
-        if sessions:
-            connection.execute(_insert(connection, session_parts), sessions)
-
-
-def summarise_all(connection: Connection) -> None:
-    """Summarise every stored trace (the migration that added summaries runs this)."""
-    trace_ids = [row[0] for row in connection.execute(select(spans.c.trace_id).distinct())]
-    for part in _chunks(trace_ids, 2000):
-        _summarise(connection, part)
-
-
-def _lock_traces(connection: Connection, trace_ids: Sequence[str]) -> None:
-    """PostgreSQL: hold each trace's advisory lock to the end of the transaction, so
-    replicas writing spans of one trace summarise it one after the other. Taken in
-    one order everywhere: no two writers wait on each other."""
-    if connection.dialect.name != "postgresql" or not trace_ids:
-        return
-    keys = sorted({_lock_key(trace) for trace in trace_ids})
-    connection.execute(text("SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest("
-                            "CAST(:keys AS bigint[])) AS k ORDER BY k) AS ordered"),
-                       {"keys": keys})
 
 
 # -- retention -----------------------------------------------------------------------------
@@ -541,7 +234,7 @@ class Store:
         self._postgres = self.db.kind == "postgresql"
         self._write = threading.Lock()  # SQLite: writers wait here, not in SQLite's busy loop
         try:
-            translated(self.db, lambda: upgrade(self.engine, self.db, _repair, summarise_all))
+            translated(self.db, lambda: upgrade(self.engine, self.db, repair, summarise_all))
         except BaseException:
             self.engine.dispose()
             raise
@@ -602,25 +295,16 @@ class Store:
         for row in rows:  # the first of a span id sent twice in one batch, as before
             unique.setdefault(row[0], dict(zip(COLUMNS, row)))
         ordered = [unique[span_id] for span_id in sorted(unique)]  # one lock order for all
-
-        def work(connection: Connection) -> int:
-            _lock_traces(connection, [row["trace_id"] for row in ordered])
-            stored = connection.execute(
-                _insert(connection, spans).on_conflict_do_nothing()
-                .returning(spans.c.trace_id), ordered).all()
-            _summarise(connection, [row[0] for row in stored])
-            return len(stored)
-
-        return self._written(work)
+        return self._written(lambda connection: add_spans(connection, ordered))
 
     def _contains(self, column: ColumnElement[Any], needle: str,
                   lowered: bool = False) -> ColumnElement[bool]:
         """``column`` contains ``needle``, ASCII case ignored, as SQLite's LIKE does; on
         PostgreSQL too (its ILIKE would fold more, and slowly). ``lowered``: the column
         holds ASCII lower case already."""
-        pattern = _like(_lower(needle))
+        pattern = _like(ascii_lower(needle))
         if self._postgres and not lowered:
-            column = func.translate(column, _UPPER, _UPPER.lower())
+            column = func.translate(column, UPPER, UPPER.lower())
         return column.like(pattern, escape="!")
 
     def _search(self, summary: FromClause, needle: str) -> ColumnElement[bool]:
@@ -725,7 +409,7 @@ class Store:
                 chosen += connection.execute(
                     select(t.c.trace_id).where(t.c.start_time.is_(None), t.c.updated_at < before)
                     .limit(batch - len(chosen))).scalars()
-            _lock_traces(connection, chosen)
+            lock_traces(connection, chosen)
             for table in (spans, trace_keys, session_parts, traces_t):
                 connection.execute(delete(table).where(table.c.trace_id.in_(chosen)))
             return len(chosen)
@@ -762,8 +446,8 @@ class Store:
             How many fields were added or changed value.
         """
         def work(connection: Connection) -> int:
-            at = _now()  # taken in turn: later requests, later times
-            upsert = _insert(connection, metrics_t)
+            at = now()  # taken in turn: later requests, later times
+            upsert = insert(connection, metrics_t)
             # a value is replaced only when it differs, so a request sent again (a retry
             # after a lost reply) changes nothing, not even when the value was set
             statement = upsert.on_conflict_do_update(
@@ -784,7 +468,7 @@ class Store:
         """Per session id, per config key, each metric: ``{"value", "updated_at"}``."""
         found: Dict[str, Dict[str, Dict[str, Any]]] = {}
         m = metrics_t
-        for part in _chunks(list(session_ids)):
+        for part in chunks(list(session_ids)):
             for session, config, field, value, at in self.query(
                     select(m.c.session_id, m.c.config_key, m.c.field, m.c.value, m.c.updated_at)
                     .where(m.c.session_id.in_(part))
@@ -800,7 +484,7 @@ class Store:
                ("config_key", "config_version", "session_id", "assigned_model")}
 
         def work(connection: Connection) -> None:
-            upsert = _insert(connection, assignments)
+            upsert = insert(connection, assignments)
             connection.execute(upsert.on_conflict_do_update(
                 index_elements=["config_key", "config_version", "session_id"],
                 set_={"assigned_model": upsert.excluded.assigned_model}), row)
@@ -833,7 +517,7 @@ class Store:
                     return int(latest[0])
                 number = 1 if latest is None else int(latest[0]) + 1
                 made = connection.execute(
-                    _insert(connection, versions).on_conflict_do_nothing()
+                    insert(connection, versions).on_conflict_do_nothing()
                     .returning(versions.c.version),
                     {"kind": kind, "key": key, "version": number, "body": written}).first()
                 if made is not None:
@@ -869,7 +553,7 @@ class Store:
         Returns:
             The run as :meth:`runs` lists it.
         """
-        run_id, at = uuid.uuid4().hex, _now()
+        run_id, at = uuid.uuid4().hex, now()
         rows = [{"run_id": run_id, "position": i, "item": json.dumps(item, allow_nan=False)}
                 for i, item in enumerate(items)]
 

@@ -13,7 +13,8 @@ from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from fallom.server._catalog import Catalog
-from fallom.server._store import Store, index_key
+from fallom.server._store import Store
+from fallom.server._tables import index_key
 
 __all__ = ["call_stats", "experiments", "prompts", "session", "sessions"]
 
