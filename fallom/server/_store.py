@@ -48,6 +48,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql.expression import FromClause
 
 from fallom.protocol._wire import RecordView
@@ -70,6 +71,7 @@ from fallom.server._tables import (
 )
 from fallom.server._tables import metrics as metrics_t
 from fallom.server._tables import traces as traces_t
+from fallom.server.migrations import upgrade
 
 __all__ = ["COLUMNS", "Store", "migrate", "parse_retention", "readable", "retention_text",
            "since_key"]
@@ -99,6 +101,11 @@ def since_key(text: str) -> str:
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 
+def _upgraded(made: Engine, db: Database) -> Tuple[Optional[str], str]:
+    """The schema brought up to date (see fallom.server.migrations); revisions before, after."""
+    return translated(db, lambda: upgrade(made, db, repair, summarise_all))
+
+
 def migrate(db: Union[str, Database]) -> str:
     """``fallom serve migrate``: bring the schema up to date, and say so in one line.
 
@@ -106,12 +113,10 @@ def migrate(db: Union[str, Database]) -> str:
         StoreError: the database cannot be reached or used, or is newer than this code.
         DatabaseURLError: ``db`` is not a URL or path the server accepts.
     """
-    from fallom.server.migrations import upgrade
-
     found = db if isinstance(db, Database) else database(db)
     made = engine(found)
     try:
-        before, after = translated(found, lambda: upgrade(made, found, repair, summarise_all))
+        before, after = _upgraded(made, found)
     finally:
         made.dispose()
     if before == after:
@@ -123,8 +128,6 @@ def migrate(db: Union[str, Database]) -> str:
 def _like(text: str) -> str:
     """A LIKE pattern matching ``text`` anywhere, its own % and _ taken literally ("!" escapes)."""
     return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
-
-
 
 
 def readable(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -226,15 +229,13 @@ class Store:
     """
 
     def __init__(self, db: Union[str, Database], *, retention: Optional[float] = None) -> None:
-        from fallom.server.migrations import upgrade
-
         self.db = db if isinstance(db, Database) else database(db)
         self.path = self.db.path or self.db.shown
         self.engine = engine(self.db)
         self._postgres = self.db.kind == "postgresql"
         self._write = threading.Lock()  # SQLite: writers wait here, not in SQLite's busy loop
         try:
-            translated(self.db, lambda: upgrade(self.engine, self.db, repair, summarise_all))
+            _upgraded(self.engine, self.db)
         except BaseException:
             self.engine.dispose()
             raise
