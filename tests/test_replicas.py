@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Tuple
 import pytest
 from sqlalchemy import text
 
+from fallom.server import _views
 from fallom.server._catalog import Catalog
 from fallom.server._ingest import prepare
 from fallom.server._store import Store
@@ -82,6 +83,22 @@ def test_spans_of_one_trace_written_through_both_replicas_are_all_counted(
         together(lambda: first.add_rows(halves[0]), lambda: second.add_rows(halves[1]))
     for store in replicas:
         assert [(t["spans"], t["total_tokens"]) for t in store.traces()] == [(50, 50)] * 30
+
+
+def test_one_session_written_through_both_replicas_is_counted_whole(
+        replicas: Tuple[Store, Store]) -> None:
+    # the sessions page's row of a session is made again from its parts by whichever
+    # replica adds to it: without a lock per session, one would miss the other's trace
+    first, second = replicas
+    for session in range(20):
+        traces = [rows(*(span(i, trace=session * 2 + half + 1, session_id=f"s-{session}")
+                         for i in range(5))) for half in (0, 1)]
+        together(lambda: first.add_rows(traces[0]), lambda: second.add_rows(traces[1]),
+                 lambda: first.set_metrics(f"s-{session}", "agent", {"csat": "5"}))
+    for store in replicas:
+        shown = {s["session_id"]: (s["traces"], s["spans"], s["total_tokens"])
+                 for s in _views.sessions(store, limit=100)}
+        assert shown == {f"s-{session}": (2, 10, 10) for session in range(20)}
 
 
 def test_each_replica_reads_what_the_other_wrote(replicas: Tuple[Store, Store]) -> None:

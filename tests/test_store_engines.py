@@ -432,6 +432,10 @@ def test_a_database_gone_while_serving_is_unavailable_then_recovers(postgres_db:
 def _plan(store: Store, **filters: Any) -> str:
     statement = store.listing(**filters).compile(store.engine,
                                                  compile_kwargs={"literal_binds": True})
+    return _explained(store, str(statement))
+
+
+def _explained(store: Store, statement: str) -> str:
     with store.engine.connect() as connection:
         if store.db.kind == "sqlite":
             rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}").all()
@@ -452,6 +456,14 @@ def test_the_listing_reads_an_index_in_order_and_sorts_nothing(
     plan = _plan(store, **filters)
     assert index in plan, plan
     for sorting in ("TEMP B-TREE", "Sort", "Seq Scan on traces"):
+        assert sorting not in plan, plan
+
+
+def test_the_sessions_page_reads_its_index_in_order_and_sorts_nothing(store: Store) -> None:
+    statement = _views._ALL.format(where="1 = 1").replace(":limit", "50").replace(":offset", "0")
+    plan = _explained(store, statement)
+    assert "sessions_activity" in plan, plan
+    for sorting in ("TEMP B-TREE", "Sort", "Seq Scan"):
         assert sorting not in plan, plan
 
 

@@ -53,7 +53,16 @@ from sqlalchemy.sql.expression import FromClause
 
 from fallom.protocol._wire import RecordView
 from fallom.server._db import WRITE, Database, StoreError, database, engine, translated
-from fallom.server._summaries import UPPER, add_spans, ascii_lower, lock_traces, summarise_all
+from fallom.server._summaries import (
+    UPPER,
+    add_spans,
+    ascii_lower,
+    lock_sessions,
+    lock_traces,
+    refresh_sessions,
+    sessions_of,
+    summarise_all,
+)
 from fallom.server._tables import (
     COLUMNS,
     assignments,
@@ -411,8 +420,10 @@ class Store:
                     select(t.c.trace_id).where(t.c.start_time.is_(None), t.c.updated_at < before)
                     .limit(batch - len(chosen))).scalars()
             lock_traces(connection, chosen)
+            touched = sessions_of(connection, chosen)
             for table in (spans, trace_keys, session_parts, traces_t):
                 connection.execute(delete(table).where(table.c.trace_id.in_(chosen)))
+            refresh_sessions(connection, touched)
             return len(chosen)
 
         return self._written(work)
@@ -447,6 +458,7 @@ class Store:
             How many fields were added or changed value.
         """
         def work(connection: Connection) -> int:
+            lock_sessions(connection, [session_id])  # replicas too apply them in turn
             at = now()  # taken in turn: later requests, later times
             upsert = insert(connection, metrics_t)
             # a value is replaced only when it differs, so a request sent again (a retry
@@ -460,6 +472,8 @@ class Store:
                 changed += len(connection.execute(statement, {
                     "session_id": session_id, "config_key": config_key, "field": field,
                     "value": value, "updated_at": at}).all())
+            if changed:
+                refresh_sessions(connection, [session_id])
             return changed
 
         return self._written(work)

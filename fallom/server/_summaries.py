@@ -14,20 +14,23 @@ import hashlib
 import json
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import BigInteger, Connection, cast, delete, func, select, text, update
 
 from fallom.server._tables import (
     chunks,
     index_key,
     insert,
+    metrics,
     now,
     session_parts,
+    sessions,
     spans,
     trace_keys,
     traces,
 )
 
-__all__ = ["UPPER", "add_spans", "ascii_lower", "lock_traces", "summarise", "summarise_all"]
+__all__ = ["UPPER", "add_spans", "ascii_lower", "lock_sessions", "lock_traces",
+           "refresh_sessions", "sessions_of", "summarise", "summarise_all"]
 
 _START_CHARS = 64  # ISO 8601 times are at most 35: a longer start is compared by its prefix
 _NAMES_CHARS = 4000  # a trace's span names kept for search; more are searched span by span
@@ -271,6 +274,7 @@ def summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
         if changes:
             _set_inherited(connection, changes)
         rows = [_summary(trace, members, at) for trace, members in sorted(by_trace.items())]
+        touched = sessions_of(connection, part)
         for derived in (trace_keys, session_parts):
             connection.execute(delete(derived).where(derived.c.trace_id.in_(part)))
         gone = [trace for trace in part if trace not in by_trace]
@@ -279,11 +283,12 @@ def summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
         _upsert(connection, traces, rows, ["trace_id"])
         keys = [key for row in rows
                 for key in _keys(row["trace_id"], by_trace[row["trace_id"]], row["start_time"])]
-        sessions = [found for trace, members in sorted(by_trace.items())
-                    for found in _session_parts(trace, members)]
-        for table, made in ((trace_keys, keys), (session_parts, sessions)):
+        parts = [found for trace, members in sorted(by_trace.items())
+                 for found in _session_parts(trace, members)]
+        for table, made in ((trace_keys, keys), (session_parts, parts)):
             if made:
                 connection.execute(insert(connection, table), made)
+        refresh_sessions(connection, touched | {found["session_id"] for found in parts})
 
 
 def _merge(connection: Connection, fresh: Dict[str, List[_Span]],
@@ -308,8 +313,9 @@ def _merge(connection: Connection, fresh: Dict[str, List[_Span]],
             for key in _keys(row["trace_id"], fresh[row["trace_id"]], row["start_time"])]
     if keys:
         connection.execute(insert(connection, trace_keys).on_conflict_do_nothing(), keys)
-    _upsert(connection, session_parts, _parts_merged(connection, fresh),
-            ["session_key", "trace_id"])
+    parts = _parts_merged(connection, fresh)
+    _upsert(connection, session_parts, parts, ["session_key", "trace_id"])
+    refresh_sessions(connection, {found["session_id"] for found in parts})
 
 
 def _parts_merged(connection: Connection,
@@ -329,10 +335,79 @@ def _parts_merged(connection: Connection,
 
 
 def summarise_all(connection: Connection) -> None:
-    """Summarise every stored trace (after a migration that made the summaries' tables)."""
+    """Summarise every stored trace, and list every session of metrics alone (after a
+    migration that made the summaries' tables)."""
     trace_ids = [row[0] for row in connection.execute(select(spans.c.trace_id).distinct())]
     for part in chunks(trace_ids, 2000):
         summarise(connection, part)
+    refresh_sessions(connection, {row[0] for row in connection.execute(
+        select(metrics.c.session_id).distinct())})
+
+
+# -- sessions -----------------------------------------------------------------------------
+def sessions_of(connection: Connection, trace_ids: Sequence[str]) -> set[str]:
+    """The sessions the traces' stored parts belong to."""
+    found: set[str] = set()
+    for part in chunks(sorted(set(trace_ids))):
+        found.update(row[0] for row in connection.execute(
+            select(session_parts.c.session_id).where(session_parts.c.trace_id.in_(part))))
+    return found
+
+
+_PART_SUMS = (session_parts.c.session_key, func.max(session_parts.c.customer_id),
+              func.max(session_parts.c.config_key), func.count(),
+              *(cast(func.sum(column), BigInteger) for column in (
+                  session_parts.c.spans, session_parts.c.total_tokens, session_parts.c.errors)),
+              func.min(session_parts.c.first_start), func.max(session_parts.c.last_start))
+
+
+def refresh_sessions(connection: Connection, session_ids: Iterable[str]) -> None:
+    """Make the ``sessions`` rows of these sessions again from their parts and metrics;
+    a session with neither is no longer listed. Each session's lock held on PostgreSQL."""
+    ordered = sorted(set(session_ids))
+    lock_sessions(connection, ordered)
+    for part in chunks(ordered):
+        keys = {index_key(session): session for session in part}
+        sums = {row[0]: row[1:] for row in connection.execute(
+            select(*_PART_SUMS).where(session_parts.c.session_key.in_(list(keys)))
+            .group_by(session_parts.c.session_key))}
+        marks = {row[0]: row[1:] for row in connection.execute(
+            select(metrics.c.session_id, func.max(metrics.c.config_key),
+                   func.max(metrics.c.updated_at))
+            .where(metrics.c.session_id.in_(part)).group_by(metrics.c.session_id))}
+        rows = [_session_row(key, session, sums.get(key), marks.get(session))
+                for key, session in sorted(keys.items())
+                if key in sums or session in marks]
+        connection.execute(delete(sessions).where(sessions.c.session_key.in_(list(keys))))
+        if rows:
+            connection.execute(insert(connection, sessions), rows)
+
+
+def _session_row(key: str, session: str, sums: Optional[Sequence[Any]],
+                 marks: Optional[Sequence[Any]]) -> Dict[str, Any]:
+    """A session as the page lists it: the figures of its spans (none: 0 traces, 0 spans,
+    null tokens and errors), the date of its last metric, the later of both."""
+    customer, config, traces_, spans_, tokens, errors, first, last = sums or (
+        None, None, 0, 0, None, None, None, None)
+    metrics_config, updated = marks or (None, None)
+    return {"session_key": key, "session_id": session, "customer_id": customer,
+            "config_key": _largest([config, metrics_config]), "traces": traces_,
+            "spans": spans_, "total_tokens": tokens, "errors": errors, "first_start": first,
+            "last_start": last, "metrics_updated_at": updated,
+            "activity": _largest([last, updated])}
+
+
+def lock_sessions(connection: Connection, session_ids: Sequence[str]) -> None:
+    """PostgreSQL: each session's advisory lock (after any trace's, in one order), so two
+    replicas adding to one session make its row one after the other."""
+    if connection.dialect.name != "postgresql" or not session_ids:
+        return
+    keys = sorted({int.from_bytes(hashlib.blake2b(
+        session.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "big", signed=True)
+        for session in session_ids})
+    connection.execute(text("SELECT pg_advisory_xact_lock(:space, k) FROM (SELECT unnest("
+                            "CAST(:keys AS integer[])) AS k ORDER BY k) AS ordered"),
+                       {"space": 0x73657373, "keys": keys})
 
 
 def _lock_key(trace_id: str) -> int:

@@ -22,8 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 __all__ = ["COLUMNS", "assignments", "chunks", "eval_items", "eval_runs", "index_key",
-           "insert", "metrics", "now", "repair", "session_parts", "spans", "trace_keys",
-           "traces", "versions"]
+           "insert", "metrics", "now", "repair", "session_parts", "sessions", "spans",
+           "trace_keys", "traces", "versions"]
 
 
 class _Text(TypeDecorator[str]):
@@ -80,6 +80,15 @@ session_parts = Table(
     Column("spans", BigInteger, nullable=False), Column("total_tokens", BigInteger),
     Column("errors", BigInteger, nullable=False), Column("first_start", _Text),
     Column("last_start", _Text))
+# each session as the sessions page lists it: its parts added up, and its metrics' dates;
+# ``activity`` (the later of its last span and its last metric) orders the page
+sessions = Table(
+    "sessions", _meta, Column("session_key", _Text, primary_key=True),
+    Column("session_id", _Text, nullable=False), Column("customer_id", _Text),
+    Column("config_key", _Text), Column("traces", BigInteger, nullable=False),
+    Column("spans", BigInteger, nullable=False), Column("total_tokens", BigInteger),
+    Column("errors", BigInteger), Column("first_start", _Text), Column("last_start", _Text),
+    Column("metrics_updated_at", _Text), Column("activity", _Text))
 assignments = Table(
     "assignments", _meta, Column("config_key", _Text, primary_key=True),
     Column("config_version", _Text, primary_key=True),

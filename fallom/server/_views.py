@@ -36,52 +36,47 @@ def session(store: Store, session_id: str) -> Optional[Dict[str, Any]]:
     return found[0] if found else None
 
 
-# Each session's figures, then its metrics: a session of metrics alone is listed too. The
-# figures come from the per-trace session parts ingest keeps (one row per trace and session,
-# not per span); for one customer's sessions, from that customer's spans. SQL both engines
-# run: sums cast to BIGINT (PostgreSQL's SUM of one is NUMERIC).
-_FROM_PARTS = """
-    SELECT MAX(session_id) AS session_id, MAX(customer_id) AS customer,
-           MAX(config_key) AS config, COUNT(*) AS traces, SUM(spans) AS spans,
-           SUM(total_tokens) AS tokens, SUM(errors) AS errors, MIN(first_start) AS first_start,
-           MAX(last_start) AS last_start, CAST(NULL AS TEXT) AS updated
-    FROM session_parts WHERE {parts} GROUP BY session_key"""
-_FROM_SPANS = """
-    SELECT session_id, MAX(customer_id) AS customer, MAX(config_key) AS config,
-           COUNT(DISTINCT trace_id) AS traces, COUNT(*) AS spans, SUM(total_tokens) AS tokens,
-           SUM(CASE WHEN status = 'ERROR' THEN 1 ELSE 0 END) AS errors,
-           MIN(start_time) AS first_start, MAX(start_time) AS last_start,
-           CAST(NULL AS TEXT) AS updated
-    FROM spans WHERE {spans} GROUP BY session_id"""
-_FROM_METRICS = """
-    SELECT session_id, NULL, MAX(config_key), 0, 0, NULL, NULL, NULL, NULL, MAX(updated_at)
-    FROM metrics WHERE {metrics} GROUP BY session_id"""
+# One customer's sessions: the figures of that customer's spans, then the sessions' metrics.
+# SQL both engines run: sums cast to BIGINT (PostgreSQL's SUM of one is NUMERIC).
+_OF_CUSTOMER = """
+    SELECT session_id, MAX(customer), MAX(config), CAST(SUM(traces) AS BIGINT),
+           CAST(SUM(spans) AS BIGINT), CAST(SUM(tokens) AS BIGINT),
+           CAST(SUM(errors) AS BIGINT), MIN(first_start), MAX(last_start), MAX(updated)
+    FROM (
+        SELECT session_id, MAX(customer_id) AS customer, MAX(config_key) AS config,
+               COUNT(DISTINCT trace_id) AS traces, COUNT(*) AS spans,
+               SUM(total_tokens) AS tokens,
+               SUM(CASE WHEN status = 'ERROR' THEN 1 ELSE 0 END) AS errors,
+               MIN(start_time) AS first_start, MAX(start_time) AS last_start,
+               CAST(NULL AS TEXT) AS updated
+        FROM spans WHERE session_id IS NOT NULL AND session_id != trace_id
+            AND customer_id = :customer GROUP BY session_id
+        UNION ALL
+        SELECT session_id, NULL, MAX(config_key), 0, 0, NULL, NULL, NULL, NULL, MAX(updated_at)
+        FROM metrics
+        WHERE session_id IN (SELECT session_id FROM spans WHERE customer_id = :customer)
+        GROUP BY session_id) AS parts
+    GROUP BY session_id
+    ORDER BY MAX(COALESCE(last_start, updated)) DESC LIMIT :limit OFFSET :offset"""
+# Every session, or one: the rows ingest and metrics keep, newest activity first.
+_ALL = """
+    SELECT session_id, customer_id, config_key, traces, spans, total_tokens, errors,
+           first_start, last_start, metrics_updated_at
+    FROM sessions WHERE {where}
+    ORDER BY activity DESC NULLS LAST, session_key DESC LIMIT :limit OFFSET :offset"""
 
 
 def _sessions(store: Store, *, customer_id: Optional[str] = None,
               session_id: Optional[str] = None, limit: int, offset: int
               ) -> List[Dict[str, Any]]:
-    parts, metrics = ["1 = 1"], ["1 = 1"]
-    spans = ["session_id IS NOT NULL", "session_id != trace_id", "customer_id = :customer"]
     args: Dict[str, Any] = {"limit": max(0, min(limit, 1000)), "offset": max(0, offset)}
-    if session_id is not None:
-        parts.append("session_key = :session_key")
-        spans.append("session_id = :session")
-        metrics.append("session_id = :session")
-        args.update(session=session_id, session_key=index_key(session_id))
     if customer_id:  # a session of metrics alone has no customer
-        figures = _FROM_SPANS.format(spans=" AND ".join(spans))
-        metrics.append("session_id IN (SELECT session_id FROM spans WHERE customer_id = :customer)")
-        args["customer"] = customer_id
+        rows = store.query(_OF_CUSTOMER, {**args, "customer": customer_id})
+    elif session_id is not None:
+        rows = store.query(_ALL.format(where="session_key = :key"),
+                           {**args, "key": index_key(session_id)})
     else:
-        figures = _FROM_PARTS.format(parts=" AND ".join(parts))
-    rows = store.query(f"""
-        SELECT session_id, MAX(customer), MAX(config), CAST(SUM(traces) AS BIGINT),
-               CAST(SUM(spans) AS BIGINT), CAST(SUM(tokens) AS BIGINT),
-               CAST(SUM(errors) AS BIGINT), MIN(first_start), MAX(last_start), MAX(updated)
-        FROM ({figures} UNION ALL {_FROM_METRICS.format(metrics=" AND ".join(metrics))})
-            AS parts GROUP BY session_id
-        ORDER BY MAX(COALESCE(last_start, updated)) DESC LIMIT :limit OFFSET :offset""", args)
+        rows = store.query(_ALL.format(where="1 = 1"), args)
     metrics_of = store.metrics([r[0] for r in rows])
     return [{"session_id": r[0], "customer_id": r[1], "config_key": r[2], "traces": r[3],
              "spans": r[4], "total_tokens": r[5], "errors": r[6], "first_start": r[7],
