@@ -238,24 +238,81 @@ def _upsert(connection: Connection, table: Any, rows: List[Dict[str, Any]],
 # -- keeping them -------------------------------------------------------------------------
 def add_spans(connection: Connection, rows: List[Dict[str, Any]]) -> int:
     """Store span rows (one per span id, sorted by it), each once, and bring their traces'
-    summaries up to date; in the caller's transaction. Returns how many were new."""
+    rows up to date; in the caller's transaction. Returns how many were new.
+
+    Under the traces' locks: the summaries and the span ids already stored are read
+    first, so children take a known root's session before they are written, and a trace
+    new to the store is summarised from the batch without reading it back.
+    """
     lock_traces(connection, [row["trace_id"] for row in rows])
-    stored = {found[0] for found in connection.execute(
-        insert(connection, spans).on_conflict_do_nothing().returning(spans.c.span_id), rows)}
-    fresh: Dict[str, List[_Span]] = {}
-    for row in rows:
-        if row["span_id"] in stored:
-            fresh.setdefault(row["trace_id"], []).append(_span_of(row))
+    known = _known(connection, sorted({row["trace_id"] for row in rows}))
+    present = _present(connection, [row["span_id"] for row in rows])
+    new = [row for row in rows if row["span_id"] not in present]
+    by_trace: Dict[str, List[Dict[str, Any]]] = {}
+    for row in new:
+        by_trace.setdefault(row["trace_id"], []).append(row)
+    again, fresh = [], {}
+    for trace, trace_rows in by_trace.items():
+        members = [_span_of(row) for row in trace_rows]
+        old = known.get(trace)
+        if old is not None and any(span.parent is None for span in members):
+            again.append(trace)  # a root for stored children: made again once written
+            continue
+        root = _root_of(members) if old is None else None
+        inherited = (old["root_session"], old["root_customer"]) if old is not None else \
+            (root.session, root.customer) if root is not None else (None, None)
+        _inherited_rows(trace_rows, _inherit(trace, members, inherited))
+        fresh[trace] = members
+    if new:
+        connection.execute(insert(connection, spans).on_conflict_do_nothing(), new)
+    summarise(connection, again)
+    _create(connection, {trace: m for trace, m in fresh.items() if trace not in known})
+    _merge(connection, {trace: m for trace, m in fresh.items() if trace in known}, known)
+    return len(new)
+
+
+def _known(connection: Connection, trace_ids: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """The stored summaries of these traces, by trace id."""
     known: Dict[str, Dict[str, Any]] = {}
-    for part in chunks(sorted(fresh)):
+    for part in chunks(trace_ids):
         known.update((found.trace_id, dict(found._mapping)) for found in connection.execute(
             select(traces).where(traces.c.trace_id.in_(part))))
-    again = [trace for trace, new in fresh.items()
-             if trace not in known or any(span.parent is None for span in new)]
-    summarise(connection, again)
-    _merge(connection, {trace: new for trace, new in fresh.items() if trace not in again},
-           known)
-    return len(stored)
+    return known
+
+
+def _present(connection: Connection, span_ids: Sequence[str]) -> set[str]:
+    """Which of these span ids are stored already (sent before, to any replica)."""
+    found: set[str] = set()
+    for part in chunks(span_ids):
+        found.update(row[0] for row in connection.execute(
+            select(spans.c.span_id).where(spans.c.span_id.in_(part))))
+    return found
+
+
+def _inherited_rows(rows: List[Dict[str, Any]], changes: Dict[str, Change]) -> None:
+    """Span rows not yet written with their inherited session and customer, columns and
+    records alike."""
+    for row in rows:
+        change = changes.get(row["span_id"])
+        if change:
+            row.update(change, record=json.dumps({**json.loads(row["record"]), **change}))
+
+
+def _create(connection: Connection, fresh: Dict[str, List[_Span]]) -> None:
+    """The rows of traces new to the store, made of their first spans."""
+    if not fresh:
+        return
+    at = now()
+    rows = [_summary(trace, members, at) for trace, members in sorted(fresh.items())]
+    _upsert(connection, traces, rows, ["trace_id"])
+    keys = [key for row in rows
+            for key in _keys(row["trace_id"], fresh[row["trace_id"]], row["start_time"])]
+    if keys:
+        connection.execute(insert(connection, trace_keys).on_conflict_do_nothing(), keys)
+    parts = [found for trace, members in sorted(fresh.items())
+             for found in _session_parts(trace, members)]
+    _upsert(connection, session_parts, parts, ["session_key", "trace_id"])
+    refresh_sessions(connection, {found["session_id"] for found in parts})
 
 
 def summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
@@ -293,15 +350,10 @@ def summarise(connection: Connection, trace_ids: Sequence[str]) -> None:
 
 def _merge(connection: Connection, fresh: Dict[str, List[_Span]],
            known: Dict[str, Dict[str, Any]]) -> None:
-    """Count new spans (no root among them) into their traces' rows."""
+    """Count new spans (no root among them, their inheritance done) into their traces'
+    rows."""
     if not fresh:
         return
-    changes: Dict[str, Change] = {}
-    for trace, new in fresh.items():
-        changes.update(_inherit(trace, new, (known[trace]["root_session"],
-                                             known[trace]["root_customer"])))
-    if changes:
-        _set_inherited(connection, changes)
     at = now()
     rows = [_merged(known[trace], fresh[trace], at) for trace in sorted(fresh)]
     _upsert(connection, traces, rows, ["trace_id"])
