@@ -13,6 +13,7 @@ from urllib.parse import quote
 from fallom.evals import _settings
 from fallom.evals._http import RequestFailed, request_json
 from fallom.evals._models import messages_for
+from fallom.evals._report import say
 from fallom.evals._types import DatasetItem, Golden, LLMTestCase, ModelCallable
 from fallom.protocol._wire import RecordView
 
@@ -96,7 +97,7 @@ def dataset_from_fallom(dataset_key: str, version: Optional[int] = None, *,
                          system_message=_system(e), metadata=e.get("metadata"))
              for e in _entries(data)]
     name, number = _label(data, dataset_key)
-    print(f"✓ Loaded dataset '{name}' (version {number or 'latest'}) with {len(items)} entries")
+    say(f"✓ Loaded dataset '{name}' (version {number or 'latest'}) with {len(items)} entries")
     return items
 
 
@@ -208,7 +209,7 @@ class EvaluationDataset:
         self._goldens = [Golden(input=str(e.get("input") or ""), expected_output=e.get("output"),
                                 system_message=_system(e), metadata=e.get("metadata"))
                          for e in _entries(data)]
-        print(f"✓ Pulled dataset '{self._dataset_name}' (version {self._version}) with "
+        say(f"✓ Pulled dataset '{self._dataset_name}' (version {self._version}) with "
               f"{len(self._goldens)} goldens")
         return self
 
@@ -274,7 +275,7 @@ class EvaluationDataset:
             This dataset, for chaining.
         """
         total = len(self._goldens)
-        print(f"Generating test cases for {total} goldens...")
+        say(f"Generating test cases for {total} goldens...")
         for number, golden in enumerate(self._goldens, 1):
             response = llm_app(messages_for(golden.system_message, golden.input))
             self._test_cases.append(LLMTestCase(
@@ -282,8 +283,8 @@ class EvaluationDataset:
                 expected_output=golden.expected_output, system_message=golden.system_message,
                 context=response.get("context") if include_context else golden.context,
                 metadata=golden.metadata))
-            print(f"  [{number}/{total}] Generated output for: {golden.input[:50]}...")
-        print(f"✓ Generated {len(self._test_cases)} test cases")
+            say(f"  [{number}/{total}] Generated output for: {golden.input[:50]}...")
+        say(f"✓ Generated {len(self._test_cases)} test cases")
         return self
 
     def clear_test_cases(self) -> EvaluationDataset:
