@@ -26,7 +26,7 @@ from fallom.testing import CapturedSpans
 MODULES = [
     "fallom", "fallom.models", "fallom.prompts", "fallom.testing", "fallom.console",
     "fallom.extractors", "fallom.exporters", "fallom.server", "fallom.integrations.langchain",
-    "fallom.trace",
+    "fallom.trace", "fallom.evals",
 ]
 
 _ENTRY = re.compile(r"^    (\*{0,2}\w+)( \([^)]*\))?:", re.MULTILINE)
