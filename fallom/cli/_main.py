@@ -123,7 +123,7 @@ def _announce(url: str, db: Path, key: Optional[str]) -> None:
     print(f"fallom serve: listening on {url}, storing traces in {db}", file=sys.stderr)
     print("# export these to send to it:", file=sys.stderr)
     exports = [("FALLOM_TRACES_URL", url), ("FALLOM_CONFIGS_URL", url),
-               ("FALLOM_PROMPTS_URL", url)]
+               ("FALLOM_PROMPTS_URL", url), ("FALLOM_BASE_URL", url)]  # the evals' datasets, runs
     for name, value in [("FALLOM_API_KEY", key)] * (key is not None) + exports:
         print(f"export {name}={value}")
     if key is None:
