@@ -15,6 +15,7 @@ from fallom.evals._http import RequestFailed, request_json
 from fallom.evals._models import messages_for
 from fallom.evals._report import say
 from fallom.evals._types import DatasetItem, Golden, LLMTestCase, ModelCallable
+from fallom.protocol._chat import last_turn
 from fallom.protocol._wire import RecordView
 
 __all__ = ["EvaluationDataset", "dataset_from_fallom", "dataset_from_traces", "fetch_dataset"]
@@ -144,16 +145,10 @@ def _from_view(record: Mapping[str, Any]) -> Optional[DatasetItem]:
 
 
 def _item(messages: List[Any], output: Any) -> Optional[DatasetItem]:
-    user = [m.get("content") for m in messages
-            if isinstance(m, Mapping) and m.get("role") == "user"]
-    input_text = user[-1] if user else None
-    first = messages[0] if messages and isinstance(messages[0], Mapping) else {}
-    system = first.get("content") if first.get("role") == "system" else None
-    if not isinstance(input_text, str) or not input_text or not isinstance(output, str) \
-            or not output:
+    input_text, system = last_turn(messages)
+    if not input_text or not isinstance(output, str) or not output:
         return None
-    return DatasetItem(input=input_text, output=output,
-                       system_message=system if isinstance(system, str) else None)
+    return DatasetItem(input=input_text, output=output, system_message=system)
 
 
 class EvaluationDataset:
