@@ -4,7 +4,7 @@ Everything here is safe on your code's path: it never raises into it, never
 waits on the network, and costs microseconds per traced call.
 """
 
-from fallom import extractors, models, prompts, trace
+from fallom import evals, extractors, models, prompts, trace
 from fallom._sdk import flush, init, shutdown, stats
 from fallom._session import FallomSession, session
 from fallom._version import __version__
@@ -22,6 +22,7 @@ __all__ = [
     "__version__",
     "bind_context",
     "current_span",
+    "evals",
     "extractors",
     "flush",
     "init",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -111,9 +112,10 @@ def init(
     _close(old.processors, settings.shutdown_timeout)
 
 
-init.__doc__ = (init.__doc__ or "").replace(
-    "        (one per setting, written below from the settings' declaration)\n",
-    settings_args())
+# Python 3.13 strips a docstring's indentation when compiling, earlier ones do not
+init.__doc__ = re.sub(r"^( *)\(one per setting, written below from the settings' declaration\)\n",
+                      lambda found: settings_args(found.group(1)), init.__doc__ or "",
+                      flags=re.M)
 
 
 def init_part(**overrides: Any) -> None:

@@ -15,7 +15,7 @@ from ._judge_server import FALLOM_KEY, FIXTURES, FallomApiServer, JudgeServer
 
 fresh_evals, judge, api, configured = FIXTURES
 
-ENTRIES = [{"input": "Hi?", "output": "Hello.", "systemMessage": "Be kind.",
+ENTRIES: List[Dict[str, Any]] = [{"input": "Hi?", "output": "Hello.", "systemMessage": "Be kind.",
             "metadata": {"source": "prod"}},
            {"input": "Bye?", "output": "Goodbye."}]
 

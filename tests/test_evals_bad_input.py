@@ -112,7 +112,8 @@ def _broken(messages: List[Dict[str, str]]) -> Dict[str, Any]:
 def test_a_model_that_raises_or_answers_wrong_fails_its_items_only(judge: JudgeServer) -> None:
     results = evals.compare_models(
         _items(2), ["m/good", evals.create_model_from_callable("broken", _broken),
-                    evals.create_model_from_callable("wordy", lambda messages: "just text")],
+                    evals.create_model_from_callable(
+                        "wordy", lambda messages: "just text")],  # type: ignore[arg-type,return-value]
         ["toxicity"], verbose=False)
     assert [r.output for r in results["broken"]] == [
         "Error: model 'broken' raised RuntimeError: no GPU left"] * 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List
 
 import pytest
 
@@ -22,8 +22,8 @@ from .reference.make_fixtures import reference_python
 
 fresh_evals, judge, api, configured = FIXTURES
 
-METRICS_027 = ["answer_relevancy", "hallucination", "toxicity", "faithfulness", "completeness"]
-ITEMS = [
+METRICS_027: List[Any] = ["answer_relevancy", "hallucination", "toxicity", "faithfulness", "completeness"]
+ITEMS: List[Dict[str, Any]] = [
     {"input": "What is 2+2?", "output": "4", "system_message": None},
     {"input": "Capital of France?", "output": "Paris.", "system_message": "Be brief."},
     {"input": 'Ünïcode ✓ "quoted" {braces}', "output": "two\nlines", "system_message": ""},

@@ -61,7 +61,7 @@ def test_compare_models_keeps_each_models_results_in_dataset_order(judge: JudgeS
         assert [r.input for r in rows] == [f"question {i}" for i in range(4)]
         assert all(r.model == name and r.toxicity is not None for r in rows)
     assert results["m/slow"][0].output == "m/slow says: 0 noitseuq"
-    assert results["m/slow"][0].latency_ms >= 400
+    assert (results["m/slow"][0].latency_ms or 0) >= 400
     assert results["m/fast"][1].tokens_out == 7
 
 

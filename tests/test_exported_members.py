@@ -9,7 +9,8 @@ import pytest
 
 import fallom
 
-MODULES = ["fallom", "fallom.testing", "fallom.extractors", "fallom.exporters", "fallom.trace"]
+MODULES = ["fallom", "fallom.testing", "fallom.extractors", "fallom.exporters", "fallom.trace",
+           "fallom.evals"]
 
 
 @pytest.mark.parametrize("name", MODULES)

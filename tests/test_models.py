@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -103,11 +104,14 @@ def test_session_get_model_targets_its_customer(config_server: ConfigServer) -> 
                                                             "value": ["FR", "DE"]}],
                                             "variantIndex": 1}]})
     start(config_server)
-    assert fallom.session(config_key="agent", session_id="a", customer_id="u-vip").get_model() \
-        == "vip"
+    vip = fallom.session(config_key="agent", session_id="a", customer_id="u-vip")
     plain = fallom.session(config_key="agent", session_id="b", customer_id="u-1")
-    assert plain.get_model() == "base"
-    assert plain.get_model(context={"country": "FR"}) == "vip"
+
+    async def ask() -> tuple:
+        return (await vip.get_model(), await plain.get_model(),
+                await plain.get_model(context={"country": "FR"}))
+
+    assert asyncio.run(ask()) == ("vip", "base", "vip")
 
 
 def test_server_down_at_cold_start_falls_back_quickly() -> None:

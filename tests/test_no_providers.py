@@ -38,11 +38,11 @@ def test_the_environment_really_has_no_optional_package() -> None:
 def test_otel_features_name_the_extra_to_install() -> None:
     import fallom
 
-    with pytest.raises(ImportError, match=r"pip install 'fallom\[otel\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[otel\]'"):
         fallom.init(otlp_endpoint="http://127.0.0.1:4318/v1/traces")
-    with pytest.raises(ImportError, match=r"pip install 'fallom\[otel\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[otel\]'"):
         fallom.init(otel_context=True)
-    with pytest.raises(ImportError, match=r"pip install 'fallom\[otel\]'"):
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[otel\]'"):
         fallom.FallomExporter
 
 
@@ -66,5 +66,5 @@ def test_otlp_protobuf_without_the_extra_is_a_415_naming_it() -> None:
         finally:
             server.close()
     assert reply.status_code == 415
-    assert "pip install 'fallom[otel]'" in reply.json()["error"]
+    assert "pip install -e '.[otel]'" in reply.json()["error"]
     assert json_reply.status_code == 200  # OTLP/JSON needs nothing extra

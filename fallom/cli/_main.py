@@ -187,8 +187,8 @@ def _announce(url: str, db: str, retention: Optional[float], workers: int,
             f"${RETENTION_ENV} to delete older ones)")
     print(f"fallom serve: {kept}", file=sys.stderr)
     print("# export these to send to it:", file=sys.stderr)
-    exports = [("FALLOM_TRACES_URL", url), ("FALLOM_BASE_URL", url), ("FALLOM_CONFIGS_URL", url),
-               ("FALLOM_PROMPTS_URL", url)]
+    exports = [("FALLOM_TRACES_URL", url), ("FALLOM_CONFIGS_URL", url),
+               ("FALLOM_PROMPTS_URL", url), ("FALLOM_BASE_URL", url)]  # the evals' datasets, runs
     for name, value in [("FALLOM_API_KEY", key)] * (key is not None) + exports:
         print(f"export {name}={value}")
     if key is None:

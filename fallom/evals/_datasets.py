@@ -13,7 +13,9 @@ from urllib.parse import quote
 from fallom.evals import _settings
 from fallom.evals._http import RequestFailed, request_json
 from fallom.evals._models import messages_for
+from fallom.evals._report import say
 from fallom.evals._types import DatasetItem, Golden, LLMTestCase, ModelCallable
+from fallom.protocol._chat import last_turn
 from fallom.protocol._wire import RecordView
 
 __all__ = ["EvaluationDataset", "dataset_from_fallom", "dataset_from_traces", "fetch_dataset"]
@@ -96,7 +98,7 @@ def dataset_from_fallom(dataset_key: str, version: Optional[int] = None, *,
                          system_message=_system(e), metadata=e.get("metadata"))
              for e in _entries(data)]
     name, number = _label(data, dataset_key)
-    print(f"✓ Loaded dataset '{name}' (version {number or 'latest'}) with {len(items)} entries")
+    say(f"✓ Loaded dataset '{name}' (version {number or 'latest'}) with {len(items)} entries")
     return items
 
 
@@ -143,16 +145,10 @@ def _from_view(record: Mapping[str, Any]) -> Optional[DatasetItem]:
 
 
 def _item(messages: List[Any], output: Any) -> Optional[DatasetItem]:
-    user = [m.get("content") for m in messages
-            if isinstance(m, Mapping) and m.get("role") == "user"]
-    input_text = user[-1] if user else None
-    first = messages[0] if messages and isinstance(messages[0], Mapping) else {}
-    system = first.get("content") if first.get("role") == "system" else None
-    if not isinstance(input_text, str) or not input_text or not isinstance(output, str) \
-            or not output:
+    input_text, system = last_turn(messages)
+    if not input_text or not isinstance(output, str) or not output:
         return None
-    return DatasetItem(input=input_text, output=output,
-                       system_message=system if isinstance(system, str) else None)
+    return DatasetItem(input=input_text, output=output, system_message=system)
 
 
 class EvaluationDataset:
@@ -208,7 +204,7 @@ class EvaluationDataset:
         self._goldens = [Golden(input=str(e.get("input") or ""), expected_output=e.get("output"),
                                 system_message=_system(e), metadata=e.get("metadata"))
                          for e in _entries(data)]
-        print(f"✓ Pulled dataset '{self._dataset_name}' (version {self._version}) with "
+        say(f"✓ Pulled dataset '{self._dataset_name}' (version {self._version}) with "
               f"{len(self._goldens)} goldens")
         return self
 
@@ -274,7 +270,7 @@ class EvaluationDataset:
             This dataset, for chaining.
         """
         total = len(self._goldens)
-        print(f"Generating test cases for {total} goldens...")
+        say(f"Generating test cases for {total} goldens...")
         for number, golden in enumerate(self._goldens, 1):
             response = llm_app(messages_for(golden.system_message, golden.input))
             self._test_cases.append(LLMTestCase(
@@ -282,8 +278,8 @@ class EvaluationDataset:
                 expected_output=golden.expected_output, system_message=golden.system_message,
                 context=response.get("context") if include_context else golden.context,
                 metadata=golden.metadata))
-            print(f"  [{number}/{total}] Generated output for: {golden.input[:50]}...")
-        print(f"✓ Generated {len(self._test_cases)} test cases")
+            say(f"  [{number}/{total}] Generated output for: {golden.input[:50]}...")
+        say(f"✓ Generated {len(self._test_cases)} test cases")
         return self
 
     def clear_test_cases(self) -> EvaluationDataset:

@@ -9,7 +9,6 @@ lets the ``KeyboardInterrupt`` through.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from fallom.evals import _settings
 from fallom.evals._datasets import dataset_from_fallom
 from fallom.evals._judge import JudgeCall
 from fallom.evals._metrics import Metric, resolve_metrics
-from fallom.evals._report import Bar, print_comparison, print_failures, print_summary
+from fallom.evals._report import Bar, print_comparison, print_failures, print_summary, say
 from fallom.evals._run import PRODUCTION, Extras, Plan, Run
 from fallom.evals._settings import DEFAULT_JUDGE_MODEL, OPENROUTER_URL, Judge, resolve_judge
 from fallom.evals._types import (
@@ -286,7 +285,7 @@ def _upload(groups: Dict[str, List[EvalResult]], options: _Options) -> Optional[
         return None
     if not _settings.config().initialized:
         if options.verbose:
-            print(_NOT_INITIALIZED)
+            say(_NOT_INITIALIZED)
         return None
     return send(_upload_target(groups, options), options.name, options.description,
                 options.judge_model, options.verbose)[0]
@@ -301,13 +300,13 @@ def _interrupted(run: Run, options: _Options) -> None:
         tail = "; nothing was uploaded" if options.upload else ""
         hint = " (pass upload=\"partial\" to upload the finished ones)" if options.upload \
             else ""
-        print(f"{head}{tail}{hint}.", file=sys.stderr)
+        say(f"{head}{tail}{hint}.", error=True)
         return
     if not _settings.config().initialized or done == 0:
         why = "evals.init() was not called" if done else "none finished"
-        print(f"{head}; nothing was uploaded: {why}.", file=sys.stderr)
+        say(f"{head}; nothing was uploaded: {why}.", error=True)
         return
-    print(f"{head}; uploading those (upload=\"partial\").", file=sys.stderr)
+    say(f"{head}; uploading those (upload=\"partial\").", error=True)
     partial = _Options(options.kind, f"{options.name} (partial)", options.description,
                        options.judge_model, True, True)
     send(_upload_target(groups, partial), partial.name, partial.description,

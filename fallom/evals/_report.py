@@ -8,6 +8,7 @@ on a terminal: a log or a CI job gets the summary alone.
 from __future__ import annotations
 
 import collections
+import sys
 from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence
 
 from fallom.evals._metrics import Metric
@@ -16,9 +17,22 @@ from fallom.evals._types import EvalResult
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-__all__ = ["Bar", "Failure", "print_comparison", "print_failures", "print_summary"]
+__all__ = ["Bar", "Failure", "print_comparison", "print_failures", "print_summary", "say"]
 
 _REASONS_SHOWN = 5
+
+
+def say(text: str, error: bool = False) -> None:
+    """Write a line of the evals' report: their output, on stdout as 0.2.7 printed it (a
+    diagnostic of fallom itself goes to the ``fallom`` logger instead).
+
+    Args:
+        text: the line (or lines).
+        error: write to stderr (what an interrupted run left undone).
+    """
+    stream = sys.stderr if error else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
 
 
 class Failure(NamedTuple):
@@ -77,21 +91,21 @@ def _average(results: Sequence[EvalResult], name: str) -> Optional[float]:
 
 def print_summary(results: Sequence[EvalResult], metrics: Sequence[Metric]) -> None:
     """0.2.7's evaluation summary: each metric's average over the items it scored."""
-    print("\n" + "=" * 50 + "\nEVALUATION SUMMARY\n" + "=" * 50)
+    say("\n" + "=" * 50 + "\nEVALUATION SUMMARY\n" + "=" * 50)
     for metric in metrics:
         average = _average(results, metric.name)
         if average is not None:
-            print(f"{metric.name}: {average:.1%} avg")
+            say(f"{metric.name}: {average:.1%} avg")
 
 
 def print_comparison(results: Dict[str, List[EvalResult]], metrics: Sequence[Metric]) -> None:
     """0.2.7's comparison table: one row per model, one column per metric."""
-    print("\n" + "=" * 70 + "\nMODEL COMPARISON SUMMARY\n" + "=" * 70)
-    print(f"{'Model':<30}" + "".join(f"{m.name[:12]:<15}" for m in metrics))
-    print("-" * 70)
+    say("\n" + "=" * 70 + "\nMODEL COMPARISON SUMMARY\n" + "=" * 70)
+    say(f"{'Model':<30}" + "".join(f"{m.name[:12]:<15}" for m in metrics))
+    say("-" * 70)
     for model, rows in results.items():
         cells = [_average(rows, m.name) for m in metrics]
-        print(f"{model:<30}" + "".join(f"{'N/A':<15}" if c is None else f"{c:.1%}{'':>9}"
+        say(f"{model:<30}" + "".join(f"{'N/A':<15}" if c is None else f"{c:.1%}{'':>9}"
                                        for c in cells))
 
 
@@ -100,7 +114,7 @@ def print_failures(failures: Sequence[Failure], calls: int) -> None:
     if not failures:
         return
     counted = collections.Counter(f"{f.metric} ({f.model}): {f.reason}" for f in failures)
-    print(f"\n⚠️  {len(failures)} of {calls} calls failed; the reasoning of each says why. "
+    say(f"\n⚠️  {len(failures)} of {calls} calls failed; the reasoning of each says why. "
           "Most common:")
     for reason, count in counted.most_common(_REASONS_SHOWN):
-        print(f"  {count} × {reason}")
+        say(f"  {count} × {reason}")

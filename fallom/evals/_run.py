@@ -196,6 +196,9 @@ class Run:
                 result.reasoning[metric.name] = verdict.reasoning
             except (RequestFailed, VerdictError) as exc:
                 self._failed(result, metric.name, str(exc))
+            except Exception as exc:  # a bug in fallom: the metric fails, the bug is said later
+                self._crashed(exc)
+                self._failed(result, metric.name, f"fallom internal error: {type(exc).__name__}")
             finally:
                 self._done(slot, 1)
         return job
@@ -207,11 +210,11 @@ class Run:
                 made = generate(model, messages_for(item.system_message, item.input),
                                 self.plan.judge.endpoint, self.plan.model_kwargs)
             except ModelCallError as exc:
-                slot.result = EvalResult(input=item.input, output=f"Error: {exc}",
-                                         system_message=item.system_message, model=model.name,
-                                         is_production=False, reasoning={"error": str(exc)})
-                self.failures.append(Failure(model.name, "output", str(exc)))
-                self._done(slot, slot.remaining)
+                self._no_output(model, slot, str(exc))
+                return
+            except Exception as exc:  # a bug in fallom: the item fails, the bug is said later
+                self._crashed(exc)
+                self._no_output(model, slot, f"fallom internal error: {type(exc).__name__}")
                 return
             slot.result = EvalResult(
                 input=item.input, output=made.content, system_message=item.system_message,
@@ -221,6 +224,18 @@ class Run:
             self._judge_all(slot)
             self._done(slot, 1)
         return job
+
+    def _no_output(self, model: Model, slot: _Slot, reason: str) -> None:
+        """0.2.7's result of a failed model call: the error as output, no scores."""
+        item = slot.item
+        slot.result = EvalResult(input=item.input, output=f"Error: {reason}",
+                                 system_message=item.system_message, model=model.name,
+                                 is_production=False, reasoning={"error": reason})
+        self.failures.append(Failure(model.name, "output", reason))
+        self._done(slot, slot.remaining)
+
+    def _crashed(self, exc: BaseException) -> None:
+        self._workers.crashed.append(exc)
 
     def _failed(self, result: EvalResult, metric: str, reason: str) -> None:
         setattr(result, metric, None)

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from fallom.evals import _settings
 from fallom.evals._http import RequestFailed, encode, request_json
+from fallom.evals._report import say
 from fallom.evals._settings import DEFAULT_JUDGE_MODEL
 from fallom.evals._types import SCORE_FIELDS, EvalResult
 
@@ -80,10 +81,10 @@ def send(results: Results, name: str, description: Optional[str], judge_model: s
         run_id, url = post_run(payload(results, name, description, judge_model))
     except (RequestFailed, ValueError, TypeError) as exc:
         if verbose:
-            print(f"\n⚠️  Failed to upload results: {exc}")
+            say(f"\n⚠️  Failed to upload results: {exc}")
         return None, ""
     if verbose:
-        print(f"\n✅ Results uploaded to Fallom! View at: {url}")
+        say(f"\n✅ Results uploaded to Fallom! View at: {url}")
     return run_id, url
 
 

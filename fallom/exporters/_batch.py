@@ -310,7 +310,7 @@ class BatchProcessor(SpanProcessor):
         """At exit, one line each: what was given up, and what waits on disk."""
         failure = self._out.last_failure
         cause = f" (last: {failure})" if failure else ""
-        when = "interrupted" if interrupted else f"gave up delivering after {timeout:g} s"
+        when = "interrupted" if interrupted else f"gave up delivering after {round(timeout, 1):g} s"
         if left:
             sys.stderr.write(f"fallom: {when}; {left} spans undelivered{cause}\n")
         held = self.fallback.close(1.0)  # local disk writes: quick, whatever the budget

@@ -431,13 +431,13 @@ def _shown(setting: Field[Any]) -> str:
     return f"`{default}`"
 
 
-def settings_args() -> str:
-    """The ``Args:`` lines of ``init``'s docstring, one per setting."""
+def settings_args(indent: str = "        ") -> str:
+    """The ``Args:`` lines of ``init``'s docstring, one per setting, each ``indent``-ed."""
     lines = []
     for setting in SETTINGS:
         env = setting.metadata["env"]
         source = f" [{env}]" if env else ""
-        lines.append(f"        {setting.name}: {setting.metadata['doc']} Default "
+        lines.append(f"{indent}{setting.name}: {setting.metadata['doc']} Default "
                      f"{_shown(setting).strip('`')}{source}.\n")
     return "".join(lines)
 

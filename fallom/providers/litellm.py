@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from fallom.providers._base import Endpoint, Provider
-from fallom.providers._read import get
+from fallom.providers._read import get, items
 from fallom.providers.openai import ChatAccumulator, read_chat_completion
 from fallom.tracing import _runtime
 
@@ -28,6 +28,14 @@ def read_model_response(response: Any) -> Dict[str, Any]:
 
 
 class StreamAccumulator(ChatAccumulator):
+    def hidden(self, chunk: Any) -> bool:
+        """The usage chunk fallom asked for: usage and nothing else. Older LiteLLM releases
+        give it a choice with an empty delta, where OpenAI gives it no choice at all."""
+        if get(chunk, "usage") is None:
+            return False
+        return all(not get(choice, "delta", "content") and not get(choice, "delta", "tool_calls")
+                   and not get(choice, "finish_reason") for choice in items(chunk, "choices"))
+
     def fields(self) -> Dict[str, Any]:
         return {**super().fields(), "provider": "litellm"}
 

@@ -10,9 +10,9 @@ as the output to judge.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
+from fallom.protocol._chat import last_turn, message_text, reply_text
 from fallom.server._ingest import id_reason, json_text, storable
 from fallom.server._store import since_key
 
@@ -126,36 +126,11 @@ def prepare_from_traces(body: Any) -> Tuple[Optional[FromTraces], Optional[str]]
                       filters, limit), None
 
 
-def _text(value: Any) -> str:
-    """A message's content as text: its text parts joined, anything else as JSON."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and value and all(
-            isinstance(p, Mapping) and isinstance(p.get("text"), str) for p in value):
-        return "\n".join(p["text"] for p in value)
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _input(value: Any) -> Tuple[str, Optional[str]]:
-    """A span's input as (the text to evaluate, the system message): the last user
-    message and the first system one of a chat request, else the input as text."""
-    system = None
-    if isinstance(value, Mapping) and isinstance(value.get("messages"), list):
-        system = value.get("system") if isinstance(value.get("system"), str) else None
-        value = value["messages"]
-    if isinstance(value, list) and value and all(
-            isinstance(m, Mapping) and "role" in m for m in value):
-        users = [m.get("content") for m in value if m.get("role") == "user"]
-        systems = [m.get("content") for m in value if m.get("role") == "system"]
-        if users:
-            return _text(users[-1]), system or (_text(systems[0]) if systems else None)
-    return _text(value), system
-
-
-def _output(value: Any) -> str:
-    if isinstance(value, Mapping) and isinstance(value.get("text"), str):
-        return str(value["text"])  # a reply with tool calls: its text
-    return _text(value)
+    """A span's input as (the text to evaluate, the system message): the last user turn
+    of a chat request, else the input as text."""
+    user, system = last_turn(value)
+    return (user, system) if user is not None else (message_text(value), system)
 
 
 def entry_of_trace(spans: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
@@ -168,7 +143,7 @@ def entry_of_trace(spans: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
         text, system = _input(span["input"])
         origin = {field: span.get(field) for field in (
             "trace_id", "span_id", "session_id", "config_key", "model", "start_time")}
-        return {"input": text, "output": _output(span["output"]), "systemMessage": system,
+        return {"input": text, "output": reply_text(span["output"]), "systemMessage": system,
                 "metadata": {k: v for k, v in origin.items() if v is not None}}
     return None
 
