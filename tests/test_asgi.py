@@ -282,7 +282,7 @@ def test_sqlite_urls_and_what_is_printed(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         exported = {}
-        while "FALLOM_PROMPTS_URL" not in exported:
+        while "FALLOM_BASE_URL" not in exported:
             name, _, value = proc.stdout.readline().strip()[len("export "):].partition("=")
             exported[name] = value
         url = exported["FALLOM_TRACES_URL"]
