@@ -374,7 +374,7 @@ def resolve_settings(args: Mapping[str, Any], env: Mapping[str, str] | None = No
 _OTHER_ENV = ("FALLOM_DATA_DIR", "FALLOM_RAISE_INTERNAL_ERRORS", "FALLOM_EXPECT_NO_PROVIDERS",
               "FALLOM_REFERENCE_PYTHON", "FALLOM_SERVE_API_KEY", "FALLOM_BASE_URL",
               "FALLOM_JUDGE_BASE_URL", "FALLOM_JUDGE_API_KEY", "FALLOM_DATABASE_URL",
-              "FALLOM_RETENTION")
+              "FALLOM_RETENTION", "FALLOM_TEST_POSTGRES_URL")
 
 
 def _warn_about_mistakes(settings: Settings, names: Mapping[str, str],
