@@ -270,7 +270,7 @@ def test_the_address_the_sdks_print_opens_the_page(server: FallomServer) -> None
         assert page.status_code == 200
         assert page.headers["Content-Type"].startswith("text/html")
         assert "default-src 'self'" in page.headers["Content-Security-Policy"]
-        assert '<script src="/ui/app.js"' in page.text
+        assert '<script type="module" src="/ui/app.js"' in page.text
     assert requests.get(f"{server.url}/evals/a/b", timeout=10).status_code == 401  # no route
 
 

@@ -15,6 +15,7 @@ import hmac
 import http
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -75,9 +76,13 @@ _EVAL_PAGE = re.compile(r"/evals(?:/[^/]+)?/?")  # the page of a run, as the SDK
 _HOST = re.compile(r"(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::[0-9]{1,5})?")
 logger = logging.getLogger("fallom.serve")
 _HTML = ("index.html", "text/html; charset=utf-8")
-_ASSETS = {"/": _HTML, "/index.html": _HTML,
-           "/ui/app.js": ("app.js", "text/javascript; charset=utf-8"),
-           "/ui/app.css": ("app.css", "text/css; charset=utf-8")}
+_KINDS = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+          ".svg": "image/svg+xml"}
+# the web UI's files: each shipped file under ui/ at /ui/NAME, listed once at import
+_ASSETS = {"/": _HTML, "/index.html": _HTML, **{
+    f"/ui/{item.name}": (item.name, _KINDS[os.path.splitext(item.name)[1]])
+    for item in resources.files(__package__).joinpath("ui").iterdir()
+    if os.path.splitext(item.name)[1] in _KINDS}}
 _PAGES = (*_ASSETS, "/evals", "/evals/", "/evals/{run_id}", "/evals/{run_id}/")
 # Nothing on the page may come from, or go to, another origin.
 _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; base-uri 'none'; "
