@@ -1,6 +1,6 @@
 // Evaluations: runs uploaded by fallom.evals (any SDK), one run, two runs compared.
 import { api } from "./api.js";
-import { el, folded, rerender, show } from "./dom.js";
+import { el, folded, rerender, show, tableBox } from "./dom.js";
 import { count, query, time } from "./format.js";
 
 const THRESHOLD = 0.1;  // detect_regression's default: an average dropping by more is marked
@@ -58,8 +58,8 @@ export async function evalsView() {
   const pager = el("div", { class: "pager" },
     el("button", { onclick: () => { evalState.offset = Math.max(0, evalState.offset - evalState.limit); rerender(); } }, "Newer"),
     el("button", { onclick: () => { evalState.offset += evalState.limit; rerender(); } }, "Older"), compare);
-  show(el("table", { id: "eval-runs" }, el("thead", {}, el("tr", {}, ...["", "Name", "Time", "Model(s)", "Items"].map((h, i) => el("th", { class: i === 4 ? "num" : null }, h)),
-    ...metrics.map((m) => el("th", { class: "num" }, m)))), el("tbody", {}, ...rows)), pager);
+  show(tableBox(el("table", { id: "eval-runs" }, el("thead", {}, el("tr", {}, ...["", "Name", "Time", "Model(s)", "Items"].map((h, i) => el("th", { class: i === 4 ? "num" : null }, h)),
+    ...metrics.map((m) => el("th", { class: "num" }, m)))), el("tbody", {}, ...rows))), pager);
 }
 
 function cellText(value) {  // an item's input or output: folded when long, as span values are
@@ -93,7 +93,7 @@ export async function evalView(runId) {
       ...run.metrics.map((m) => metricCell(item, m))))));
   show(el("h2", { id: "eval-name" }, run.name), el("p", { class: "muted" }, facts.filter(Boolean).join(" · ")),
     run.description ? el("p", { id: "eval-description" }, run.description) : "",
-    el("h2", {}, "Averages"), summary, el("h2", {}, "Items"), items);
+    el("h2", {}, "Averages"), tableBox(summary), el("h2", {}, "Items"), tableBox(items));
 }
 
 const itemKey = (item) => JSON.stringify([item.model, item.input, item.system_message || ""]);
@@ -131,7 +131,7 @@ export async function compareView(first, second) {
     el("p", { id: "regression-verdict", class: detected ? "error" : "muted" }, detected
       ? `Regression: an average fell by more than ${THRESHOLD} since the earlier run.`
       : `No metric's average fell by more than ${THRESHOLD}.`),
-    el("table", { id: "eval-compare", class: "metrics" }, el("thead", {}, el("tr", {}, el("th", {}, "Metric"),
+    tableBox(el("table", { id: "eval-compare", class: "metrics" }, el("thead", {}, el("tr", {}, el("th", {}, "Metric"),
       head(previous, "before"), head(current, "now"), el("th", { class: "num" }, "Change"), el("th", {}, ""))),
-    el("tbody", {}, ...rows)), el("h2", {}, "Items"), items);
+    el("tbody", {}, ...rows))), el("h2", {}, "Items"), tableBox(items));
 }
