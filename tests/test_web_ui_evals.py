@@ -4,6 +4,7 @@ reasoning, two runs side by side with regressions marked as ``detect_regression`
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -85,7 +86,8 @@ def test_the_runs_are_listed_with_their_averages_and_per_model(
         served["ids"]["models"], served["ids"]["candidate"], served["ids"]["baseline"]]
     for row in rows:
         run = listed[row["data"]["runId"]]
-        shown_time = run["created_at"].replace("T", " ").replace("Z", "")[:23]
+        shown_time = datetime.fromisoformat(run["created_at"].replace("Z", "+00:00")).astimezone(
+        ).strftime("%Y-%m-%d %H:%M:%S")  # the browser's (this machine's) time zone
         assert row["cells"][1:5] == [run["name"], shown_time, ", ".join(run["models"]),
                                      str(run["items"])]
         assert row["metrics"] == {m: f"{run['scores'][m]['avg']:.3f}" if m in run["scores"]
