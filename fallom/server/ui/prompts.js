@@ -72,16 +72,17 @@ function comparer(p) {  // pick two versions; their system prompt and user templ
   const a = byNumber.get(older) || {};
   const b = byNumber.get(newer) || {};
   box.append(el("div", { class: "diff-pick" }, "Compare ", choose("old", older), " with ", choose("new", newer)),
-    diffTable("system", a.system_prompt, b.system_prompt), diffTable("user", a.user_template, b.user_template));
+    diffTable("system", [older, newer], a.system_prompt, b.system_prompt),
+    diffTable("user", [older, newer], a.user_template, b.user_template));
   return box;
 }
 
-function diffTable(part, oldText, newText) {
+function diffTable(part, [older, newer], oldText, newText) {
   const rows = lineDiff(oldText, newText);
   const side = (text, mark) => el("td", { class: text === null ? "diff-line diff-none" : `diff-line ${mark}` },
     text === null ? "" : text);
   return tableBox(el("table", { class: "diff", "data-part": part },
-    el("thead", {}, el("tr", {}, el("th", {}, `${part}: older`), el("th", {}, `${part}: newer`))),
+    el("thead", {}, el("tr", {}, el("th", {}, `${part} · version ${older}`), el("th", {}, `${part} · version ${newer}`))),
     el("tbody", {}, ...rows.map((r) => el("tr", { "data-op": r.op },
       side(r.a, r.op === "same" ? "" : "diff-del"), side(r.b, r.op === "same" ? "" : "diff-add"))))));
 }
