@@ -63,7 +63,7 @@ from fallom.server._otlp import (
     is_otlp,
     records_from_otlp,
 )
-from fallom.server._store import Store
+from fallom.server._store import Store, since_key
 
 __all__ = ["Backend", "FallomServer", "ServeLimits", "serve"]
 
@@ -83,6 +83,8 @@ _ASSETS = {"/": _HTML, "/index.html": _HTML, **{
     f"/ui/{item.name}": (item.name, _KINDS[os.path.splitext(item.name)[1]])
     for item in resources.files(__package__).joinpath("ui").iterdir()
     if os.path.splitext(item.name)[1] in _KINDS}}
+if "/ui/favicon.svg" in _ASSETS:  # browsers ask for /favicon.ico whatever the page says
+    _ASSETS["/favicon.ico"] = _ASSETS["/ui/favicon.svg"]
 _PAGES = (*_ASSETS, "/evals", "/evals/", "/evals/{run_id}", "/evals/{run_id}/")
 # Nothing on the page may come from, or go to, another origin.
 _PAGE_HEADERS = {"Content-Security-Policy": "default-src 'self'; base-uri 'none'; "
@@ -986,17 +988,27 @@ def _traces(backend: Backend, call: _Call) -> Tuple[int, Any]:
     status = query.get("status")
     if status not in (None, "", "OK", "ERROR"):
         raise _RefusedError(400, "status must be OK or ERROR")
-    try:
-        traces = backend.store.traces(
-            session_id=query.get("session_id"), customer_id=query.get("customer_id"),
-            config_key=query.get("config_key"), status=status, model=query.get("model"),
-            name=query.get("name"), since=query.get("since"), search=query.get("q"),
-            min_duration_ms=_number(query, "min_duration_ms"),
-            min_tokens=_number(query, "min_tokens"), min_spans=_number(query, "min_spans"),
-            oldest_first=query.get("order") == "asc", limit=limit, offset=offset)
-    except ValueError as exc:  # the one value the store parses and may refuse: since
-        raise _RefusedError(400, f"since: {exc}") from None
+    traces = backend.store.traces(
+        session_id=query.get("session_id"), customer_id=query.get("customer_id"),
+        config_key=query.get("config_key"), status=status, model=query.get("model"),
+        name=query.get("name"), since=_time_of(query, "since"),
+        until=_time_of(query, "until"), search=query.get("q"),
+        min_duration_ms=_number(query, "min_duration_ms"),
+        min_tokens=_number(query, "min_tokens"), min_spans=_number(query, "min_spans"),
+        oldest_first=query.get("order") == "asc", limit=limit, offset=offset)
     return 200, {"traces": traces}
+
+
+def _time_of(query: Mapping[str, str], name: str) -> Optional[str]:
+    """``since`` or ``until``: ISO 8601, or a time before now (``24h``) read now; a 400
+    naming the parameter and the forms otherwise."""
+    given = query.get(name)
+    if not given:
+        return None
+    try:
+        return since_key(given)
+    except ValueError as exc:
+        raise _RefusedError(400, f"{name}: {exc}") from None
 
 
 def _trace(backend: Backend, call: _Call) -> Tuple[int, Any]:
@@ -1004,18 +1016,36 @@ def _trace(backend: Backend, call: _Call) -> Tuple[int, Any]:
     spans = backend.store.trace(trace_id) if _TRACE_ID.fullmatch(trace_id) else []
     if not spans:
         return 404, {"error": "no such trace"}
-    return 200, {"trace_id": trace_id, "spans": spans}
+    totals = views.trace_totals(spans, backend.catalog.current().prices)
+    return 200, {"trace_id": trace_id, "spans": spans, "totals": totals}
 
 
 def _sessions(backend: Backend, call: _Call) -> Tuple[int, Any]:
     limit, offset = _page_of(call.query)
     return 200, {"sessions": views.sessions(backend.store, limit=limit, offset=offset,
-                                            customer_id=call.query.get("customer_id"))}
+                                            customer_id=call.query.get("customer_id"),
+                                            prices=backend.catalog.current().prices)}
 
 
 def _session(backend: Backend, call: _Call) -> Tuple[int, Any]:
-    found = views.session(backend.store, call.params["session_id"])
+    found = views.session(backend.store, call.params["session_id"],
+                          backend.catalog.current().prices)
     return (200, found) if found else (404, {"error": "no such session"})
+
+
+def _overview(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    """Requests, errors, latency and tokens over time, from the rollups ingest keeps."""
+    query = call.query
+    try:
+        return 200, views.overview(backend.store, backend.catalog.current().prices,
+                                   since=query.get("since"), until=query.get("until"),
+                                   model=query.get("model"), config_key=query.get("config_key"))
+    except ValueError as exc:  # since or until: the message names which
+        raise _RefusedError(400, str(exc)) from None
+
+
+def _prices(backend: Backend, call: _Call) -> Tuple[int, Any]:
+    return 200, {"prices": backend.catalog.current().prices.as_json()}
 
 
 def _runs(backend: Backend, call: _Call) -> Tuple[int, Any]:
@@ -1054,6 +1084,8 @@ _ROUTES: Tuple[Tuple[str, str, _Work], ...] = (
     ("GET", "/api/traces/{trace_id}", _trace),
     ("GET", "/api/sessions", _sessions),
     ("GET", "/api/sessions/{session_id:path}", _session),
+    ("GET", "/api/overview", _overview),
+    ("GET", "/api/prices", _prices),
     ("GET", "/api/experiments", lambda b, c: (200, views.experiments(b.store, b.catalog))),
     ("GET", "/api/prompts", lambda b, c: (200, {"prompts": views.prompts(b.store, b.catalog)})),
     ("GET", "/api/datasets/{key:path}", _dataset),

@@ -1,4 +1,5 @@
-"""Configs, prompts, prompt A/B tests and datasets from one human-editable file.
+"""Configs, prompts, prompt A/B tests, datasets and model prices from one human-editable
+file.
 
 TOML (prompts are multi-line) or JSON. Validated at load with errors naming
 the file, the key and the problem; reloaded when the file changes; every
@@ -16,6 +17,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from fallom.experiments._assign import ConfigError, parse_config, weight_of
 from fallom.server._datasets import catalog_body, catalog_reason, key_reason
+from fallom.server._prices import Prices, parse_prices
 from fallom.server._store import Store
 
 if sys.version_info >= (3, 11):
@@ -36,6 +38,7 @@ class _Loaded:
     prompts: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     ab_tests: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     datasets: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    prices: Prices = field(default_factory=Prices)
 
 
 def _read(path: str) -> Mapping[str, Any]:
@@ -47,10 +50,10 @@ def _read(path: str) -> Mapping[str, Any]:
         raise CatalogError(f"{path}: cannot read: {exc}") from None
     if not isinstance(data, Mapping):
         raise CatalogError(f"{path}: the top level must be a table")
-    unknown = set(data) - {"configs", "prompts", "prompt_ab_tests", "datasets"}
+    unknown = set(data) - {"configs", "prompts", "prompt_ab_tests", "datasets", "prices"}
     if unknown:
         raise CatalogError(f"{path}: unknown sections {sorted(unknown)}; expected configs, "
-                           "prompts, prompt_ab_tests, datasets")
+                           "prompts, prompt_ab_tests, datasets, prices")
     return data
 
 
@@ -97,6 +100,10 @@ def validate(path: str) -> Mapping[str, Any]:
         reason = key_reason("the key", key) or catalog_reason(entry)
         if reason is not None:
             raise CatalogError(f"{path}: datasets.{key}: {reason}")
+    try:
+        parse_prices(data.get("prices", {}))
+    except ValueError as exc:
+        raise CatalogError(f"{path}: {exc}") from None
     return data
 
 
@@ -148,6 +155,7 @@ class Catalog:
             body = catalog_body(key, entry)
             loaded.datasets[key] = {"key": key,
                                     "version": self._store.version_of("dataset", key, body)}
+        loaded.prices = Prices(parse_prices(data.get("prices", {})))
         self._loaded = loaded
 
     def pinned(self, kind: str, key: str, version: int) -> Optional[Dict[str, Any]]:

@@ -38,12 +38,10 @@ from sqlalchemy import (
     Connection,
     Executable,
     Select,
-    and_,
     delete,
     exists,
     func,
     literal_column,
-    or_,
     select,
     text,
 )
@@ -52,7 +50,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.expression import FromClause
 
 from fallom.protocol._wire import RecordView
+from fallom.server import _rollups as rollups
 from fallom.server._db import WRITE, Database, StoreError, database, engine, translated
+from fallom.server._search import (
+    FEW,
+    count_matches,
+    matched_traces,
+    query_words,
+    trace_matches,
+    unindex_traces,
+)
 from fallom.server._summaries import (
     UPPER,
     add_spans,
@@ -82,31 +89,49 @@ from fallom.server._tables import metrics as metrics_t
 from fallom.server._tables import traces as traces_t
 from fallom.server.migrations import upgrade
 
-__all__ = ["COLUMNS", "Store", "migrate", "parse_retention", "readable", "retention_text",
-           "since_key"]
+__all__ = ["COLUMNS", "TIME_FORMS", "Store", "migrate", "parse_retention", "readable",
+           "retention_text", "since_key"]
 
 logger = logging.getLogger("fallom.serve")
 
 
-def since_key(text: str) -> str:
-    """An ISO 8601 date or time as the UTC text stored start times are compared with.
+_AGO = re.compile(r"\s*(\d{1,9})\s*([smhdw])\s*", re.IGNORECASE)
+TIME_FORMS = ("an ISO 8601 date or time, such as 2026-11-30 or 2026-11-30T09:30:00Z, nor a "
+              "time before now: a whole number and s, m, h, d or w, such as 15m, 1h, 24h or 7d")
+
+
+def since_key(text: str, now: Optional[datetime] = None) -> str:
+    """An ISO 8601 date or time, or a time before ``now`` (``15m``, ``24h``, ``7d``: a whole
+    number and s, m, h, d or w), as the UTC text stored start times are compared with.
 
     A time without an offset is UTC, as every SDK's start times are; anything
-    else is refused (ValueError), not compared as text and matched by nothing.
+    else is refused (ValueError naming the forms), not compared as text and matched by
+    nothing.
     """
+    ago = _AGO.fullmatch(text)
+    if ago:
+        try:
+            moment = (now or datetime.now(timezone.utc)) - timedelta(
+                seconds=int(ago.group(1)) * _UNITS[ago.group(2).lower()])
+        except OverflowError:
+            raise ValueError(f"{text[:40]!r} is before year 1") from None
+        return _utc_key(moment)
     value = text.strip()
     if value[-1:] in ("Z", "z"):  # Python 3.9 and 3.10 do not read the suffix
         value = value[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{text[:40]!r} is not an ISO 8601 date or time, such as 2026-11-30 "
-                         "or 2026-11-30T09:30:00Z") from None
+        raise ValueError(f"{text[:40]!r} is not {TIME_FORMS}") from None
+    return _utc_key(moment)
+
+
+def _utc_key(moment: datetime) -> str:
     if moment.tzinfo is not None:
         try:
             moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
         except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
-            raise ValueError(f"{text[:40]!r} is out of range in UTC") from None
+            raise ValueError(f"{moment.isoformat()!r} is out of range in UTC") from None
     return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
 
 
@@ -317,16 +342,18 @@ class Store:
             column = func.translate(column, UPPER, UPPER.lower())
         return column.like(pattern, escape="!")
 
-    def _search(self, summary: FromClause, needle: str) -> ColumnElement[bool]:
-        """Any span's name contains ``needle``: the summary's names say so, unless they were
-        too many to keep (or ``needle`` spans two of them): then the spans are read."""
-        other = spans.alias("named")
-        by_span = exists().where(other.c.trace_id == summary.c.trace_id,
-                                 self._contains(other.c.name, needle))
-        if "\n" in needle:
-            return by_span
-        return or_(self._contains(summary.c.names, needle, lowered=True),
-                   and_(summary.c.names.is_(None), by_span))
+    def _search(self, summary: FromClause, query: str) -> Optional[ColumnElement[bool]]:
+        """Some span of the trace has every word of ``query`` (as a prefix of one of its
+        words); None when ``query`` has no word. Words in few spans: their traces are read
+        from the index; common ones: the traces in the listing's order, each asked."""
+        found = query_words(query)
+        if not found:
+            return None
+        trace_id = summary.c.trace_id
+        (count,), = self.query(count_matches(self._postgres, found))
+        if count < FEW:
+            return matched_traces(self._postgres, trace_id, found)
+        return trace_matches(self._postgres, trace_id, found)
 
     @_said
     def traces(self, **filters: Any) -> List[Dict[str, Any]]:
@@ -374,8 +401,9 @@ class Store:
             where.append(errors if status == "ERROR" else ~errors)
         if name:
             where.append(self._contains(t.c.root_lower, name, lowered=True))
-        if search:
-            where.append(self._search(t, search))
+        matched = self._search(t, search) if search else None
+        if matched is not None:
+            where.append(matched)
         if since:
             where.append(t.c.start_time >= since_key(since))
         if until:
@@ -421,6 +449,8 @@ class Store:
                     .limit(batch - len(chosen))).scalars()
             lock_traces(connection, chosen)
             touched = sessions_of(connection, chosen)
+            rollups.remove(connection, chosen)  # their calls leave the overview too
+            unindex_traces(connection, chosen)  # their words leave the search index
             for table in (spans, trace_keys, session_parts, traces_t):
                 connection.execute(delete(table).where(table.c.trace_id.in_(chosen)))
             refresh_sessions(connection, touched)

@@ -16,6 +16,8 @@ from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Seq
 
 from sqlalchemy import BigInteger, Connection, cast, delete, func, select, text, update
 
+from fallom.server import _rollups as rollups
+from fallom.server._search import index_spans
 from fallom.server._tables import (
     chunks,
     index_key,
@@ -268,6 +270,8 @@ def add_spans(connection: Connection, rows: List[Dict[str, Any]]) -> int:
     summarise(connection, again)
     _create(connection, {trace: m for trace, m in fresh.items() if trace not in known})
     _merge(connection, {trace: m for trace, m in fresh.items() if trace in known}, known)
+    rollups.add(connection, new)  # only the spans inserted: one sent again counts once
+    index_spans(connection, new)  # their words, for q: each span once, as inserted
     return len(new)
 
 
