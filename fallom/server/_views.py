@@ -18,7 +18,7 @@ from fallom.protocol._wire import RecordView
 from fallom.server._catalog import Catalog
 from fallom.server._prices import Prices, Usage, per_model_cost, totals
 from fallom.server._rollups import FIGURES, GRAINS, key_text, percentile
-from fallom.server._store import Store, parse_retention, readable, since_key
+from fallom.server._store import Store, readable, since_key
 from fallom.server._tables import chunks, index_key
 
 __all__ = ["call_stats", "experiments", "moment", "overview", "prompts", "session", "sessions",
@@ -300,8 +300,8 @@ _DAY = 86400
 
 
 def moment(text: Optional[str], now: datetime, name: str) -> Optional[datetime]:
-    """``since`` or ``until``: ISO 8601 (UTC without an offset), or ``<int>(s|m|h|d|w)``
-    meaning that long before ``now``; None when absent or blank.
+    """``since`` or ``until`` as ``/api/traces`` reads them (see since_key): ISO 8601, or a
+    time before ``now`` (15m, 24h, 7d); None when absent or blank.
 
     Raises:
         ValueError: anything else, naming ``name`` and the forms accepted.
@@ -309,15 +309,9 @@ def moment(text: Optional[str], now: datetime, name: str) -> Optional[datetime]:
     if text is None or not text.strip():
         return None
     try:
-        return now - timedelta(seconds=parse_retention(text))
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(since_key(text)).replace(tzinfo=timezone.utc)
-    except ValueError:
-        raise ValueError(f"{name}: {text[:40]!r} is neither an ISO 8601 date or time (such as "
-                         "2026-11-30T09:30:00Z) nor a time back from now (15m, 1h, 24h, 7d, "
-                         "<int> with s, m, h, d or w)") from None
+        return datetime.fromisoformat(since_key(text, now)).replace(tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def _step(since: int, until: int) -> int:
