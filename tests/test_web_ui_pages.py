@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from . import _serve_process as serve_process
+from .test_serve_evals import result_027, upload_027
 
 KEY = "pages-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -112,7 +113,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]
         stat = catalog.stat()
         os.utime(catalog, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
         assert [v["version"] for v in get(url, "/api/prompts")["prompts"][0]["versions"]] == [1, 2]
-        yield {"url": url, "turns": turns, "failed": failed}
+        run = requests.post(f"{url}/api/sdk-evals", headers=AUTH, timeout=10, json=upload_027(
+            "nightly", [result_027("2 + 2?", "4", accuracy=0.9)]))
+        run.raise_for_status()
+        yield {"url": url, "turns": turns, "failed": failed, "run": run.json()["run_id"]}
     finally:
         serve_process.stop(proc)
 
@@ -321,6 +325,21 @@ def test_experiments_list_every_variant_and_each_version_once(
           [r.dataset.version, r.dataset.variant, r.querySelectorAll('td')[2].textContent])""")
     assert rows == [["1", "model-a", "1"], ["1", "model-b", "0"], ["2", "model-a", "0"],
                     ["2", "model-c", "0"]]
+    no_sideways_scroll(browser)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["1400", "400"])
+def test_an_evals_row_is_a_link_and_its_checkbox_only_checks(
+        browser: Any, served: Dict[str, Any], size: Tuple[int, int]) -> None:
+    open_page(browser, served["url"], "#/evals", size)
+    row = browser.find_element("css selector", f"#eval-runs tr[data-run-id='{served['run']}']")
+    assert row.get_attribute("data-href") == f"#/eval/{served['run']}"
+    row.find_element("css selector", "input[type=checkbox]").click()
+    assert browser.execute_script("return location.hash") == "#/evals"
+    browser.find_element("tag name", "body").send_keys("j")
+    wait(browser, "return document.activeElement.matches('#eval-runs tbody tr')")
+    browser.switch_to.active_element.send_keys("\ue007")  # Enter
+    wait(browser, f"return document.body.dataset.ready === '#/eval/{served['run']}'")
     no_sideways_scroll(browser)
 
 

@@ -1,6 +1,6 @@
 // Evaluations: runs uploaded by fallom.evals (any SDK), one run, two runs compared.
 import { api } from "./api.js";
-import { el, folded, rerender, show, tableBox } from "./dom.js";
+import { el, folded, keyNav, rerender, rowLink, show, tableBox } from "./dom.js";
 import { count, query, time } from "./format.js";
 
 const THRESHOLD = 0.1;  // detect_regression's default: an average dropping by more is marked
@@ -43,8 +43,13 @@ export async function evalsView() {
     }
     compare.disabled = evalState.picked.length !== 2;
   };
+  const runRow = (r, ...cells) => {  // a link to the run: click, or Enter, or j/k then Enter
+    const row = rowLink(`#/eval/${encodeURIComponent(r.run_id)}`, ...cells);
+    row.dataset.runId = r.run_id;
+    return row;
+  };
   const rows = runs.flatMap((r) => [
-    el("tr", { class: "clickable", "data-run-id": r.run_id, onclick: () => { location.hash = `#/eval/${encodeURIComponent(r.run_id)}`; } },
+    runRow(r,
       el("td", {}, el("input", { type: "checkbox", "data-run-id": r.run_id, onclick: pick(r.run_id),
                                  title: "check two runs to compare them" })),
       el("td", { title: r.name }, r.name), el("td", {}, time(r.created_at)),
@@ -58,8 +63,10 @@ export async function evalsView() {
   const pager = el("div", { class: "pager" },
     el("button", { onclick: () => { evalState.offset = Math.max(0, evalState.offset - evalState.limit); rerender(); } }, "Newer"),
     el("button", { onclick: () => { evalState.offset += evalState.limit; rerender(); } }, "Older"), compare);
+  const body = el("tbody", {}, ...rows);
   show(tableBox(el("table", { id: "eval-runs" }, el("thead", {}, el("tr", {}, ...["", "Name", "Time", "Model(s)", "Items"].map((h, i) => el("th", { class: i === 4 ? "num" : null }, h)),
-    ...metrics.map((m) => el("th", { class: "num" }, m)))), el("tbody", {}, ...rows))), pager);
+    ...metrics.map((m) => el("th", { class: "num" }, m)))), body)), pager);
+  keyNav(body);
 }
 
 function cellText(value) {  // an item's input or output: folded when long, as span values are
