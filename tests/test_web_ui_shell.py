@@ -117,7 +117,7 @@ ROUTES = ["#/traces", "#/sessions", "#/overview", "#/experiments", "#/prompts", 
 def test_no_page_scrolls_sideways_and_the_nav_fits(browser: Any, served: Dict[str, Any],
                                                   width: int, height: int) -> None:
     sized(browser, width, height)
-    for route in [*ROUTES, f"#/trace/{served['ids']['long']}"]:
+    for route in [*ROUTES, f"#/trace/{served['ids']['long']}", f"#/session/{SESSION}"]:
         open_page(browser, served["url"], route)
         assert browser.execute_script("return document.querySelector('header').scrollWidth "
                                       "<= window.innerWidth"), route
@@ -126,8 +126,7 @@ def test_no_page_scrolls_sideways_and_the_nav_fits(browser: Any, served: Dict[st
             "a.getBoundingClientRect().right > window.innerWidth "
             "|| a.getBoundingClientRect().width === 0).map(a => a.textContent)")
         assert outside == [], (route, outside)
-        if route.startswith("#/traces"):
-            assert page_scrolls_sideways(browser) is None, (route, width)
+        assert page_scrolls_sideways(browser) is None, (route, width)
 
 
 @pytest.mark.parametrize(("width", "height"), [(1400, 900), (1024, 800), (400, 800)])
