@@ -232,7 +232,7 @@ def test_sessions_and_prompts_pages(browser: Any, served: Dict[str, Any]) -> Non
     assert "c-" in rows[0].text
     rows[0].click()
     wait(browser, "return document.body.dataset.ready.startsWith('#/session/')")
-    assert len(browser.find_elements("css selector", "#session-traces tr")) == 1
+    assert len(browser.find_elements("css selector", "#conversation li.turn")) == 1
     open_page(browser, served["url"], "#/prompts")
     assert "Hello {{name}}" in browser.find_element("tag name", "main").text
 
