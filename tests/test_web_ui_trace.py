@@ -40,7 +40,7 @@ def record(trace_id: str, number: int, name: str, parent: Any = None,
            **extra: Any) -> Dict[str, Any]:
     linked = {} if parent is None else {"parent_span_id": f"{parent:016x}"}
     return {"trace_id": trace_id, "span_id": f"{number:016x}", "name": name, **linked,
-            "start_time": f"2026-03-01T10:00:00.{number * 1000:06d}Z", "duration_ms": 40 - number,
+            "start_time": f"2026-03-01T10:00:00.{number * 1000:06d}Z", "duration_ms": 40 - (number % 16) * 4,
             "status": "OK", "session_id": f"s-{trace_id[:6]}", "config_key": "bot", **extra}
 
 

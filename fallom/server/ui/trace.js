@@ -10,7 +10,7 @@ const INDENT_LEVELS = 40;  // deeper rows stay at this indent, their depth in th
 const WIDTH_KEY = "fallom.labelWidth";  // the label column's width, as last dragged
 const MIN_LABEL = 140;
 
-const duration = (s) => s.precise_duration_ms ?? s.duration_ms ?? 0;
+const duration = (s) => Math.max(s.precise_duration_ms ?? s.duration_ms ?? 0, 0);  // no clock runs back
 const isLlm = (s) => s.kind === "llm" || (!s.kind && !!s.model);
 const known = (v) => v !== null && v !== undefined;
 
