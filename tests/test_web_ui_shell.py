@@ -241,6 +241,19 @@ def test_search_and_time_range_filter_and_stay_in_the_address(
         "value") == "ERROR"
 
 
+def test_a_link_with_any_filter_opens_the_list_filtered(browser: Any,
+                                                       served: Dict[str, Any]) -> None:
+    sized(browser, 1400, 900)
+    model = "a-very-long-model-name-" * 8
+    open_page(browser, served["url"], f"#/traces?model={model}&since=24h")
+    assert listed(browser) == [served["ids"]["long"]]
+    assert browser.find_element("css selector", "#more-filters summary").text == "More filters (1)"
+    assert browser.find_element("css selector", "input[name=model]").get_attribute(
+        "value") == model
+    assert browser.find_element("css selector", "select[name=range]").get_attribute(
+        "value") == "24h"
+
+
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_a_custom_range_is_sent_as_iso_instants(browser: Any, served: Dict[str, Any],
                                                 width: int, height: int) -> None:

@@ -83,7 +83,8 @@ export async function tracesView(params = {}) {
                                 onchange: (event) => refilter({ status: event.target.value }) },
   ...["", "OK", "ERROR"].map((v) => el("option", { value: v, selected: (state.filters.status || "") === v }, v || "any status")));
   const banner = el("div", { class: "banner", id: "new-traces", hidden: true, role: "button", tabindex: 0,
-                             onclick: () => { window.scrollTo(0, 0); loadTraces(); } });
+                             onclick: () => { window.scrollTo(0, 0); loadTraces(); },
+                             onkeydown: (event) => { if (event.key === "Enter") event.target.click(); } });
   const body = el("tbody", { id: "trace-rows" });
   const table = el("table", { id: "traces", class: "cards" }, el("thead", {}, el("tr", {},
     ...COLUMNS.map(([h, name, numeric]) => el("th", { class: `col-${name}${numeric ? " num" : ""}`,
