@@ -17,7 +17,7 @@ from fallom.server._db import database
 from fallom.server._rollups import percentile
 from fallom.server._store import Store
 
-from ._databases import db_url  # noqa: F401  (a fixture)
+from ._databases import db_url, postgres_db  # noqa: F401  (fixtures)
 from ._serve_process import launch, stop
 
 KEY = "overview-key"
@@ -183,3 +183,21 @@ def test_the_percentile_of_a_histogram_is_within_its_stated_error() -> None:
         histogram[bucket_of(value)] = 1
         assert percentile(histogram, 0.5) == pytest.approx(value, rel=0.1221)
     assert percentile([0] * BUCKETS, 0.5) is None
+
+
+def test_replicas_add_up_into_the_same_minute_once_each(postgres_db: str,  # noqa: F811
+                                                        tmp_path: Path) -> None:
+    from ._records import run_in_threads
+
+    launched = [serve(postgres_db, tmp_path) for _ in range(2)]
+    try:
+        servers = [server for _, server in launched]
+        # both replicas at once, each span of the minute sent to both
+        run_in_threads(lambda i: servers[i % 2].post(CALLS[i % 14:i % 14 + 1]), 28)
+        for server in servers:
+            found = server.overview(HOUR)
+            assert (found["totals"]["requests"], found["totals"]["input_tokens"]) == (14, 14000)
+            assert [p["requests"] for p in found["series"] if p["requests"]] == [10, 4]
+    finally:
+        for proc, _ in launched:
+            stop(proc)
