@@ -119,7 +119,6 @@ def pages_part(repeat: int) -> None:
             report_loads(url, [("trace list (50 of 10,002)", "#/traces"),
                                ("trace of 200 spans", f"#/trace/{TRACES + 1:032x}"),
                                ("trace of 2,000 spans", f"#/trace/{TRACES + 2:032x}"),
-                               ("overview (7 days)", "#/overview?since=7d"),
                                ("sessions", "#/sessions"), ("session", "#/session/s-7"),
                                ("experiments", "#/experiments")], repeat)
 
