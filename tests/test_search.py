@@ -127,7 +127,7 @@ def test_common_words_are_read_trace_by_trace_with_the_same_answer(
                           start=f"2026-02-{i + 1:02d}T00:00:00Z") for i in range(5)))
     few = [ids(store.traces(search=q, **f)) for q in ("refund", "ok refund", "zzz")
            for f in ({}, {"status": "OK"}, {"session_id": "s-11"})]
-    monkeypatch.setattr(_store, "FEW", 1)  # every word "common": the other plan
+    monkeypatch.setattr(_store, "COMMON", 0)  # every word "common": the other plan
     assert [ids(store.traces(search=q, **f)) for q in ("refund", "ok refund", "zzz")
             for f in ({}, {"status": "OK"}, {"session_id": "s-11"})] == few
 
@@ -282,7 +282,7 @@ def test_the_search_reads_the_text_index_for_rare_and_for_common_words(
     else:
         assert "span_search_body" in rare, rare
     assert "Seq Scan on span_search" not in rare, rare
-    monkeypatch.setattr(_store, "FEW", 1)  # a common word: traces in order, each probed
+    monkeypatch.setattr(_store, "COMMON", 0)  # a common word: traces in order, each checked
     common = _plan(store, "refund")
     assert "traces_start" in common, common
     assert "span_search_trace" in common, common

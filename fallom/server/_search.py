@@ -26,6 +26,7 @@ from sqlalchemy import (
     Select,
     Table,
     Text,
+    and_,
     bindparam,
     cast,
     delete,
@@ -40,13 +41,14 @@ from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 from fallom.protocol._wire import RecordView
 from fallom.server._tables import chunks
 
-__all__ = ["FEW", "count_matches", "index_spans", "matched_traces", "query_words",
-           "span_words", "trace_matches", "unindex_traces"]
+__all__ = ["COMMON", "index_spans", "insert_words", "matched_traces", "query_words",
+           "sample_matches", "span_words", "trace_matches", "unindex_traces"]
 
 TEXT_CHARS = 32 * 1024  # a span's words kept, at most: a huge output does not bloat the index
 _WORD_CHARS = 64  # a longer word (a base64 blob...) is kept as its prefix
 _QUERY_WORDS = 16  # words of a query used; more only narrow what the first ones found
-FEW = 5000  # spans matching below which the listing reads the matches, not traces in order
+SAMPLE = 2000  # the spans indexed last, whose share of matches says whether a word is common
+COMMON = 20  # matches among them from which the listing reads traces in order, each checked
 _WORD = re.compile(r"[^\W_]+")  # letters and digits, as FTS5's unicode61 tokenizer splits
 _RAW = "fallom.raw."  # the SDK's raw request/response: read as input/output, not twice
 
@@ -160,8 +162,19 @@ def _ts_query(found: Sequence[str]) -> ColumnElement[Any]:
     return cast(literal(" & ".join(f"'{word}':*" for word in found), Text), TSQUERY)
 
 
+def _has_words(postgres: bool, body: ColumnElement[Any],
+               found: Sequence[str]) -> ColumnElement[bool]:
+    """One span's words (``body``) hold each of ``found`` as a prefix, read row by row (no
+    index): SQLite's body is the words, one space between each."""
+    if postgres:
+        return body.op("@@")(_ts_query(found))
+    spaced = literal(" ", Text) + body
+    return and_(*(func.instr(spaced, f" {word}") > 0 for word in found))
+
+
 def _matching(postgres: bool, found: Sequence[str]) -> Select[Any]:
-    """The spans (``span_search`` rows) whose words hold each of ``found`` as a prefix."""
+    """The spans (``span_search`` rows) whose words hold each of ``found`` as a prefix,
+    found by the text index."""
     s = span_search
     if postgres:
         return select(s.c.trace_id).where(s.c.body.op("@@")(_ts_query(found)))
@@ -169,24 +182,30 @@ def _matching(postgres: bool, found: Sequence[str]) -> Select[Any]:
             .where(span_fts.c.body.match(_fts_query(found))))
 
 
-def count_matches(postgres: bool, found: Sequence[str], cap: int = FEW) -> Select[Any]:
-    """How many spans match, counted up to ``cap`` (a few ms however common the words)."""
-    return select(func.count()).select_from(_matching(postgres, found).limit(cap).subquery())
+def sample_matches(postgres: bool, found: Sequence[str]) -> Select[Any]:
+    """How many of the 2,000 spans indexed last match: a common word's share, read in a
+    millisecond. (Counting the index's matches is not: a prefix of a word in most spans,
+    FTS5 and GIN alike, gathers all of them first.)"""
+    recent = select(span_search.c.body).order_by(span_search.c.id.desc()).limit(SAMPLE) \
+        .subquery()
+    return select(func.count()).select_from(recent).where(
+        _has_words(postgres, recent.c.body, found))
 
 
 def matched_traces(postgres: bool, trace_id: ColumnElement[Any],
                    found: Sequence[str]) -> ColumnElement[bool]:
-    """``trace_id`` is among the matching spans' traces: read from the index, for words
-    in few spans."""
+    """``trace_id`` is among the matching spans' traces, read from the text index: for
+    words in few spans."""
     return trace_id.in_(_matching(postgres, found))
 
 
 def trace_matches(postgres: bool, trace_id: ColumnElement[Any],
                   found: Sequence[str]) -> ColumnElement[bool]:
-    """Some span of the trace ``trace_id`` matches: asked trace by trace (its spans by
-    ``span_search_trace``), for common words, as the listing reads traces in order."""
-    probe = _matching(postgres, found).where(span_search.c.trace_id == trace_id) \
-        .with_only_columns(span_search.c.id)
+    """Some span of the trace ``trace_id`` matches, its spans read by ``span_search_trace``
+    and checked one by one: for common words, as the listing reads traces in order and
+    stops at a page's worth."""
+    probe = select(span_search.c.id).where(span_search.c.trace_id == trace_id,
+                                           _has_words(postgres, span_search.c.body, found))
     if postgres:  # OFFSET 0 keeps it per trace: not made one join over every match
         probe = probe.offset(0)
     return exists(probe)

@@ -53,10 +53,10 @@ from fallom.protocol._wire import RecordView
 from fallom.server import _rollups as rollups
 from fallom.server._db import WRITE, Database, StoreError, database, engine, translated
 from fallom.server._search import (
-    FEW,
-    count_matches,
+    COMMON,
     matched_traces,
     query_words,
+    sample_matches,
     trace_matches,
     unindex_traces,
 )
@@ -344,14 +344,15 @@ class Store:
 
     def _search(self, summary: FromClause, query: str) -> Optional[ColumnElement[bool]]:
         """Some span of the trace has every word of ``query`` (as a prefix of one of its
-        words); None when ``query`` has no word. Words in few spans: their traces are read
-        from the index; common ones: the traces in the listing's order, each asked."""
+        words); None when ``query`` has no word. Words in few of the last spans: their
+        traces are read from the text index; common ones: the traces in the listing's
+        order, each checked, until a page is found."""
         found = query_words(query)
         if not found:
             return None
         trace_id = summary.c.trace_id
-        (count,), = self.query(count_matches(self._postgres, found))
-        if count < FEW:
+        (count,), = self.query(sample_matches(self._postgres, found))
+        if count < COMMON:
             return matched_traces(self._postgres, trace_id, found)
         return trace_matches(self._postgres, trace_id, found)
 
