@@ -134,8 +134,13 @@ def _apply(connection: Connection, sums: Dict[Key, List[int]]) -> None:
         set_={name: rollups.c[name] + statement.excluded[name] for name in FIGURES})
     connection.execute(statement, [{**dict(zip(_KEY, key)), **dict(zip(FIGURES, sums[key]))}
                                    for key in sorted(sums)])
-    if any(figures[0] < 0 for figures in sums.values()):
-        connection.execute(delete(rollups).where(rollups.c.calls <= 0))
+    taken = [key for key, figures in sums.items() if figures[0] < 0]
+    for grain in GRAINS:  # rows emptied by retention, looked for where it took calls out
+        starts = [start for g, start, _, _ in taken if g == grain]
+        if starts:
+            connection.execute(delete(rollups).where(
+                rollups.c.grain == grain, rollups.c.start_s.between(min(starts), max(starts)),
+                rollups.c.calls <= 0))
 
 
 def add(connection: Connection, span_rows: Sequence[Mapping[str, Any]]) -> None:
