@@ -9,6 +9,7 @@ import { spanTree } from "./tree.js";
 const INDENT_LEVELS = 40;  // deeper rows stay at this indent, their depth in the title
 const WIDTH_KEY = "fallom.labelWidth";  // the label column's width, as last dragged
 const MIN_LABEL = 140;
+const FIT_SAMPLE = 40;  // labels measured to fit the column
 
 const duration = (s) => Math.max(s.precise_duration_ms ?? s.duration_ms ?? 0, 0);  // no clock runs back
 const isLlm = (s) => s.kind === "llm" || (!s.kind && !!s.model);
@@ -200,9 +201,13 @@ function resizableLabels(box, handle) {
     box.style.setProperty("--label-w", `${px}px`);
     box.dataset.labelWidth = String(px);
   };
-  const fit = () => {  // measured once: each label at its own max-content width
+  // Measured once, on the labels likeliest to be widest by their text and indent: rows
+  // off screen are not laid out (content-visibility), and measuring all 2,000 would be.
+  const fit = () => {
+    const guess = (l) => l.textContent.length + 2 * Number(l.parentNode.dataset.depth || 0);
+    const widest = [...box.querySelectorAll(".row .label")].sort((a, b) => guess(b) - guess(a));
     box.style.setProperty("--label-w", "max-content");
-    natural = Math.max(...[...box.querySelectorAll(".row .label")].map((l) => l.scrollWidth), 0) + 8;
+    natural = Math.max(...widest.slice(0, FIT_SAMPLE).map((l) => l.scrollWidth), 0) + 8;
     apply();
   };
   const choose = (px) => {
