@@ -1,5 +1,5 @@
-"""Per-minute and per-hour figures of LLM calls, kept by ingest, so the overview reads a
-few thousand rows at most, not every span of the week.
+"""Figures of LLM calls per 1, 5 and 30 minutes and 3 hours, kept by ingest, so the
+overview reads a few thousand rows at most, not every span of the week.
 
 A row per (grain, start, model, config key): calls, errors, input/output/total tokens,
 and a fixed log-scale histogram of the calls' durations. Ingest adds the spans it
@@ -24,7 +24,9 @@ from fallom.server._tables import chunks, index_key, insert, spans
 __all__ = ["BUCKETS", "FIGURES", "GRAINS", "add", "key_text", "percentile", "rebuild", "remove",
            "rollups"]
 
-GRAINS = (60, 3600)  # seconds: a row per minute, and per hour for long ranges
+# seconds: the overview reads the longest that divides its points (one of views._STEPS),
+# so a range of 1 hour to 30 days reads at most ~240 rows per model and config key
+GRAINS = (60, 300, 1800, 10800)
 _PER_DECADE = 10  # histogram buckets per factor of 10: each bucket is 10**0.1 = 1.259x wide
 _DECADES = 6  # 1 ms to 1,000 s; below and above each have a bucket of their own
 BUCKETS = _PER_DECADE * _DECADES + 2
@@ -38,7 +40,8 @@ rollups = Table("rollups", _meta,
                 Column("start_s", BigInteger, primary_key=True),  # Unix seconds, UTC
                 Column("model", Text, primary_key=True),  # "" for none
                 Column("config_key", Text, primary_key=True),
-                *(Column(name, BigInteger, nullable=False) for name in FIGURES))
+                *(Column(name, BigInteger, nullable=False) for name in FIGURES),
+                sqlite_with_rowid=False)  # a range of the key is read in place
 
 Key = Tuple[int, int, str, str]
 

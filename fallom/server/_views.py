@@ -363,9 +363,8 @@ def overview(store: Store, prices: Prices, *, since: Optional[str] = None,
              now: Optional[datetime] = None) -> Dict[str, Any]:
     """Requests, errors, latency percentiles, tokens and cost of the LLM calls from
     ``since`` (default 24 h ago) to ``until`` (default now): in total, over time, per model
-    and per config key. Read from the rollups: rows per minute, or per hour when a point
-    is whole hours. ``since`` is rounded down to a point's start; with hourly rows,
-    ``until`` up to the hour.
+    and per config key. Read from the rollups of the longest grain that divides a point.
+    ``since`` is rounded down to a point's start, ``until`` up to the grain.
 
     Raises:
         ValueError: a ``since`` or ``until`` that is no time (the message names it).
@@ -378,7 +377,7 @@ def overview(store: Store, prices: Prices, *, since: Optional[str] = None,
     step = _step(low, high)
     origin = low - low % step
     params: Dict[str, Any] = {"origin": origin, "step": step, "until": high,
-                              "grain": GRAINS[1] if step % GRAINS[1] == 0 else GRAINS[0]}
+                              "grain": max(g for g in GRAINS if step % g == 0)}
     filters = ""
     for column, value in (("model", model), ("config_key", config_key)):
         if value:

@@ -1,6 +1,7 @@
 """The rollups of LLM calls behind ``/api/overview`` (see fallom.server._rollups): a row
-per minute and per hour, model and config key, made here from the stored spans; ingest
-and retention keep them from then on.
+per 1, 5 and 30 minutes and 3 hours, model and config key, made here from the stored
+spans; ingest and retention keep them from then on. SQLite: WITHOUT ROWID, so a range
+of the key is read where it is stored.
 
 Revision ID: 0004
 Revises: 0003
@@ -24,7 +25,8 @@ def upgrade() -> None:
         sa.Column("model", sa.Text, nullable=False),
         sa.Column("config_key", sa.Text, nullable=False),
         *(sa.Column(name, sa.BigInteger, nullable=False) for name in FIGURES),
-        sa.PrimaryKeyConstraint("grain", "start_s", "model", "config_key"))
+        sa.PrimaryKeyConstraint("grain", "start_s", "model", "config_key"),
+        sqlite_with_rowid=False)
     rebuild(op.get_bind())
 
 
