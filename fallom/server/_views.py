@@ -50,8 +50,7 @@ def session(store: Store, session_id: str,
     listed = store.traces(session_id=session_id, oldest_first=True, limit=_TURNS + 1)
     calls = store.query(f"SELECT model, record FROM spans WHERE {_LLM_OF} AND session_id = :s",
                         {"s": session_id})
-    return {**found[0], "totals": totals(
-        (Usage(model, *RecordView(json.loads(record)).usage) for model, record in calls), prices),
+    return {**found[0], "totals": totals((_usage(*call) for call in calls), prices),
         "turns": _turns(store, prices, listed[:_TURNS]), "truncated": len(listed) > _TURNS}
 
 
@@ -63,11 +62,10 @@ def _turns(store: Store, prices: Prices, listed: List[Dict[str, Any]]) -> List[D
     ``/api/traces/{id}`` gives a span (with its cost where priced)."""
     by_trace: Dict[str, List[Dict[str, Any]]] = defaultdict(list)
     for part in chunks([trace["trace_id"] for trace in listed]):
-        names = {f"t{i}": trace for i, trace in enumerate(part)}
+        names, among = _listed(part)
         for trace_id, record in store.query(
-                f"SELECT trace_id, record FROM spans WHERE {_LLM_OF} AND trace_id IN "
-                f"({', '.join(':' + name for name in names)}) ORDER BY start_time, span_id",
-                names):
+                f"SELECT trace_id, record FROM spans WHERE {_LLM_OF} AND trace_id IN ({among}) "
+                "ORDER BY start_time, span_id", names):
             by_trace[trace_id].append(readable(json.loads(record)))
     turns = []
     for trace in listed:
@@ -156,14 +154,25 @@ def _session_totals(store: Store, prices: Prices,
     priced), read off the calls' records with today's prices."""
     calls: Dict[str, List[Usage]] = {session: [] for session in session_ids}
     for part in chunks(session_ids):
-        names = {f"s{i}": session for i, session in enumerate(part)}
+        names, listed = _listed(part)
         for session, model, record in store.query(
                 f"SELECT session_id, model, record FROM spans WHERE {_LLM_OF} AND session_id "
-                f"IN ({', '.join(':' + name for name in names)})", names):
-            calls[session].append(Usage(model, *RecordView(json.loads(record)).usage))
+                f"IN ({listed})", names):
+            calls[session].append(_usage(model, record))
     return {session: {key: value for key, value in totals(found, prices).items()
                       if key in ("input_tokens", "output_tokens", "cost_usd")}
             for session, found in calls.items()}
+
+
+def _listed(values: Sequence[str]) -> Tuple[Dict[str, str], str]:
+    """Parameters for ``IN (...)`` of ``values``: their names and values, and the list."""
+    names = {f"v{i}": value for i, value in enumerate(values)}
+    return names, ", ".join(":" + name for name in names)
+
+
+def _usage(model: Optional[str], record: str) -> Usage:
+    """An LLM call's model and tokens, read off its stored record (any SDK's)."""
+    return Usage(model, *RecordView(json.loads(record)).usage)
 
 
 def call_stats(calls: Iterable[Tuple[Optional[float], Optional[float], Optional[int], str]]
