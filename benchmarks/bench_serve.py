@@ -283,7 +283,10 @@ def listings(traces: int) -> List[Tuple[str, str]]:
             ("min_tokens", "/api/traces?min_tokens=4000"),
             ("min_spans", "/api/traces?min_spans=10"),
             ("page 20 (offset 950)", "/api/traces?offset=950"),
-            ("sessions page", "/api/sessions")]
+            ("sessions page", "/api/sessions"),
+            ("overview (24 hours)", f"/api/overview?since={iso(NOW - DAY_S)}&until={iso(NOW)}"),
+            ("overview (7 days)",
+             f"/api/overview?since={iso(NOW - 7 * DAY_S)}&until={iso(NOW)}")]
 
 
 def timed(url: str, path: str, times: int) -> Tuple[float, float]:
