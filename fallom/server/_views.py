@@ -336,7 +336,8 @@ def _step(since: int, until: int) -> int:
     return found
 
 
-_SUMS = ", ".join(f"SUM({name})" for name in FIGURES)
+# BIGINT: PostgreSQL's SUM of BIGINT is NUMERIC, read as ~100,000 Decimals for a week
+_SUMS = ", ".join(f"CAST(SUM({name}) AS BIGINT)" for name in FIGURES)
 _OVERVIEW = ("SELECT (start_s - :origin) / :step, model, config_key, " + _SUMS +
              " FROM rollups WHERE grain = :grain AND start_s >= :origin AND start_s < :until"
              " {filters} GROUP BY 1, 2, 3")
