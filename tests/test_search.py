@@ -19,6 +19,7 @@ from sqlalchemy import text
 from fallom.server import _store, migrations
 from fallom.server._db import database, engine
 from fallom.server._ingest import prepare
+from fallom.server._search import matched_ids
 from fallom.server._store import Store
 from fallom.server._summaries import summarise_all
 
@@ -279,8 +280,15 @@ def test_the_search_reads_the_text_index_for_rare_and_for_common_words(
     rare = _plan(store, "refund pol")  # few matches: from the text index to the traces
     if store.db.kind == "sqlite":
         assert "SCAN span_fts VIRTUAL TABLE INDEX" in rare, rare
-    else:
-        assert "span_search_body" in rare, rare
+    else:  # the matching traces read first by the GIN index, then fetched by id
+        assert "traces_pkey" in rare, rare
+        ids = str(matched_ids(["refund", "pol"]).compile(
+            store.engine, compile_kwargs={"literal_binds": True}))
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            connection.exec_driver_sql("SET enable_indexscan = off")
+            first = "\n".join(r[0] for r in connection.exec_driver_sql(f"EXPLAIN {ids}"))
+        assert "Bitmap Index Scan on span_search_body" in first, first
     assert "Seq Scan on span_search" not in rare, rare
     monkeypatch.setattr(_store, "COMMON", 0)  # a common word: traces in order, each checked
     common = _plan(store, "refund")

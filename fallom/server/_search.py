@@ -41,7 +41,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY
 from fallom.protocol._wire import RecordView
 from fallom.server._tables import chunks
 
-__all__ = ["COMMON", "index_spans", "insert_words", "matched_traces", "query_words",
+__all__ = ["COMMON", "MATCHED", "index_spans", "insert_words", "matched_ids",
+           "matched_traces", "query_words",
            "sample_matches", "span_words", "trace_matches", "unindex_traces"]
 
 TEXT_CHARS = 32 * 1024  # a span's words kept, at most: a huge output does not bloat the index
@@ -49,6 +50,7 @@ _WORD_CHARS = 64  # a longer word (a base64 blob...) is kept as its prefix
 _QUERY_WORDS = 16  # words of a query used; more only narrow what the first ones found
 SAMPLE = 2000  # the spans indexed last, whose share of matches says whether a word is common
 COMMON = 20  # matches among them from which the listing reads traces in order, each checked
+MATCHED = 5000  # PostgreSQL: matching traces read first, at most (more: read as if common)
 _WORD = re.compile(r"[^\W_]+")  # letters and digits, as FTS5's unicode61 tokenizer splits
 _RAW = "fallom.raw."  # the SDK's raw request/response: read as input/output, not twice
 
@@ -60,8 +62,11 @@ span_fts = Table("span_fts", _meta, Column("rowid", BigInteger), Column("body", 
 
 def words(value: str) -> List[str]:
     """The words of ``value`` as the index keeps them: accents dropped, case folded."""
-    folded = unicodedata.normalize("NFKD", value).casefold()
-    plain = "".join(char for char in folded if not unicodedata.combining(char))
+    if value.isascii():  # most text: nothing to normalise (and ~10 times quicker)
+        plain = value.lower()
+    else:
+        folded = unicodedata.normalize("NFKD", value).casefold()
+        plain = "".join(char for char in folded if not unicodedata.combining(char))
     return [word[:_WORD_CHARS] for word in _WORD.findall(plain)]
 
 
@@ -190,6 +195,13 @@ def sample_matches(postgres: bool, found: Sequence[str]) -> Select[Any]:
         .subquery()
     return select(func.count()).select_from(recent).where(
         _has_words(postgres, recent.c.body, found))
+
+
+def matched_ids(found: Sequence[str], cap: int = MATCHED) -> Select[Any]:
+    """PostgreSQL: the traces of the matching spans, at most ``cap``: read first (by the GIN
+    index) and given to the listing as ids, for words in few spans."""
+    return select(span_search.c.trace_id).distinct() \
+        .where(span_search.c.body.op("@@")(_ts_query(found))).limit(cap)
 
 
 def matched_traces(postgres: bool, trace_id: ColumnElement[Any],

@@ -54,6 +54,8 @@ from fallom.server import _rollups as rollups
 from fallom.server._db import WRITE, Database, StoreError, database, engine, translated
 from fallom.server._search import (
     COMMON,
+    MATCHED,
+    matched_ids,
     matched_traces,
     query_words,
     sample_matches,
@@ -352,9 +354,22 @@ class Store:
             return None
         trace_id = summary.c.trace_id
         (count,), = self.query(sample_matches(self._postgres, found))
-        if count < COMMON:
+        if count < COMMON and not self._postgres:
             return matched_traces(self._postgres, trace_id, found)
+        if count < COMMON:
+            ids = self._matched_ids(found)
+            if len(ids) <= MATCHED:
+                return trace_id.in_(ids)
         return trace_matches(self._postgres, trace_id, found)
+
+    def _matched_ids(self, found: List[str]) -> List[str]:
+        """PostgreSQL: the matching traces by the GIN index alone (a bitmap scan): its
+        planner cannot tell how many spans a prefix matches, and would rather read all of
+        them in the order of another index (0.3 s at 1M spans for a word of 100 traces)."""
+        with self.engine.connect() as connection, connection.begin():
+            connection.execute(text("SET LOCAL enable_seqscan = off"))
+            connection.execute(text("SET LOCAL enable_indexscan = off"))
+            return list(connection.execute(matched_ids(found, MATCHED + 1)).scalars())
 
     @_said
     def traces(self, **filters: Any) -> List[Dict[str, Any]]:
