@@ -237,7 +237,9 @@ def record(trace: int, span: int, started: float) -> Dict[str, Any]:
             "total_tokens": None if root else 150 + trace % 300 + span * 3,
             "input": None if root else {"messages": [{"role": "user",
                                                       "content": f"question {trace} " * 12}]},
-            "output": None if root else f"answer {trace}-{span} " * 12}
+            "output": None if root else f"answer {trace}-{span} " * 12,
+            # a word of ~100 traces in 100,000, for a selective full-text search
+            "attributes": {"app.topic": f"topic{trace % 1000}x"} if root else {}}
 
 
 def fill(db: str, spans: int) -> float:
@@ -278,7 +280,9 @@ def listings(traces: int) -> List[Tuple[str, str]]:
             ("model", "/api/traces?model=claude-3-5-sonnet"),
             ("name", "/api/traces?name=workflow-7"),
             ("since (7 days)", f"/api/traces?since={iso(NOW - 7 * DAY_S)[:10]}"),
-            ("q (search)", "/api/traces?q=workflow-12"),
+            ("q, a word of 100 traces", "/api/traces?q=topic42x"),
+            ("q, a word of every trace", "/api/traces?q=question"),
+            ("q, two words, prefixes", "/api/traces?q=quest+answ"),
             ("min_duration_ms", "/api/traces?min_duration_ms=900"),
             ("min_tokens", "/api/traces?min_tokens=4000"),
             ("min_spans", "/api/traces?min_spans=10"),
@@ -315,10 +319,10 @@ def reads_part(server: Optional[str], spans: int, reads: int, engines: Sequence[
             print(f"  filled in {took:.0f} s ({spans / took:,.0f} spans/s through the store)",
                   flush=True)
             with fallom_serve(db) as url:
-                print(f"  {'GET':<22} {'p50 ms':>8} {'p95 ms':>8}  ({reads} requests each)")
+                print(f"  {'GET':<26} {'p50 ms':>8} {'p95 ms':>8}  ({reads} requests each)")
                 for name, path in listings(traces):
                     p50, p95 = timed(url, path, reads)
-                    print(f"  {name:<22} {p50:>8.1f} {p95:>8.1f}", flush=True)
+                    print(f"  {name:<26} {p50:>8.1f} {p95:>8.1f}", flush=True)
                 samples = [1 + (traces - 1) * i // max(1, reads - 1) for i in range(reads)]
                 took_ms = []
                 with requests.Session() as session:
