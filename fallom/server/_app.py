@@ -328,11 +328,17 @@ class FallomServer(Backend):
         if self.workers == 1:
             self._server.run(sockets=[self.httpd.socket])
             return
+        import inspect
+
+        from uvicorn import Server
         from uvicorn.supervisors import Multiprocess
 
         config = _Config(_Worker(self._worker_settings), self.gate, self.limits,
                          workers=self.workers)
-        self._supervisor = Multiprocess(config, sockets=[self.httpd.socket])
+        # older uvicorn (0.39, the last for Python 3.9) is told what each worker runs
+        older = "target" in inspect.signature(Multiprocess).parameters
+        run = {"target": Server(config=config).run} if older else {}
+        self._supervisor = Multiprocess(config, sockets=[self.httpd.socket], **run)
         self._supervisor.run()
 
     def start(self) -> FallomServer:
