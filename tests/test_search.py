@@ -25,6 +25,7 @@ from fallom.server._summaries import summarise_all
 
 from . import _serve_process as serve_process
 from ._databases import ENGINES, db_url, drop_postgres_database, new_postgres_database  # noqa: F401
+from .test_store_engines import add, ids
 
 KEY = "search-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -70,19 +71,6 @@ RECORDS = [
     {"trace_id": f"{4:032x}", "span_id": f"{4:08x}{1:08x}", "name": "private-call",
      "kind": "llm", "start_time": "2026-01-04T00:00:00Z", "status": "OK"},
 ]
-
-
-def add(store: Store, *records: Dict[str, Any]) -> int:
-    rows = []
-    for record in records:
-        row, reason = prepare(record)
-        assert row is not None, reason
-        rows.append(row)
-    return store.add_rows(rows)
-
-
-def ids(listing: List[Dict[str, Any]]) -> List[int]:
-    return [int(t["trace_id"], 16) for t in listing]
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from fallom.server._store import Store
 
 from . import _serve_process as serve_process
 from . import test_web_ui as web_ui
+from ._browser import MISSING
 from ._records import run_in_threads
 from .reference.make_fixtures import reference_python
 from .test_serve_hostile import KEY, post, record
@@ -228,8 +229,7 @@ def test_the_protobuf_hint_names_an_install_from_this_checkout(
         assert "'fallom[otel]'" not in source.read_text(), source
 
 
-@pytest.mark.skipif(web_ui.CHROMIUM is None or web_ui.DRIVER is None,
-                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@MISSING
 def test_the_session_page_shows_the_metrics_as_text(browser: Any, tmp_path: Path) -> None:
     proc, url = serve_process.launch("--db", str(tmp_path / "t.db"), "--api-key", UI_KEY)
     try:

@@ -7,8 +7,6 @@ them (or without selenium) these tests skip and say so.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -22,16 +20,12 @@ import fallom
 from fallom.server._views import call_stats
 
 from . import _serve_process as serve_process
+from ._browser import MISSING, chromium
 
 KEY = "ui-test-key"
 CANARY = "<img src=x onerror=alert(1)>"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them with apt-get)")
+pytestmark = MISSING
 
 
 def launch(tmp_path: Path, *args: str) -> Tuple[subprocess.Popen, str]:
@@ -45,18 +39,7 @@ def launch(tmp_path: Path, *args: str) -> Tuple[subprocess.Popen, str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    driver.set_script_timeout(20)
-    yield driver
-    driver.quit()
+    yield from chromium()
 
 
 def seed(url: str) -> Dict[str, Any]:
@@ -109,13 +92,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]
         serve_process.stop(proc)
 
 
-def open_page(browser: Any, url: str, route: str = "#/traces") -> None:
+def open_page(browser: Any, url: str, route: str = "#/traces", key: str = KEY) -> None:
     browser.get(f"{url}/?load={uuid.uuid4().hex}{route}")  # a fresh page, not a hash change
     asked = "return !!document.getElementById('api-key')"
     wait(browser, f"{asked} || document.body.dataset.ready === {json.dumps(route)}")
     if browser.execute_script(asked):
         box = browser.find_element("id", "api-key")
-        box.send_keys(KEY)
+        box.send_keys(key)
         box.submit()
     wait(browser, f"return document.body.dataset.ready === {json.dumps(route)}")
 

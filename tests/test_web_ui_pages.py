@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,19 +18,16 @@ import pytest
 import requests
 
 from . import _serve_process as serve_process
+from . import test_web_ui as web_ui
+from ._browser import MISSING, chromium
 from .test_serve_evals import result_027, upload_027
 
 KEY = "pages-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver") or (
-    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
 SIZES = [(1400, 900), (400, 800)]
 CANARY = "<img src=x onerror=alert(1)>"
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them with apt-get)")
+pytestmark = MISSING
 
 CATALOG_V1 = """
 [configs.agent]
@@ -73,18 +69,7 @@ def llm_trace(trace_id: str, session: str, at: datetime, question: str, model: s
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    driver.set_script_timeout(20)
-    yield driver
-    driver.quit()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +126,7 @@ def wait(browser: Any, script: str, timeout: float = 10.0) -> Any:
 def open_page(browser: Any, url: str, route: str, size: Tuple[int, int]) -> None:
     """A fresh page at ``route`` in a window of ``size``, the key given when asked."""
     browser.set_window_size(*size)
-    browser.get(f"{url}/?load={uuid.uuid4().hex}{route}")
-    asked = "return !!document.getElementById('api-key')"
-    wait(browser, f"{asked} || document.body.dataset.ready === {json.dumps(route)}")
-    if browser.execute_script(asked):
-        box = browser.find_element("id", "api-key")
-        box.send_keys(KEY)
-        box.submit()
-    wait(browser, f"return document.body.dataset.ready === {json.dumps(route)}")
+    web_ui.open_page(browser, url, route, KEY)
 
 
 def no_sideways_scroll(browser: Any) -> None:

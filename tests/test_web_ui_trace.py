@@ -16,11 +16,10 @@ import pytest
 import requests
 
 from . import _serve_process as serve_process
-from .test_web_ui import CANARY, CHROMIUM, DRIVER, KEY, open_page, wait
+from ._browser import MISSING, chromium
+from .test_web_ui import CANARY, KEY, open_page, wait
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (.ci/run installs them with apt-get)")
+pytestmark = MISSING
 
 SIZES = [(1400, 900), (400, 800)]
 LONG_ATTRIBUTE = "gen_ai.response.finish_reasons"
@@ -66,18 +65,7 @@ def support_trace(trace_id: str, base: int) -> List[Dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,900"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    driver.set_script_timeout(20)
-    yield driver
-    driver.quit()
+    yield from chromium()
 
 
 @pytest.fixture(scope="module")

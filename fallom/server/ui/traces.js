@@ -136,17 +136,22 @@ async function fetchTraces(offset) {
   return (await api(`/api/traces?${query({ ...state.filters, limit: state.limit, offset })}`)).traces;
 }
 
+let asked = 0;  // the latest listing asked for: an earlier answer arriving later is dropped
+
 async function loadTraces() {
   const refused = document.getElementById("trace-error");
+  const mine = ++asked;
   let traces;
   try {
     traces = await fetchTraces(state.offset);
   } catch (error) {  // a filter the server refuses: say why, keep the filters to fix it
+    if (mine !== asked) return;
     if (error instanceof Unauthorized || !refused) throw error;
     refused.textContent = error.message;
     refused.hidden = false;
     return;
   }
+  if (mine !== asked) return;  // the filters changed while it was on its way
   if (refused) refused.hidden = true;
   const body = document.getElementById("trace-rows");
   if (!body) return;
@@ -173,6 +178,7 @@ function showEmpty(empty) {  // no trace at all: how to send one, instead of an 
 }
 
 async function pollTraces() {  // new traces arrive without moving what the user looks at
+  const mine = asked;
   if (!document.getElementById("trace-rows")) return;
   let latest;
   try {
@@ -184,7 +190,7 @@ async function pollTraces() {  // new traces arrive without moving what the user
   const known = new Set(state.shown.map((t) => t.trace_id));
   const fresh = latest.filter((t) => !known.has(t.trace_id) &&
     (!state.shown.length || t.start_time >= state.shown[0].start_time));
-  if (!fresh.length || !document.getElementById("trace-rows")) return;
+  if (!fresh.length || mine !== asked || !document.getElementById("trace-rows")) return;  // or refiltered meanwhile
   if (state.offset === 0 && window.scrollY < 40) {
     const body = document.getElementById("trace-rows");
     if (!state.shown.length) body.replaceChildren();
