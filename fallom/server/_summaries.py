@@ -35,7 +35,6 @@ __all__ = ["UPPER", "add_spans", "ascii_lower", "lock_sessions", "lock_traces",
            "refresh_sessions", "sessions_of", "summarise", "summarise_all"]
 
 _START_CHARS = 64  # ISO 8601 times are at most 35: a longer start is compared by its prefix
-_NAMES_CHARS = 4000  # a trace's span names kept for search; more are searched span by span
 _INT64 = 2**63 - 1
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWERING = str.maketrans(UPPER, UPPER.lower())
@@ -141,12 +140,6 @@ def _set_inherited(connection: Connection, changes: Dict[str, Change]) -> None:
 
 
 # -- the rows made of spans ---------------------------------------------------------------
-def _names(names: Iterable[str]) -> Optional[str]:
-    """Span names as the search reads them: lower case, one a line; None when too many."""
-    joined = "\n".join(sorted(set(names)))
-    return joined if len(joined) <= _NAMES_CHARS else None
-
-
 def _summary(trace: str, members: List[_Span], at: str) -> Dict[str, Any]:
     """The listing's row of a trace: every figure over all its spans."""
     starts = [span.start for span in members if span.start is not None]
@@ -166,15 +159,13 @@ def _summary(trace: str, members: List[_Span], at: str) -> Dict[str, Any]:
             "customer_id": _largest(span.customer for span in members),
             "config_key": _largest(span.config for span in members),
             "models": json.dumps(sorted({s.model for s in members if s.model is not None})),
-            "error_message": _largest(span.error for span in members),
-            "names": _names(ascii_lower(span.name) for span in members), "updated_at": at}
+            "error_message": _largest(span.error for span in members), "updated_at": at}
 
 
 def _merged(old: Mapping[str, Any], new: List[_Span], at: str) -> Dict[str, Any]:
     """``old`` summary with ``new`` spans (none a root) counted in: as :func:`_summary`
     of all of them would be, without reading the trace's other spans."""
     models = set(json.loads(old["models"])) | {s.model for s in new if s.model is not None}
-    names = old["names"]
     return {**old, "start_time": _least([old["start_time"], *(
                 span.start[:_START_CHARS] for span in new if span.start is not None)]),
             "spans": old["spans"] + len(new),
@@ -186,8 +177,6 @@ def _merged(old: Mapping[str, Any], new: List[_Span], at: str) -> Dict[str, Any]
             "config_key": _largest([old["config_key"], *(span.config for span in new)]),
             "models": json.dumps(sorted(models)),
             "error_message": _largest([old["error_message"], *(span.error for span in new)]),
-            "names": None if names is None else _names(
-                [*names.split("\n"), *(ascii_lower(span.name) for span in new)]),
             "updated_at": at}
 
 

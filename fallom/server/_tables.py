@@ -66,7 +66,8 @@ traces = Table(
     Column("root_duration_ms", Float), Column("duration_ms", Float), Column("session_id", _Text),
     Column("customer_id", _Text), Column("config_key", _Text),
     Column("models", _Text, nullable=False), Column("error_message", _Text),
-    Column("names", _Text), Column("updated_at", _Text, nullable=False))
+    Column("names", _Text),  # read by no one since search has its own index (revision 0003)
+    Column("updated_at", _Text, nullable=False))
 # each session, customer, config and model a trace's spans carry, with the trace's start
 trace_keys = Table(
     "trace_keys", _meta, Column("trace_id", _Text, primary_key=True),
